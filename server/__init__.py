@@ -1,0 +1,1 @@
+"""The server: MQTT ingest into SQLAlchemy and the Flask dashboard."""

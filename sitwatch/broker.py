@@ -1,0 +1,118 @@
+"""Starts a private Mosquitto broker on a free loopback port (for tests, benches and the demo)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be found or did not start."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_mosquitto() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None
+    )
+
+
+def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+class Mosquitto:
+    """A mosquitto process of our own. ``persistence`` keeps sessions across a graceful
+    restart; ``kill()`` is a SIGKILL (nothing saved), ``stop()`` a clean exit."""
+
+    def __init__(
+        self, port: int | None = None, workdir: str | None = None, persistence: bool = True
+    ) -> None:
+        binary = find_mosquitto()
+        if binary is None:
+            raise BrokerError("mosquitto not found: install it (apt-get install mosquitto)")
+        self.binary = binary
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sitwatch-mosquitto-"))
+        self.persistence = persistence
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def _write_config(self) -> Path:
+        conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "max_queued_messages 100000",
+            "max_inflight_messages 100",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        return conf
+
+    def start(self, timeout_s: float = 10.0) -> Mosquitto:
+        conf = self._write_config()
+        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the process
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(conf)], stdout=log, stderr=log, start_new_session=True
+        )
+        log.close()
+        if not wait_for_port(self.host, self.port, timeout_s):
+            self.kill()
+            raise BrokerError(f"mosquitto did not listen on {self.port}; see {self.workdir}")
+        return self
+
+    def stop(self) -> None:
+        """Graceful exit: with persistence on, sessions and queued messages are saved."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(10)
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: whatever the broker held in memory is lost."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

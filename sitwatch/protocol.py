@@ -1,0 +1,247 @@
+"""The MQTT wire protocol shared by device and server: topics, payloads, validation.
+
+Every payload is a JSON object with ``"v": 1``. See docs/protocol.md for examples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+VERSION = 1
+ROOT = "sitwatch"
+MAX_PAYLOAD_BYTES = 16 * 1024
+MAX_ACK_IDS = 1000
+
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+# Topic fragments: sitwatch/<device_id>/<leaf>
+EVENT = "event"  # device -> server, QoS 1, not retained
+STATUS = "status"  # device -> all, retained, also the Last Will ("offline")
+ACK = "ack"  # server -> device, QoS 1: ids the server has committed
+CONFIG = "config"  # server -> device, retained: settings to apply
+CONFIG_RESULT = "config/result"  # device -> all, retained: accepted or why rejected
+SEAT = "seat"  # device -> all, retained: "ON"/"OFF" for Home Assistant
+TODAY = "today"  # device -> all, retained: today's figures for Home Assistant
+
+
+class ProtocolError(ValueError):
+    """A payload or topic that does not follow the protocol; the message says why."""
+
+
+class EventType(StrEnum):
+    SEATED = "seated"
+    STOOD_UP = "stood_up"
+    BREAK = "break"
+    PROMPT = "prompt"
+    PROMPT_ACK = "prompt_ack"
+    SNOOZE = "snooze"
+    DRILL_STARTED = "drill_started"
+    DRILL_STEP = "drill_step"
+    DRILL_COMPLETED = "drill_completed"
+    PAUSE = "pause"
+    HEARTBEAT = "heartbeat"
+
+
+# Events the outbox may drop when full; every other type is kept whatever it costs.
+DROPPABLE = frozenset({EventType.HEARTBEAT})
+
+# Keys each event type must carry in ``data`` and their JSON types.
+_NUMBER = (int, float)
+DATA_SCHEMA: dict[EventType, dict[str, tuple[type, ...]]] = {
+    EventType.SEATED: {},
+    EventType.STOOD_UP: {"session_s": _NUMBER},
+    EventType.BREAK: {"away_s": _NUMBER},
+    EventType.PROMPT: {"level": (int,), "seated_s": _NUMBER, "quiet": (bool,)},
+    EventType.PROMPT_ACK: {"how": (str,), "response_s": _NUMBER},
+    EventType.SNOOZE: {"snooze_s": _NUMBER, "count": (int,)},
+    EventType.DRILL_STARTED: {"guided": (bool,)},
+    EventType.DRILL_STEP: {"index": (int,), "step": (str,)},
+    EventType.DRILL_COMPLETED: {"guided": (bool,)},
+    EventType.PAUSE: {"pause_s": _NUMBER},
+    EventType.HEARTBEAT: {},
+}
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def topic(device_id: str, leaf: str) -> str:
+    if not DEVICE_ID.match(device_id):
+        raise ProtocolError(f"bad device id {device_id!r}: use 1-64 of A-Z a-z 0-9 _ -")
+    return f"{ROOT}/{device_id}/{leaf}"
+
+
+def parse_topic(name: str) -> tuple[str, str]:
+    """'sitwatch/desk-1/event' -> ('desk-1', 'event')."""
+    parts = name.split("/", 2)
+    if len(parts) != 3 or parts[0] != ROOT:
+        raise ProtocolError(f"not a sitwatch topic: {name!r}")
+    if not DEVICE_ID.match(parts[1]):
+        raise ProtocolError(f"bad device id in topic {name!r}")
+    return parts[1], parts[2]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened at a desk. ``mono`` is the device's monotonic clock (seconds,
+    valid within one ``boot_id``); ``ts`` is wall-clock UTC, trustworthy only if
+    ``clock_synced``. ``seq`` is assigned by the outbox and orders a device's events."""
+
+    type: EventType
+    device_id: str
+    boot_id: str
+    mono: float
+    ts: datetime
+    clock_synced: bool
+    data: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+    seq: int | None = None
+
+    def to_json(self) -> str:
+        body = asdict(self)
+        body["type"] = str(self.type)
+        body["ts"] = format_ts(self.ts)
+        return json.dumps({"v": VERSION, **body}, separators=(",", ":"), sort_keys=True)
+
+
+def format_ts(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _load_object(payload: bytes | str) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"payload too large ({len(payload)} bytes > {MAX_PAYLOAD_BYTES})")
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ProtocolError(f"payload is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ProtocolError(f"payload must be a JSON object, got {type(body).__name__}")
+    if body.get("v") != VERSION:
+        raise ProtocolError(f"unsupported protocol version {body.get('v')!r} (want {VERSION})")
+    return body
+
+
+def _require(body: dict[str, Any], key: str, kinds: tuple[type, ...]) -> Any:
+    value = body.get(key)
+    is_bad_bool = isinstance(value, bool) and bool not in kinds
+    if value is None or is_bad_bool or not isinstance(value, kinds):
+        want = "/".join(k.__name__ for k in kinds)
+        raise ProtocolError(f"field {key!r} must be {want}, got {value!r:.60}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError(f"field {key!r} must be finite, got {value!r}")
+    return value
+
+
+def parse_ts(text: str) -> datetime:
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ProtocolError(f"field 'ts' is not an ISO 8601 time: {text!r:.60}") from None
+    if ts.tzinfo is None:
+        raise ProtocolError(f"field 'ts' needs a time zone: {text!r:.60}")
+    return ts.astimezone(UTC)
+
+
+def parse_event(payload: bytes | str, device_id: str | None = None) -> Event:
+    """Validate an event payload; ``device_id`` from the topic must match the body's."""
+    body = _load_object(payload)
+    try:
+        kind = EventType(_require(body, "type", (str,)))
+    except ValueError:
+        raise ProtocolError(f"unknown event type {body.get('type')!r:.40}") from None
+    event_id = _require(body, "id", (str,))
+    if not EVENT_ID.match(event_id):
+        raise ProtocolError(f"bad event id {event_id!r:.70}")
+    body_device = _require(body, "device_id", (str,))
+    if not DEVICE_ID.match(body_device):
+        raise ProtocolError(f"bad device id {body_device!r:.70}")
+    if device_id is not None and body_device != device_id:
+        raise ProtocolError(f"device id {body_device!r} does not match topic's {device_id!r}")
+    boot_id = _require(body, "boot_id", (str,))
+    if not EVENT_ID.match(boot_id):
+        raise ProtocolError(f"bad boot id {boot_id!r:.70}")
+    seq = body.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 0):
+        raise ProtocolError(f"field 'seq' must be a non-negative integer, got {seq!r:.40}")
+    data = _require(body, "data", (dict,))
+    for key, kinds in DATA_SCHEMA[kind].items():
+        value = _require(data, key, kinds)
+        if isinstance(value, str) and len(value) > 200:
+            raise ProtocolError(f"data field {key!r} too long")
+    return Event(
+        type=kind,
+        device_id=body_device,
+        boot_id=boot_id,
+        mono=float(_require(body, "mono", _NUMBER)),
+        ts=parse_ts(_require(body, "ts", (str,))),
+        clock_synced=_require(body, "clock_synced", (bool,)),
+        data=data,
+        id=event_id,
+        seq=seq,
+    )
+
+
+@dataclass(frozen=True)
+class Status:
+    """A device's presence, retained on sitwatch/<id>/status."""
+
+    state: str  # "online" or "offline"
+    boot_id: str | None = None
+    version: str | None = None
+    detail: str | None = None
+
+    def to_json(self) -> str:
+        body = {k: v for k, v in asdict(self).items() if v is not None}
+        return json.dumps({"v": VERSION, **body}, separators=(",", ":"), sort_keys=True)
+
+
+def parse_status(payload: bytes | str) -> Status:
+    body = _load_object(payload)
+    state = _require(body, "state", (str,))
+    if state not in ("online", "offline"):
+        raise ProtocolError(f"status state must be 'online' or 'offline', got {state!r:.40}")
+    extras = {}
+    for key in ("boot_id", "version", "detail"):
+        value = body.get(key)
+        if value is not None:
+            extras[key] = str(_require(body, key, (str,)))[:200]
+    return Status(state=state, **extras)
+
+
+def ack_payload(ids: list[str]) -> str:
+    return json.dumps({"v": VERSION, "ids": ids}, separators=(",", ":"))
+
+
+def parse_ack(payload: bytes | str) -> list[str]:
+    body = _load_object(payload)
+    ids = _require(body, "ids", (list,))
+    if len(ids) > MAX_ACK_IDS:
+        raise ProtocolError(f"too many ids in one ack ({len(ids)} > {MAX_ACK_IDS})")
+    for event_id in ids:
+        if not isinstance(event_id, str) or not EVENT_ID.match(event_id):
+            raise ProtocolError(f"bad event id in ack: {event_id!r:.70}")
+    return ids
+
+
+def config_payload(settings: dict[str, Any]) -> str:
+    return json.dumps({"v": VERSION, "settings": settings}, separators=(",", ":"), sort_keys=True)
+
+
+def parse_config(payload: bytes | str) -> dict[str, Any]:
+    """The raw settings table; validate it with TrackerSettings.parse."""
+    body = _load_object(payload)
+    return _require(body, "settings", (dict,))
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,46 @@
+"""Shared fixtures: a real Mosquitto broker, a fake clock and gpiozero's MockFactory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sitwatch.broker import Mosquitto
+from sitwatch.clock import FakeClock
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One real mosquitto per test session, on a free port."""
+    with Mosquitto(workdir=str(tmp_path_factory.mktemp("mosquitto"))) as running:
+        yield running
+
+
+@pytest.fixture
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A broker of the test's own, for tests that stop, kill or restart it."""
+    broker = Mosquitto(workdir=str(tmp_path_factory.mktemp("mosquitto-private")))
+    broker.start()
+    yield broker
+    broker.kill()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def mock_factory() -> Iterator[object]:
+    """gpiozero's own mock pins (with PWM, for the LED and a tonal buzzer), as gpiozero's
+    test-suite installs them; reset after the test."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    saved = Device.pin_factory
+    factory = MockFactory(pin_class=MockPWMPin)
+    Device.pin_factory = factory
+    yield factory
+    factory.reset()
+    Device.pin_factory = saved

@@ -1,0 +1,94 @@
+"""The wire protocol: round trips, and clear errors for payloads that break it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sitwatch import protocol
+from sitwatch.clock import FakeClock
+from sitwatch.protocol import Event, EventType, ProtocolError
+
+
+def make_event(**overrides: object) -> Event:
+    clock = FakeClock()
+    fields: dict[str, object] = dict(
+        type=EventType.STOOD_UP,
+        device_id="desk-1",
+        boot_id=protocol.new_id(),
+        mono=clock.monotonic(),
+        ts=clock.wall(),
+        clock_synced=True,
+        data={"session_s": 1834.5},
+        seq=7,
+    )
+    fields.update(overrides)
+    return Event(**fields)  # type: ignore[arg-type]
+
+
+def test_event_round_trips_through_json() -> None:
+    event = make_event()
+    assert protocol.parse_event(event.to_json(), device_id="desk-1") == event
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"v": 2}', "unsupported protocol version"),
+        (b"{" * 5000, "not JSON"),
+        (b"x" * (protocol.MAX_PAYLOAD_BYTES + 1), "too large"),
+    ],
+)
+def test_malformed_payloads_raise_protocol_error(payload: bytes, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        protocol.parse_event(payload)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"type": "explode"}, "unknown event type"),
+        ({"id": "<script>"}, "bad event id"),
+        ({"device_id": "desk/../x"}, "bad device id"),
+        ({"mono": "soon"}, "'mono' must be"),
+        ({"mono": True}, "'mono' must be"),
+        ({"ts": "yesterday"}, "ISO 8601"),
+        ({"ts": "2026-01-01T10:00:00"}, "time zone"),
+        ({"seq": -1}, "non-negative"),
+        ({"data": {}}, "'session_s' must be"),
+        ({"data": {"session_s": float("inf")}}, "finite"),
+    ],
+)
+def test_bad_fields_are_named(change: dict[str, object], message: str) -> None:
+    body = json.loads(make_event().to_json())
+    body.update(change)
+    with pytest.raises(ProtocolError, match=message):
+        protocol.parse_event(json.dumps(body))
+
+
+def test_device_id_must_match_topic() -> None:
+    with pytest.raises(ProtocolError, match="does not match"):
+        protocol.parse_event(make_event().to_json(), device_id="desk-2")
+
+
+def test_topics() -> None:
+    assert protocol.topic("desk-1", protocol.EVENT) == "sitwatch/desk-1/event"
+    assert protocol.parse_topic("sitwatch/desk-1/config/result") == ("desk-1", "config/result")
+    with pytest.raises(ProtocolError):
+        protocol.topic("a/b", protocol.EVENT)
+    with pytest.raises(ProtocolError):
+        protocol.parse_topic("other/desk-1/event")
+
+
+def test_ack_and_status_round_trip() -> None:
+    ids = [protocol.new_id() for _ in range(3)]
+    assert protocol.parse_ack(protocol.ack_payload(ids)) == ids
+    with pytest.raises(ProtocolError, match="bad event id"):
+        protocol.parse_ack(protocol.ack_payload(["x"]))
+    status = protocol.Status(state="online", boot_id=protocol.new_id(), version="0.1.0")
+    assert protocol.parse_status(status.to_json()) == status
+    with pytest.raises(ProtocolError, match="online"):
+        protocol.parse_status('{"v": 1, "state": "maybe"}')
