@@ -1,0 +1,111 @@
+"""The server's TOML config file (overridable by SITWATCH_* environment variables)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sitwatch.settings import describe_errors
+
+DEFAULT_PATH = Path("/etc/sitwatch/server.toml")
+
+
+class ServerConfigError(ValueError):
+    """A server config that cannot be used; names the key and value."""
+
+
+class DatabaseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = "sqlite:///sitwatch.db"
+
+
+class BrokerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    tls_ca_certs: str | None = None
+    client_id: str = "sitwatch-ingest"
+    # Several ingest workers with the same group split the fleet ($share/<group>/...).
+    share_group: str | None = None
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    batch_wait_s: Annotated[float, Field(ge=0.001, le=10)] = 0.05
+
+
+class WebConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    secret_key: str | None = Field(default=None, repr=False)
+    secret_key_file: str | None = None
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database: DatabaseConfig = DatabaseConfig()
+    mqtt: BrokerConfig = BrokerConfig()
+    web: WebConfig = WebConfig()
+    timezone: str = "UTC"  # local time for days and hour-of-day figures
+    day_start_hour: Annotated[int, Field(ge=0, le=23)] = 4  # late nights count to the day before
+    offline_after_s: Annotated[float, Field(ge=10)] = 900  # no message for this long: offline
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+ENV_OVERRIDES = {
+    "SITWATCH_DATABASE_URL": ("database", "url"),
+    "SITWATCH_MQTT_HOST": ("mqtt", "host"),
+    "SITWATCH_MQTT_PORT": ("mqtt", "port"),
+    "SITWATCH_MQTT_USERNAME": ("mqtt", "username"),
+    "SITWATCH_MQTT_PASSWORD": ("mqtt", "password"),
+    "SITWATCH_WEB_HOST": ("web", "host"),
+    "SITWATCH_WEB_PORT": ("web", "port"),
+    "SITWATCH_SECRET_KEY": ("web", "secret_key"),
+    "SITWATCH_TIMEZONE": ("timezone",),
+}
+
+
+def load_server_config(
+    path: str | Path | None = None, environ: dict[str, str] | None = None
+) -> ServerConfig:
+    data: dict[str, Any] = {}
+    where = "server config"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ServerConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ServerConfigError(f"{path} is not valid TOML: {exc}") from None
+    for name, keys in ENV_OVERRIDES.items():
+        value = (environ if environ is not None else os.environ).get(name)
+        if value is None:
+            continue
+        table = data
+        for key in keys[:-1]:
+            table = table.setdefault(key, {})
+        table[keys[-1]] = value
+    try:
+        return ServerConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ServerConfigError(describe_errors(exc, where)) from None
