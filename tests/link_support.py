@@ -1,0 +1,121 @@
+"""Helpers for the outbox and MQTT link tests: events, polling waits and a fake server.
+
+``FakeServer`` stands in for the real ingest: a plain paho subscriber that records every
+event it receives and, while ``acking`` is on, publishes an ack naming it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+
+from sitwatch import protocol
+from sitwatch.protocol import Event, EventType
+
+DEVICE = "desk-1"
+BOOT = "boot0000aaaa"
+
+
+def make_event(
+    kind: EventType = EventType.SEATED,
+    *,
+    device_id: str = DEVICE,
+    boot_id: str = BOOT,
+    mono: float = 1000.0,
+    clock_synced: bool = True,
+    ts: datetime | None = None,
+    data: dict | None = None,
+) -> Event:
+    defaults: dict[EventType, dict] = {
+        EventType.STOOD_UP: {"session_s": 61.5},
+        EventType.BREAK: {"away_s": 300},
+        EventType.PROMPT: {"level": 1, "seated_s": 1800, "quiet": False},
+        EventType.DRILL_COMPLETED: {"guided": True},
+    }
+    return Event(
+        type=kind,
+        device_id=device_id,
+        boot_id=boot_id,
+        mono=mono,
+        ts=ts or datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+        clock_synced=clock_synced,
+        data=data if data is not None else defaults.get(kind, {}),
+    )
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+
+
+class FakeServer:
+    """Subscribes to every device's events, records them, and acks each one (if ``acking``)."""
+
+    def __init__(self, host: str, port: int, acking: bool = True, client_id: str = "") -> None:
+        self.acking = acking
+        self.received: list[Event] = []
+        self.raw: list[tuple[str, bytes, bool]] = []  # (topic, payload, retain) on watched topics
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.connects = 0
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"fake-server-{id(self)}"
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(1, 2)
+        self._client.connect(host, port)
+        self._client.loop_start()
+        wait_until(self._ready.is_set, 10, "fake server to subscribe")
+
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
+        client.subscribe([("sitwatch/+/event", 1), ("sitwatch/+/status", 1),
+                          ("sitwatch/+/config/result", 1), ("sitwatch/+/seat", 1),
+                          ("sitwatch/+/today", 1), ("homeassistant/#", 1)])
+        self.connects += 1
+        self._ready.set()
+
+    def _on_message(self, client: mqtt.Client, userdata, message: mqtt.MQTTMessage) -> None:
+        is_event = message.topic.startswith("sitwatch/") and message.topic.endswith("/event")
+        if not is_event:
+            with self._lock:
+                self.raw.append((message.topic, bytes(message.payload), bool(message.retain)))
+            return
+        device_id, _ = protocol.parse_topic(message.topic)
+        event = protocol.parse_event(message.payload, device_id)
+        with self._lock:
+            self.received.append(event)
+        if self.acking:
+            client.publish(protocol.topic(device_id, protocol.ACK),
+                           protocol.ack_payload([event.id]), qos=1)
+
+    def wait_connected(self, times: int, timeout: float = 10) -> None:
+        wait_until(lambda: self.connects >= times, timeout, f"fake server connect #{times}")
+
+    def events(self) -> list[Event]:
+        with self._lock:
+            return list(self.received)
+
+    def unique_ids(self) -> list[str]:
+        """Ids in first-arrival order, duplicates removed."""
+        return list(dict.fromkeys(event.id for event in self.events()))
+
+    def messages(self, topic: str) -> list[tuple[bytes, bool]]:
+        with self._lock:
+            return [(payload, retain) for name, payload, retain in self.raw if name == topic]
+
+    def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
+        self._client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
