@@ -3,7 +3,7 @@ drills, daily rollups and dashboard users."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -15,14 +15,47 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
+    TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+# Named constraints, so later migrations can alter them (SQLite batch mode needs names).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A UTC timestamp that reads back timezone-aware on every database (SQLite drops the
+    zone, PostgreSQL keeps it); naive values written are taken as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
 
 class Base(DeclarativeBase):
-    pass
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Device(Base):
@@ -33,8 +66,8 @@ class Device(Base):
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     boot_id: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[str | None] = mapped_column(String(40))
-    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Last settings published to the device's retained config topic (a TrackerSettings dump).
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -51,11 +84,11 @@ class Event(Base):
     boot_id: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int | None] = mapped_column(Integer)
     type: Mapped[str] = mapped_column(String(32))
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
     mono: Mapped[float] = mapped_column(Float)
     clock_synced: Mapped[bool] = mapped_column(Boolean)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class SittingSession(Base):
@@ -67,8 +100,8 @@ class SittingSession(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime)
     duration_s: Mapped[float] = mapped_column(Float)
 
 
@@ -79,7 +112,7 @@ class Drill(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
-    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
     guided: Mapped[bool] = mapped_column(Boolean)
 
 
@@ -97,6 +130,8 @@ class DailyRollup(Base):
     breaks: Mapped[int] = mapped_column(Integer, default=0)
     prompts: Mapped[int] = mapped_column(Integer, default=0)
     prompts_answered: Mapped[int] = mapped_column(Integer, default=0)
+    # Of prompts_answered, those answered by starting a drill (prompt_ack how="drill").
+    prompts_answered_by_drill: Mapped[int] = mapped_column(Integer, default=0)
     drills: Mapped[int] = mapped_column(Integer, default=0)
 
 

@@ -1,0 +1,66 @@
+"""Schema migrations with Alembic, configured in code so they run from an installed package."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect
+
+from sitwatch.server.models import Base
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    """An Alembic config pointing at our migrations; ``engine`` is used by env.py."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    if engine is not None:
+        config.set_main_option(
+            "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")
+        )
+        config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "no migrations found"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database schema up to ``revision``. A database made by
+    ``create_schema`` (all tables, no Alembic version) is stamped instead of re-created."""
+    config = alembic_config(engine)
+    if current_revision(engine) is None and _has_all_tables(engine):
+        log.info("database has every table but no migration record: stamping %s", revision)
+        command.stamp(config, revision)
+        return
+    command.upgrade(config, revision)
+
+
+def schema_drift(engine: Engine) -> list[Any]:
+    """Differences between the models and the database (empty when they agree)."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+
+def _has_all_tables(engine: Engine) -> bool:
+    existing = set(inspect(engine).get_table_names())
+    return set(Base.metadata.tables) <= existing

@@ -1,0 +1,139 @@
+"""Helpers for the server tests: deadlines, a device-like publisher, a scratch PostgreSQL schema."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from sitwatch import protocol
+from sitwatch.protocol import Event, EventType
+
+POSTGRES_URL = os.environ.get(
+    "SITWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0, step: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; returns the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return bool(predicate())
+        time.sleep(step)
+
+
+def make_event(
+    kind: EventType,
+    ts: datetime,
+    device_id: str = "desk-1",
+    boot_id: str = "boot-0001",
+    seq: int | None = None,
+    **data: Any,
+) -> Event:
+    return Event(
+        type=kind,
+        device_id=device_id,
+        boot_id=boot_id,
+        mono=ts.timestamp() % 100_000,
+        ts=ts.astimezone(UTC),
+        clock_synced=True,
+        data=data,
+        seq=seq,
+    )
+
+
+def heartbeats(device_id: str, count: int, start: datetime | None = None) -> list[Event]:
+    start = start or datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    return [
+        make_event(EventType.HEARTBEAT, start, device_id=device_id, seq=n) for n in range(count)
+    ]
+
+
+class DevicePublisher:
+    """Publishes events as a device would and collects the server's acks for them."""
+
+    def __init__(self, host: str, port: int, device_ids: list[str]) -> None:
+        self.acked: set[str] = set()
+        self.ack_order: list[str] = []
+        self.ack_messages = 0
+        self._subscribed = 0
+        self.device_ids = device_ids
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-dev-{uuid.uuid4().hex[:8]}"
+        )
+        self.client.max_inflight_messages_set(100)
+        self.client.max_queued_messages_set(0)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.connect(host, port)
+        self.client.loop_start()
+        for device_id in device_ids:
+            self.client.subscribe(protocol.topic(device_id, protocol.ACK), qos=1)
+        assert wait_until(lambda: self._subscribed == len(device_ids)), "ack subscribe failed"
+
+    def _on_subscribe(self, *_args: object) -> None:
+        self._subscribed += 1
+
+    def _on_message(self, _client: object, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        ids = protocol.parse_ack(message.payload)
+        self.ack_messages += 1
+        self.ack_order.extend(ids)
+        self.acked.update(ids)
+
+    def publish(self, events: list[Event], wait: bool = True) -> None:
+        infos = [
+            self.client.publish(protocol.topic(e.device_id, protocol.EVENT), e.to_json(), qos=1)
+            for e in events
+        ]
+        if wait:
+            for info in infos:
+                info.wait_for_publish(5)
+
+    def publish_raw(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
+        self.client.publish(topic, payload, qos=qos).wait_for_publish(5)
+
+    def resend_unacked(self, events: list[Event], timeout: float = 8.0, every: float = 1.0) -> bool:
+        """Like the device outbox: resend what is not acked yet until everything is."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            missing = [e for e in events if e.id not in self.acked]
+            if not missing:
+                return True
+            self.publish(missing)
+            wait_until(lambda: all(e.id in self.acked for e in events), timeout=every)
+        return all(e.id in self.acked for e in events)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL for a fresh PostgreSQL schema, dropped afterwards; skips when no server answers."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    pytest.importorskip("psycopg")
+    admin = sqlalchemy.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+    schema = f"sitwatch_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    except sqlalchemy.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {str(exc.orig).strip()[:120]}")
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
