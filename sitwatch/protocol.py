@@ -122,7 +122,9 @@ def _load_object(payload: bytes | str) -> dict[str, Any]:
         raise ProtocolError(f"payload too large ({len(payload)} bytes > {MAX_PAYLOAD_BYTES})")
     try:
         body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and integers longer than Python's
+        # 4300-digit limit.
         raise ProtocolError(f"payload is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ProtocolError(f"payload must be a JSON object, got {type(body).__name__}")
@@ -241,6 +243,32 @@ def parse_config(payload: bytes | str) -> dict[str, Any]:
     """The raw settings table; validate it with TrackerSettings.parse."""
     body = _load_object(payload)
     return _require(body, "settings", (dict,))
+
+
+MAX_REASON_CHARS = 2000
+
+
+def config_result_payload(
+    accepted: bool, reason: str | None = None, settings: dict[str, Any] | None = None
+) -> str:
+    """What the device says about the last config it received (retained on config/result):
+    the settings it now runs on, or why it refused them."""
+    body: dict[str, Any] = {"v": VERSION, "accepted": accepted}
+    if reason is not None:
+        body["reason"] = reason[:MAX_REASON_CHARS]
+    if settings is not None:
+        body["settings"] = settings
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+def parse_config_result(payload: bytes | str) -> tuple[bool, str | None]:
+    """(accepted, reason) from a config/result payload."""
+    body = _load_object(payload)
+    accepted = _require(body, "accepted", (bool,))
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ProtocolError(f"field 'reason' must be str, got {reason!r:.60}")
+    return accepted, None if reason is None else reason[:MAX_REASON_CHARS]
 
 
 def now_utc() -> datetime:
