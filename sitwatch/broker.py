@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -116,3 +117,60 @@ class Mosquitto:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class EmbeddedBroker:
+    """amqtt (pure-Python MQTT 3.1.1 broker from PyPI) for machines without Mosquitto.
+    Used by the demo only: the tests always run against a real Mosquitto."""
+
+    def __init__(self, port: int | None = None, workdir: str | None = None) -> None:
+        binary = shutil.which("amqtt") or str(Path(sys.executable).with_name("amqtt"))
+        if not os.path.exists(binary):
+            raise BrokerError("neither mosquitto nor amqtt found: pip install 'sitwatch[demo]'")
+        self.binary = binary
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sitwatch-amqtt-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 15.0) -> EmbeddedBroker:
+        conf = self.workdir / "amqtt.yaml"
+        conf.write_text(
+            "listeners:\n"
+            "  default:\n"
+            "    type: tcp\n"
+            f"    bind: {self.host}:{self.port}\n"
+            "plugins:\n"
+            "  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+            "    allow_anonymous: true\n"
+        )
+        log = open(self.workdir / "amqtt.log", "ab")  # noqa: SIM115 - owned by the process
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(conf)], stdout=log, stderr=log, start_new_session=True
+        )
+        log.close()
+        if not wait_for_port(self.host, self.port, timeout_s):
+            self.stop()
+            raise BrokerError(f"amqtt did not listen on {self.port}; see {self.workdir}")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+
+    @property
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def start_any_broker(workdir: str, port: int | None = None) -> Mosquitto | EmbeddedBroker:
+    """Mosquitto when installed, otherwise the embedded amqtt broker."""
+    if find_mosquitto() is not None:
+        return Mosquitto(port=port, workdir=workdir).start()
+    return EmbeddedBroker(port=port, workdir=workdir).start()

@@ -1,0 +1,87 @@
+"""``sitwatch-device --check``: a first-boot self-test on the real Pi (LED, buzzer, mat,
+button, broker), each step reported on its own line."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from sitwatch.device.config import DeviceConfig
+
+
+def check_broker(config: DeviceConfig, timeout_s: float = 5.0) -> tuple[bool, str]:
+    """Connect to the configured broker and wait for its CONNACK."""
+    mq = config.mqtt
+    answered = threading.Event()
+    outcome: dict[str, str] = {}
+
+    def when_connected(
+        client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
+        outcome["reason"] = str(reason)
+        outcome["ok"] = "" if reason.is_failure else "yes"
+        answered.set()
+
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"sitwatch-check-{config.device_id}"
+    )
+    client.on_connect = when_connected
+    if mq.username:
+        client.username_pw_set(mq.username, mq.password)
+    if mq.tls is not None:
+        client.tls_set(ca_certs=mq.tls.ca_certs, certfile=mq.tls.certfile, keyfile=mq.tls.keyfile)
+        client.tls_insecure_set(mq.tls.insecure)
+    try:
+        client.connect(mq.host, mq.port, keepalive=10)
+    except (OSError, socket.gaierror) as exc:
+        return False, f"broker {mq.host}:{mq.port} unreachable: {exc}"
+    client.loop_start()
+    try:
+        if not answered.wait(timeout_s):
+            return False, f"broker {mq.host}:{mq.port} did not answer within {timeout_s:.0f} s"
+        if not outcome.get("ok"):
+            return False, f"broker {mq.host}:{mq.port} refused the connection: {outcome['reason']}"
+        return True, f"broker {mq.host}:{mq.port} accepted the connection"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def run_check(
+    config: DeviceConfig,
+    *,
+    pin_factory: Any = None,
+    say: Callable[[str], None] = print,
+    wait_s: float = 5.0,
+) -> bool:
+    """Exercise every part; True when all passed. Asks the user to press the button."""
+    from gpiozero import PWMLED, Button, Buzzer, DigitalInputDevice
+
+    pins = config.pins
+    ok = True
+    with (
+        PWMLED(pins.led, pin_factory=pin_factory) as led,
+        Buzzer(pins.buzzer, active_high=pins.buzzer_active_high, pin_factory=pin_factory) as buzzer,
+        DigitalInputDevice(
+            pins.mat, pull_up=not pins.mat_active_high, pin_factory=pin_factory
+        ) as mat,
+        Button(pins.button, pull_up=True, pin_factory=pin_factory) as button,
+    ):
+        say(f"LED on BCM{pins.led}: blinking 3 times")
+        led.blink(on_time=0.2, off_time=0.2, n=3, background=False)
+        say(f"buzzer on BCM{pins.buzzer}: 2 beeps")
+        buzzer.beep(on_time=0.1, off_time=0.1, n=2, background=False)
+        say(f"seat mat on BCM{pins.mat}: {'occupied' if mat.is_active else 'empty'} now")
+        say(f"button on BCM{pins.button}: press it within {wait_s:.0f} s")
+        if button.wait_for_press(timeout=wait_s):
+            say("button: press seen")
+        else:
+            say("button: NO press seen (check the wiring)")
+            ok = False
+    broker_ok, message = check_broker(config)
+    say(message)
+    return ok and broker_ok

@@ -1,0 +1,201 @@
+"""Runs the agent on gpiozero's MockFactory pins: a person drives the seat and the button
+from the keyboard, or a scripted day does (for the demo). Time may run faster."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
+
+from sitwatch.clock import Clock
+from sitwatch.device.config import PinsConfig
+from sitwatch.drill import CIRCUIT
+from sitwatch.protocol import Event, EventType
+
+HELP = (
+    "keys: [s] sit down / stand up   [b] press button   [h] hold 2 s (snooze)   "
+    "[p] hold 6 s (pause 1 h)   [w] wait 5 min   [t] status   [q] quit"
+)
+if TYPE_CHECKING:
+    from sitwatch.device.service import DeviceService
+
+STEPS = {step.key: step for step in CIRCUIT}
+
+
+def describe(event: Event) -> str:
+    """One line a person reads in the simulator."""
+    data = event.data
+    match event.type:
+        case EventType.SEATED:
+            return "seated"
+        case EventType.STOOD_UP:
+            return f"stood up after {data['session_s'] / 60:.1f} min"
+        case EventType.BREAK:
+            return "break credited: the sitting clock starts again"
+        case EventType.PROMPT:
+            quiet = " (quiet hours: LED only)" if data["quiet"] else ""
+            return (
+                f"TIME TO MOVE, level {data['level']}, seated {data['seated_s'] / 60:.0f} min"
+                f"{quiet}: press [b] for the glute circuit, or stand up"
+            )
+        case EventType.PROMPT_ACK:
+            return f"prompt answered by {data['how']} after {data['response_s']:.0f} s"
+        case EventType.SNOOZE:
+            return f"snoozed for {data['snooze_s'] / 60:.0f} min ({data['count']} in a row)"
+        case EventType.PAUSE:
+            return f"prompts paused for {data['pause_s'] / 60:.0f} min"
+        case EventType.DRILL_STARTED:
+            return "guided glute circuit started"
+        case EventType.DRILL_STEP:
+            step = STEPS.get(str(data["step"]))
+            if step is None:
+                return f"drill step {data['step']}"
+            reps = f" ({step.reps})" if step.reps else ""
+            return f"step {int(data['index']) + 1}/{len(CIRCUIT)}: {step.title}{reps}: {step.how}"
+        case EventType.DRILL_COMPLETED:
+            return "drill completed" + ("" if data["guided"] else " (logged with the button)")
+    return str(event.type)
+
+
+class EventPrinter:
+    """An event sink printing each event with its simulated wall time."""
+
+    def __init__(self, out: IO[str] = sys.stdout) -> None:
+        self._out = out
+
+    def __call__(self, event: Event) -> None:
+        stamp = event.ts.strftime("%H:%M:%S")
+        print(f"[{stamp}] {describe(event)}", file=self._out, flush=True)
+
+
+class MockDesk:
+    """The person at the desk, acting through MockFactory pins."""
+
+    def __init__(self, factory: Any, pins: PinsConfig, clock: Clock) -> None:
+        self._mat = factory.pin(pins.mat)
+        self._button = factory.pin(pins.button)
+        self._pins = pins
+        self._clock = clock
+        self._real: Callable[[float], float] = getattr(clock, "real_seconds", lambda s: s)
+        self._wait = threading.Event()
+        self.seated = False
+        self.sit(False)
+        self._button.drive_high()  # released (pull-up)
+
+    def sit(self, seated: bool) -> None:
+        self.seated = seated
+        closed = seated != self._pins.mat_active_high  # a pull-up mat closes to ground
+        if closed:
+            self._mat.drive_low()
+        else:
+            self._mat.drive_high()
+
+    def press(self, held_s: float = 0.2) -> None:
+        self._button.drive_low()
+        self.wait(held_s)
+        self._button.drive_high()
+
+    def wait(self, seconds: float) -> None:
+        """Wait ``seconds`` of (possibly accelerated) simulated time."""
+        self._wait.wait(self._real(seconds))
+
+
+def keyboard_loop(
+    desk: MockDesk,
+    pins: PinsConfig,
+    status: Callable[[], str],
+    stop: Callable[[], None],
+    stream: IO[str] = sys.stdin,
+) -> None:
+    """Read single keys (or lines when not a terminal) until [q] or end of input."""
+    print(HELP, flush=True)
+    for key in _keys(stream):
+        if key == "q":
+            break
+        if key == "s":
+            desk.sit(not desk.seated)
+            print("(you sit down)" if desk.seated else "(you stand up)", flush=True)
+        elif key == "b":
+            desk.press(0.2)
+        elif key == "h":
+            desk.press(pins.button_hold_s + 0.2)
+        elif key == "p":
+            desk.press(pins.pause_hold_s + 0.2)
+        elif key == "w":
+            desk.wait(300)
+        elif key == "t":
+            print(status(), flush=True)
+        elif key in ("?", "\n"):
+            print(HELP, flush=True)
+    stop()
+
+
+def _keys(stream: IO[str]):  # type: ignore[no-untyped-def]
+    if not stream.isatty():
+        for line in stream:
+            yield from line.strip().lower() or "\n"
+        return
+    import termios
+    import tty
+
+    fd = stream.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        while True:
+            key = stream.read(1)
+            if not key:
+                return
+            yield key.lower()
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def scripted_day(desk: MockDesk, limit_s: float, step_s: float, running: threading.Event) -> None:
+    """A realistic loop for the demo: sit past the limit, get prompted, do the guided
+    circuit off the chair, sit again, shift in the seat, take a coffee break."""
+    while running.is_set():
+        desk.sit(True)
+        desk.wait(limit_s * 0.5)
+        desk.sit(False)  # shifting in the seat: a lift shorter than the grace period
+        desk.wait(15)
+        desk.sit(True)
+        desk.wait(limit_s * 0.5 + 20)  # past the limit: prompted
+        desk.press(0.2)  # answer with the guided circuit
+        desk.sit(False)
+        desk.wait(step_s * len(CIRCUIT) + 10)
+        desk.sit(True)
+        desk.wait(limit_s * 0.8)
+        desk.sit(False)  # a real stand-up: coffee
+        desk.wait(5 * 60)
+
+
+def status_line(service: DeviceService) -> str:
+    snap = service.agent.tracker.snapshot()
+    due = "" if snap.to_prompt_s is None else f", prompt in {snap.to_prompt_s / 60:.1f} min"
+    link = "connected" if service.link.is_connected else "unreachable"
+    return (
+        f"state {snap.state}, seated {snap.stretch_seated_s / 60:.1f} min this stretch{due}, "
+        f"outbox {len(service.outbox)} unconfirmed, broker {link}"
+    )
+
+
+def start_simulation(
+    service: DeviceService, factory: Any, clock: Clock, *, scripted: bool, running: threading.Event
+) -> threading.Thread:
+    """Print events and start the simulated person (keyboard or scripted) in a thread."""
+    service.agent.sinks.append(EventPrinter())
+    pins = service.config.pins
+    desk = MockDesk(factory, pins, clock)
+    settings = service.agent.tracker.settings
+
+    def act() -> None:
+        if scripted:
+            scripted_day(desk, settings.sitting_limit_s, settings.drill_step_s, running)
+        else:
+            keyboard_loop(desk, pins, lambda: status_line(service), service.stop)
+
+    thread = threading.Thread(target=act, name="simulated-desk", daemon=True)
+    thread.start()
+    return thread
