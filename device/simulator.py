@@ -34,7 +34,7 @@ def describe(event: Event) -> str:
         case EventType.BREAK:
             return "break credited: the sitting clock starts again"
         case EventType.PROMPT:
-            quiet = " (quiet hours: LED only)" if data["quiet"] else ""
+            quiet = " (silent: quiet or off-work hours, LED only)" if data["quiet"] else ""
             return (
                 f"TIME TO MOVE, level {data['level']}, seated {data['seated_s'] / 60:.0f} min"
                 f"{quiet}: press [b] for the glute circuit, or stand up"

@@ -11,7 +11,8 @@ Rules (all lengths from TrackerSettings):
   A shorter stand is not a break: seated time keeps adding up towards the limit.
 - Seated for ``sitting_limit_s`` in a stretch: ``prompt``; while still seated it repeats
   every ``reprompt_s`` with a level that rises to ``max_level``. In quiet hours the prompt
-  is marked ``quiet`` (the hardware keeps the buzzer silent); time still counts.
+  is marked ``quiet`` (the hardware keeps the buzzer silent); so is one outside the
+  per-weekday ``active_hours``. Time still counts.
 - Button, short press: while prompted starts the guided circuit (``prompt_ack`` how=drill,
   ``drill_started``, a ``drill_step`` per step every ``drill_step_s``, ``drill_completed``);
   during a drill moves to the next step; otherwise logs a drill done on one's own.
@@ -358,11 +359,13 @@ class SittingTracker:
     # ----- helpers --------------------------------------------------------------------
 
     def _is_quiet(self, at: float) -> bool:
-        quiet = self.settings.quiet_hours
-        if quiet is None:
-            return False
+        """Quiet hours, or outside working hours. Local time through zoneinfo, so a DST
+        change moves the windows with the clock on the wall."""
         local = self._wall_at(at).astimezone(self._zone)
-        return quiet.contains(local.time())
+        quiet, active = self.settings.quiet_hours, self.settings.active_hours
+        if quiet is not None and quiet.contains(local.time()):
+            return True
+        return active is not None and not active.contains(local)
 
     def _wall_at(self, at: float) -> datetime:
         return self._clock.wall() - timedelta(seconds=self._clock.monotonic() - at)

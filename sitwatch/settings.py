@@ -4,7 +4,7 @@ the retained MQTT config topic and the dashboard's settings form."""
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import datetime, time
 from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -47,6 +47,50 @@ class QuietHours(BaseModel):
         return local >= start or local < end
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WORKDAY = "09:00-18:00"
+
+
+def parse_span(text: str) -> tuple[time, time]:
+    """'09:00-18:00' -> (time(9), time(18)); the end must come after the start."""
+    start, sep, end = text.partition("-")
+    if not sep:
+        raise ValueError(f"expected HH:MM-HH:MM, got {text!r}")
+    first, last = parse_hhmm(start.strip()), parse_hhmm(end.strip())
+    if last <= first:
+        raise ValueError(f"the end of {text!r} must come after its start")
+    return first, last
+
+
+class ActiveHours(BaseModel):
+    """Per-weekday working hours (local time); outside them the device tracks but never
+    buzzes. An empty string means no active hours that day."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mon: str = WORKDAY
+    tue: str = WORKDAY
+    wed: str = WORKDAY
+    thu: str = WORKDAY
+    fri: str = WORKDAY
+    sat: str = ""
+    sun: str = ""
+
+    @field_validator(*WEEKDAYS)
+    @classmethod
+    def _span(cls, value: str) -> str:
+        if value:
+            parse_span(value)
+        return value
+
+    def contains(self, local: datetime) -> bool:
+        span = getattr(self, WEEKDAYS[local.weekday()])
+        if not span:
+            return False
+        start, end = parse_span(span)
+        return start <= local.time() < end
+
+
 class TrackerSettings(BaseModel):
     """Sitting rules, in seconds unless the name says otherwise."""
 
@@ -79,6 +123,8 @@ class TrackerSettings(BaseModel):
     ] = 2
     timezone: Annotated[str, Field(description="IANA time zone for quiet hours")] = "UTC"
     quiet_hours: QuietHours | None = QuietHours()
+    # None: every hour is active. Prompts outside active hours are silent (LED only).
+    active_hours: ActiveHours | None = ActiveHours()
 
     @field_validator("timezone")
     @classmethod

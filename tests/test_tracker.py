@@ -254,3 +254,59 @@ def test_events_carry_ids_boot_and_timestamps(clock: FakeClock) -> None:
     for event in rec.events:
         assert event.boot_id == "boot0001" and event.device_id == "desk-1"
         assert event.ts.tzinfo is not None
+
+
+def tracker_at(wall: datetime, **settings: object) -> tuple[SittingTracker, Recorder, FakeClock]:
+    clock = FakeClock(wall_time=wall)
+    rec = Recorder()
+    tracker = SittingTracker(
+        TrackerSettings.parse(settings), clock, rec, device_id="d", boot_id="boot0001"
+    )
+    return tracker, rec, clock
+
+
+def test_outside_working_hours_prompts_are_silent_but_logged() -> None:
+    # Saturday 10:00 UTC: the default active hours are Mon-Fri 09:00-18:00.
+    tracker, rec, clock = tracker_at(datetime(2026, 3, 7, 10, 0, tzinfo=UTC), quiet_hours=None)
+    tracker.seat_changed(True)
+    run(tracker, clock, 31 * MIN)
+    assert [p.data["quiet"] for p in rec.of(EventType.PROMPT)] == [True]
+    # Monday 17:20: the first prompt (17:50) is in working hours, the re-prompt (18:05) not.
+    tracker, rec, clock = tracker_at(datetime(2026, 3, 9, 17, 20, tzinfo=UTC), quiet_hours=None)
+    tracker.seat_changed(True)
+    run(tracker, clock, 46 * MIN)
+    assert [p.data["quiet"] for p in rec.of(EventType.PROMPT)] == [False, True]
+
+
+def test_custom_active_hours_per_weekday() -> None:
+    hours = {"mon": "", "tue": "", "wed": "", "thu": "", "fri": "", "sat": "08:00-12:00"}
+    tracker, rec, clock = tracker_at(
+        datetime(2026, 3, 7, 9, 0, tzinfo=UTC), quiet_hours=None, active_hours=hours
+    )
+    tracker.seat_changed(True)
+    run(tracker, clock, 31 * MIN)
+    assert rec.of(EventType.PROMPT)[0].data["quiet"] is False
+
+
+def test_quiet_hours_follow_a_dst_change() -> None:
+    # Berlin springs forward on 2026-03-29 at 02:00 CET -> 03:00 CEST. Seated from 01:50
+    # CET (00:50 UTC); the prompt comes 30 min later at 01:20 UTC = 03:20 CEST, after
+    # quiet hours ending 03:00. A clock that ignored DST would say 02:20 and stay quiet.
+    tracker, rec, clock = tracker_at(
+        datetime(2026, 3, 29, 0, 50, tzinfo=UTC),
+        timezone="Europe/Berlin",
+        quiet_hours={"start": "22:00", "end": "03:00"},
+        active_hours=None,
+    )
+    tracker.seat_changed(True)
+    run(tracker, clock, 31 * MIN)
+    [prompt] = rec.of(EventType.PROMPT)
+    assert prompt.data["quiet"] is False
+    assert prompt.data["seated_s"] == pytest.approx(30 * MIN)  # 30 min, not 90 or -30
+
+
+def test_bad_active_hours_are_named() -> None:
+    from sitwatch.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="active_hours.mon = '18:00-09:00'"):
+        TrackerSettings.parse({"active_hours": {"mon": "18:00-09:00"}})
