@@ -16,6 +16,7 @@ from typing import Any
 
 from sitwatch.clock import Clock
 from sitwatch.device import patterns
+from sitwatch.device.analog_seat import load_calibration
 from sitwatch.device.config import DeviceConfig
 from sitwatch.device.hardware import DeskHardware, Input, InputKind
 from sitwatch.device.tracker import ButtonResult, SittingTracker
@@ -85,7 +86,15 @@ class Agent:
             device_id=config.device_id,
             boot_id=self.boot_id,
         )
-        self.hardware = DeskHardware(config.pins, clock, self.inputs.put, pin_factory=pin_factory)
+        self.hardware = DeskHardware(
+            config.pins,
+            clock,
+            self.inputs.put,
+            pin_factory=pin_factory,
+            analog=config.analog,
+            calibration=load_calibration(config.calibration_path),
+        )
+        self.hardware.start()
         self._seat_seen = False  # the last seat state given to the tracker
         self._reconcile_seat()
 

@@ -45,7 +45,7 @@ def _override(config: DeviceConfig, **changes: object) -> DeviceConfig:
     return parse_config(data, where="command line")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -76,7 +76,9 @@ def _override(config: DeviceConfig, **changes: object) -> DeviceConfig:
     "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default="INFO"
 )
 @click.version_option(__version__, prog_name="sitwatch-device")
+@click.pass_context
 def main(
+    ctx: click.Context,
     config_path: str | None,
     simulate: bool,
     scripted: bool,
@@ -105,6 +107,9 @@ def main(
     except ConfigError as exc:
         click.echo(f"sitwatch-device: {exc}", err=True)
         sys.exit(2)
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = config
+        return
     if speed != 1.0 and not simulate:
         click.echo("sitwatch-device: --speed needs --simulate", err=True)
         sys.exit(2)
@@ -121,6 +126,46 @@ def main(
             err=True,
         )
         sys.exit(2)
+
+
+@main.command()
+@click.option(
+    "--samples",
+    type=click.IntRange(3, 1000),
+    default=30,
+    show_default=True,
+    help="Readings averaged for each of the two points (10 per second).",
+)
+@click.pass_obj
+def calibrate(config: DeviceConfig, samples: int) -> None:
+    """Two-point calibration of an analog (FSR/Velostat) mat on the MCP3008."""
+    from gpiozero import MCP3008
+
+    from sitwatch.device.analog_seat import CalibrationError, calibrate, save_calibration
+
+    pause = threading.Event()
+    with MCP3008(channel=config.pins.adc_channel) as adc:
+        try:
+            result = calibrate(
+                lambda: float(adc.value),
+                lambda message: click.prompt(message, default="", show_default=False),
+                samples=samples,
+                pause=lambda: pause.wait(0.1),
+            )
+        except CalibrationError as exc:
+            click.echo(f"sitwatch-device: calibration failed: {exc}", err=True)
+            sys.exit(2)
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    save_calibration(config.calibration_path, result)
+    analog = config.analog
+    on_at = result.reading_at(analog.trigger_fraction)
+    off_below = result.reading_at(analog.trigger_fraction - analog.hysteresis)
+    click.echo(
+        f"saved {config.calibration_path}: empty {result.empty:.3f}, occupied "
+        f"{result.occupied:.3f}; seated from {on_at:.3f}, empty again past {off_below:.3f}"
+    )
+    if config.pins.mat_kind != "mcp3008":
+        click.echo('set mat_kind = "mcp3008" under [pins] in the config to use it')
 
 
 def run_agent(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -24,6 +24,9 @@ class PinsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # "switch": a two-wire mat on ``mat``; "mcp3008": an FSR/Velostat mat on an ADC channel
+    mat_kind: Literal["switch", "mcp3008"] = "switch"
+    adc_channel: Annotated[int, Field(ge=0, le=7)] = 0  # MCP3008 on SPI0 CE0
     mat: Annotated[int, BCM_PIN] = 17
     mat_active_high: bool = False  # default: pull-up, the mat closes the pin to ground
     mat_bounce_s: Annotated[float, Field(ge=0.01, le=0.05)] = 0.02
@@ -42,6 +45,17 @@ class PinsConfig(BaseModel):
             if pin == value:
                 raise ValueError(f"pin {value} is already used by {name!r}")
         return value
+
+
+class AnalogConfig(BaseModel):
+    """Thresholds for an analog mat (see device/analog_seat.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trigger_fraction: Annotated[float, Field(gt=0.1, le=1.0)] = 0.75
+    hysteresis: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.15
+    window: Annotated[int, Field(ge=1, le=100)] = 5  # moving average length, in samples
+    sample_s: Annotated[float, Field(ge=0.01, le=5.0)] = 0.1
 
 
 class TlsConfig(BaseModel):
@@ -86,6 +100,7 @@ class DeviceConfig(BaseModel):
     name: Annotated[str, Field(max_length=100)] = "My desk"
     data_dir: str = "/var/lib/sitwatch"
     pins: PinsConfig = PinsConfig()
+    analog: AnalogConfig = AnalogConfig()
     tracker: TrackerSettings = TrackerSettings()
     mqtt: MqttConfig = MqttConfig()
     hooks: HooksConfig = HooksConfig()
@@ -100,6 +115,10 @@ class DeviceConfig(BaseModel):
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def calibration_path(self) -> Path:
+        return self.data_path / "calibration.json"
 
     def redacted(self) -> dict[str, Any]:
         """The config as a dict with secrets hidden, for logs."""
