@@ -1,0 +1,163 @@
+"""The Flask application factory: configuration, one database session per request, the
+blueprints (auth, dashboard, api), error pages and the template filters."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from sitwatch.protocol import now_utc
+from sitwatch.server.config import ServerConfig, WebConfig, load_server_config
+from sitwatch.server.db import make_engine, session_factory
+from sitwatch.server.stats import Calendar, as_utc
+
+log = logging.getLogger(__name__)
+
+csrf = CSRFProtect()
+
+
+@dataclass(frozen=True)
+class WebState:
+    """What the views need besides the request: kept in ``app.extensions["sitwatch"]``."""
+
+    config: ServerConfig
+    engine: Engine
+    sessions: sessionmaker[Session]
+    calendar: Calendar
+
+
+def web_state() -> WebState:
+    return current_app.extensions["sitwatch"]
+
+
+def db() -> Session:
+    """The request's database session, closed when the request ends."""
+    if "db" not in g:
+        g.db = web_state().sessions()
+    return g.db
+
+
+def now() -> datetime:
+    """The current UTC time (tests freeze it with ``SITWATCH_NOW``)."""
+    clock: Callable[[], datetime] = current_app.config["SITWATCH_NOW"]
+    return as_utc(clock())
+
+
+def _close_db(_exc: BaseException | None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+def _secret_key(web: WebConfig) -> str:
+    """The key that signs session cookies: from the config, else from ``secret_key_file``
+    (created with a random key on first start, mode 0600), else a random key per process
+    (every restart then logs everybody out, so it is logged)."""
+    if web.secret_key:
+        return web.secret_key
+    if web.secret_key_file:
+        path = Path(web.secret_key_file)
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            key = secrets.token_hex(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(key + "\n")
+            log.info("created a new secret key in %s", path)
+            return key
+    log.warning("no web.secret_key or web.secret_key_file configured: sessions end on restart")
+    return secrets.token_hex(32)
+
+
+def create_app(
+    config: ServerConfig | None = None,
+    *,
+    engine: Engine | None = None,
+    test_config: dict[str, Any] | None = None,
+) -> Flask:
+    """The dashboard. ``config`` defaults to the SITWATCH_* environment over built-in
+    defaults; ``engine`` defaults to one for ``config.database.url`` (the schema must exist:
+    run the migrations); ``test_config`` overrides Flask settings last, e.g. SECRET_KEY,
+    WTF_CSRF_ENABLED, SITWATCH_NOW (a callable returning the current UTC time) or
+    SITWATCH_PUBLISH_TIMEOUT_S."""
+    config = config if config is not None else load_server_config()
+    engine = engine if engine is not None else make_engine(config.database.url)
+    test_config = dict(test_config or {})
+
+    app = Flask(__name__)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # A dashboard tab stays open for hours: tokens live as long as the login session.
+        WTF_CSRF_TIME_LIMIT=None,
+        SITWATCH_NOW=now_utc,
+        SITWATCH_PUBLISH_TIMEOUT_S=5.0,
+    )
+    if "SECRET_KEY" not in test_config:
+        app.config["SECRET_KEY"] = _secret_key(config.web)
+    app.config.update(test_config)
+    app.extensions["sitwatch"] = WebState(
+        config=config,
+        engine=engine,
+        sessions=session_factory(engine),
+        calendar=Calendar(config.timezone, config.day_start_hour),
+    )
+    app.teardown_appcontext(_close_db)
+    csrf.init_app(app)
+
+    from sitwatch.server import api, auth, dashboard
+
+    auth.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(api.bp)
+    dashboard.register_filters(app)
+
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def healthz() -> tuple[Any, int]:
+    """For systemd and load balancers: 200 when the database answers. No login needed."""
+    try:
+        db().execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        log.error("health check: database unreachable: %s", exc)
+        return jsonify(status="error", database="unreachable"), 503
+    return jsonify(status="ok"), 200
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _csrf_error(exc: CSRFError) -> tuple[Any, int]:
+    log.info("rejected %s %s: %s", request.method, request.path, exc.description)
+    if _wants_json():
+        return jsonify(error=exc.description), 400
+    message = f"{exc.description} Reload the page and try again."
+    return render_template("error.html", code=400, message=message), 400
+
+
+def _http_error(exc: HTTPException) -> Any:
+    if exc.code is None or exc.code < 400:
+        return exc
+    if _wants_json():
+        return jsonify(error=exc.description), exc.code
+    return render_template("error.html", code=exc.code, message=exc.description), exc.code

@@ -1,0 +1,84 @@
+"""Publishes a device's validated settings to its retained config topic (QoS 1), waiting for
+the broker's PUBACK so the dashboard only reports "saved" once the broker holds them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+
+from sitwatch import protocol
+from sitwatch.server.config import BrokerConfig
+from sitwatch.settings import TrackerSettings
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(RuntimeError):
+    """The settings did not reach the broker; the message says why, for the user."""
+
+
+def publish_settings(
+    broker: BrokerConfig, device_id: str, settings: TrackerSettings, timeout_s: float = 5.0
+) -> None:
+    """Publish ``settings`` retained on sitwatch/<device_id>/config; raise PublishError
+    unless the broker acknowledged it within ``timeout_s`` seconds."""
+    try:
+        name = protocol.topic(device_id, protocol.CONFIG)
+    except protocol.ProtocolError as exc:
+        raise PublishError(str(exc)) from None
+    payload = protocol.config_payload(settings.model_dump(mode="json"))
+    publish_retained(broker, name, payload, timeout_s)
+    log.info("published settings to %s", name)
+
+
+def publish_retained(broker: BrokerConfig, topic: str, payload: str, timeout_s: float) -> None:
+    """One short-lived connection per publish: settings change rarely, and a web worker
+    keeping a client alive would need its own reconnect handling for little gain."""
+    where = f"MQTT broker {broker.host}:{broker.port}"
+    deadline = time.monotonic() + timeout_s
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"sitwatch-web-{uuid.uuid4().hex[:12]}",
+        clean_session=True,
+    )
+    client.connect_timeout = timeout_s
+    if broker.username:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls_ca_certs:
+        client.tls_set(ca_certs=broker.tls_ca_certs)
+    connected = threading.Event()
+    outcome: dict[str, mqtt.ReasonCode] = {}
+
+    def when_connected(_c, _u, _flags, reason_code, _props) -> None:  # type: ignore[no-untyped-def]
+        outcome["reason"] = reason_code
+        connected.set()
+
+    client.on_connect = when_connected
+    try:
+        client.connect(broker.host, broker.port, keepalive=30)
+    except OSError as exc:
+        log.error("cannot publish settings: %s unreachable: %s", where, exc)
+        raise PublishError(f"cannot reach the {where}: {exc.strerror or exc}") from None
+    client.loop_start()
+    try:
+        if not connected.wait(max(0.0, deadline - time.monotonic())):
+            raise PublishError(f"the {where} did not answer within {timeout_s:g} s")
+        if outcome["reason"].is_failure:
+            raise PublishError(f"the {where} refused the connection: {outcome['reason']}")
+        info = client.publish(topic, payload, qos=1, retain=True)
+        try:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        except (RuntimeError, ValueError) as exc:
+            raise PublishError(f"publishing to the {where} failed: {exc}") from None
+        if not info.is_published():
+            raise PublishError(f"the {where} did not acknowledge within {timeout_s:g} s")
+    except PublishError as exc:
+        log.error("cannot publish settings to %s: %s", topic, exc)
+        raise
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -1,0 +1,615 @@
+"""Sitting statistics as SQL queries: the one source of the figures that the dashboard pages,
+the JSON API and the CSV export show.
+
+Every function takes a SQLAlchemy Session and aggregates in the database: days, weeks and
+months come from DailyRollup (one row per device and local day, kept by ingest), a day's
+timeline from SittingSession, prompts and the seat's current state from Event. Python only
+walks results that are already small (one row per device or per day), never raw rows.
+
+A "day" is a local day in ``Calendar.timezone`` that starts at ``Calendar.day_start_hour``
+(04:00 by default, so a late night counts to the day it started); a session counts to the
+day it started on, as DailyRollup.day does.
+
+``device_id=None`` everywhere means all devices together. Further insights (prompt funnel,
+bout histogram, hour x weekday heatmap) fit the same shape: a frozen dataclass of figures
+and one function ``(session, calendar, ..., device_id=None)`` that the dashboard, the API
+and the CSV call alike; ``_device_filter`` and ``Calendar.bounds`` are the pieces to reuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from sitwatch.protocol import EventType
+from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
+
+# A "seated" event older than this no longer makes a device "seated now": a seat that has
+# reported nobody standing up for two days is a stuck sensor, not a person. It also bounds
+# the rows the current-state query reads.
+STATE_LOOKBACK = timedelta(days=2)
+# Longest range the per-day queries accept (the API rejects more), about 5 years.
+MAX_RANGE_DAYS = 5 * 366
+
+
+def as_utc(ts: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything sitwatch stores is UTC."""
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """How wall-clock times map to the days the stats are counted in."""
+
+    timezone: str = "UTC"
+    day_start_hour: int = 4
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)  # ZoneInfo caches instances per key
+
+    def day_of(self, ts: datetime) -> date:
+        """The local day ``ts`` counts to (before day_start_hour: the day before)."""
+        local = as_utc(ts).astimezone(self.zone)
+        return (local - timedelta(hours=self.day_start_hour)).date()
+
+    def bounds(self, day: date) -> tuple[datetime, datetime]:
+        """UTC start (inclusive) and end (exclusive) of a local day; 23 or 25 h long on a DST
+        change."""
+        start = datetime.combine(day, time(self.day_start_hour), tzinfo=self.zone)
+        end = datetime.combine(day + timedelta(days=1), time(self.day_start_hour), tzinfo=self.zone)
+        return start.astimezone(UTC), end.astimezone(UTC)
+
+    def week_start(self, day: date) -> date:
+        """Monday of ``day``'s week (weeks run Monday to Sunday)."""
+        return day - timedelta(days=day.weekday())
+
+
+def _device_filter(column: InstrumentedAttribute[str], device_id: str | None) -> Sequence[Any]:
+    return () if device_id is None else (column == device_id,)
+
+
+# --- devices and the seat's current state ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    id: str
+    name: str
+    is_online: bool
+    last_seen_at: datetime
+    first_seen_at: datetime
+    version: str | None
+    settings: dict[str, Any] | None
+
+    @property
+    def label(self) -> str:
+        """What to call the device: its name, else its id."""
+        return self.name or self.id
+
+
+def is_online(
+    online_flag: bool, last_seen_at: datetime, now: datetime, offline_after_s: float
+) -> bool:
+    """Online by its own last status, and heard from within ``offline_after_s`` seconds: a
+    device whose network died never got to publish its Last Will."""
+    return online_flag and (now - as_utc(last_seen_at)).total_seconds() <= offline_after_s
+
+
+def device_statuses(
+    session: Session, now: datetime, offline_after_s: float, device_id: str | None = None
+) -> list[DeviceStatus]:
+    """Devices ordered by name then id."""
+    now = as_utc(now)  # SQLite compares the stored UTC text
+    rows = session.scalars(
+        select(Device).where(*_device_filter(Device.id, device_id)).order_by(Device.name, Device.id)
+    )
+    return [
+        DeviceStatus(
+            id=d.id,
+            name=d.name or "",
+            is_online=is_online(bool(d.online), d.last_seen_at, now, offline_after_s),
+            last_seen_at=as_utc(d.last_seen_at),
+            first_seen_at=as_utc(d.first_seen_at),
+            version=d.version,
+            settings=d.settings,
+        )
+        for d in rows
+    ]
+
+
+@dataclass(frozen=True)
+class SeatState:
+    device_id: str
+    is_online: bool
+    is_seated: bool  # last seated/stood_up event is "seated", and the device is online
+    seated_since: datetime | None  # that seated event's time, when is_seated
+
+    def stretch_s(self, now: datetime) -> float:
+        """Seconds of the current stretch (0 when not seated)."""
+        if not self.is_seated or self.seated_since is None:
+            return 0.0
+        return max(0.0, (now - self.seated_since).total_seconds())
+
+
+def seat_states(
+    session: Session, now: datetime, offline_after_s: float, device_id: str | None = None
+) -> dict[str, SeatState]:
+    """Whether each device's seat is occupied now, from its latest seated/stood_up event."""
+    now = as_utc(now)  # SQLite compares the stored UTC text
+    ranked = (
+        select(
+            Event.device_id,
+            Event.type,
+            Event.ts,
+            func.row_number()
+            .over(partition_by=Event.device_id, order_by=(Event.ts.desc(), Event.id.desc()))
+            .label("rank"),
+        )
+        .where(
+            Event.type.in_((EventType.SEATED.value, EventType.STOOD_UP.value)),
+            Event.ts >= now - STATE_LOOKBACK,
+            *_device_filter(Event.device_id, device_id),
+        )
+        .subquery()
+    )
+    latest = {
+        row.device_id: row
+        for row in session.execute(
+            select(ranked.c.device_id, ranked.c.type, ranked.c.ts).where(ranked.c.rank == 1)
+        )
+    }
+    states = {}
+    for device in device_statuses(session, now, offline_after_s, device_id):
+        row = latest.get(device.id)
+        seated = device.is_online and row is not None and row.type == EventType.SEATED.value
+        states[device.id] = SeatState(
+            device_id=device.id,
+            is_online=device.is_online,
+            is_seated=seated,
+            seated_since=as_utc(row.ts) if seated and row is not None else None,
+        )
+    return states
+
+
+# --- today at a glance ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TodayFigures:
+    """One local day so far. ``seated_s``, ``sessions``, ``breaks`` and ``drills`` count
+    finished sessions (DailyRollup), so they match the week and month charts; a stretch in
+    progress is ``current_stretch_s``. Prompts come from the day's events: ``prompts_answered``
+    counts prompt_ack events, ``answered_by_drill`` those with ``data.how == "drill"``."""
+
+    day: date
+    devices: int
+    devices_online: int
+    devices_seated: int
+    current_stretch_s: float  # the longest stretch in progress (0 if nobody is seated)
+    seated_s: float
+    sessions: int
+    breaks: int
+    prompts: int
+    prompts_answered: int
+    answered_by_drill: int
+    drills: int
+
+    @property
+    def seated_now(self) -> bool:
+        return self.devices_seated > 0
+
+
+def today_by_device(
+    session: Session,
+    calendar: Calendar,
+    now: datetime,
+    offline_after_s: float,
+    device_id: str | None = None,
+) -> dict[str, TodayFigures]:
+    """Today's figures for each device (every device is present, with zeros if quiet)."""
+    now = as_utc(now)  # SQLite compares the stored UTC text
+    day = calendar.day_of(now)
+    start, end = calendar.bounds(day)
+    rollups = {
+        row.device_id: row
+        for row in session.execute(
+            select(
+                DailyRollup.device_id,
+                DailyRollup.seated_s,
+                DailyRollup.sessions,
+                DailyRollup.breaks,
+                DailyRollup.drills,
+            ).where(DailyRollup.day == day, *_device_filter(DailyRollup.device_id, device_id))
+        )
+    }
+    is_drill = Event.data["how"].as_string() == "drill"
+    prompt_counts = {
+        row.device_id: row
+        for row in session.execute(
+            select(
+                Event.device_id,
+                func.sum(case((Event.type == EventType.PROMPT.value, 1), else_=0)).label("prompts"),
+                func.sum(case((Event.type == EventType.PROMPT_ACK.value, 1), else_=0)).label(
+                    "answered"
+                ),
+                func.sum(
+                    case((and_(Event.type == EventType.PROMPT_ACK.value, is_drill), 1), else_=0)
+                ).label("by_drill"),
+            )
+            .where(
+                Event.type.in_((EventType.PROMPT.value, EventType.PROMPT_ACK.value)),
+                Event.ts >= start,
+                Event.ts < end,
+                *_device_filter(Event.device_id, device_id),
+            )
+            .group_by(Event.device_id)
+        )
+    }
+    figures = {}
+    for dev_id, state in seat_states(session, now, offline_after_s, device_id).items():
+        rollup = rollups.get(dev_id)
+        prompts = prompt_counts.get(dev_id)
+        figures[dev_id] = TodayFigures(
+            day=day,
+            devices=1,
+            devices_online=int(state.is_online),
+            devices_seated=int(state.is_seated),
+            current_stretch_s=state.stretch_s(now),
+            seated_s=float(rollup.seated_s) if rollup else 0.0,
+            sessions=int(rollup.sessions) if rollup else 0,
+            breaks=int(rollup.breaks) if rollup else 0,
+            drills=int(rollup.drills) if rollup else 0,
+            prompts=int(prompts.prompts or 0) if prompts else 0,
+            prompts_answered=int(prompts.answered or 0) if prompts else 0,
+            answered_by_drill=int(prompts.by_drill or 0) if prompts else 0,
+        )
+    return figures
+
+
+def combine_today(day: date, per_device: Sequence[TodayFigures]) -> TodayFigures:
+    """All devices together: counts add up, the current stretch is the longest one."""
+    return TodayFigures(
+        day=day,
+        devices=len(per_device),
+        devices_online=sum(f.devices_online for f in per_device),
+        devices_seated=sum(f.devices_seated for f in per_device),
+        current_stretch_s=max((f.current_stretch_s for f in per_device), default=0.0),
+        seated_s=sum(f.seated_s for f in per_device),
+        sessions=sum(f.sessions for f in per_device),
+        breaks=sum(f.breaks for f in per_device),
+        prompts=sum(f.prompts for f in per_device),
+        prompts_answered=sum(f.prompts_answered for f in per_device),
+        answered_by_drill=sum(f.answered_by_drill for f in per_device),
+        drills=sum(f.drills for f in per_device),
+    )
+
+
+def today(
+    session: Session,
+    calendar: Calendar,
+    now: datetime,
+    offline_after_s: float,
+    device_id: str | None = None,
+) -> TodayFigures:
+    """Today's figures for one device, or for all devices together."""
+    per_device = today_by_device(session, calendar, now, offline_after_s, device_id)
+    return combine_today(calendar.day_of(now), list(per_device.values()))
+
+
+# --- days, weeks, months --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    day: date
+    seated_s: float = 0.0
+    sessions: int = 0
+    longest_s: float = 0.0
+    breaks: int = 0
+    prompts: int = 0
+    prompts_answered: int = 0
+    drills: int = 0
+
+
+def _rollup_sums(*group_by: Any) -> Select[Any]:
+    return select(
+        *group_by,
+        func.sum(DailyRollup.seated_s).label("seated_s"),
+        func.sum(DailyRollup.sessions).label("sessions"),
+        func.max(DailyRollup.longest_s).label("longest_s"),
+        func.sum(DailyRollup.breaks).label("breaks"),
+        func.sum(DailyRollup.prompts).label("prompts"),
+        func.sum(DailyRollup.prompts_answered).label("prompts_answered"),
+        func.sum(DailyRollup.drills).label("drills"),
+    ).group_by(*group_by)
+
+
+def daily_series(
+    session: Session, first: date, last: date, device_id: str | None = None
+) -> list[DayFigures]:
+    """One entry per day from ``first`` to ``last`` inclusive (days without data are zeros),
+    summed over devices when ``device_id`` is None (``longest_s`` is then the longest)."""
+    if last < first:
+        return []
+    if (last - first).days >= MAX_RANGE_DAYS:
+        raise ValueError(f"range too long: {first} to {last} (at most {MAX_RANGE_DAYS} days)")
+    stmt = _rollup_sums(DailyRollup.day).where(
+        DailyRollup.day >= first,
+        DailyRollup.day <= last,
+        *_device_filter(DailyRollup.device_id, device_id),
+    )
+    found = {
+        row.day: DayFigures(
+            day=row.day,
+            seated_s=float(row.seated_s or 0),
+            sessions=int(row.sessions or 0),
+            longest_s=float(row.longest_s or 0),
+            breaks=int(row.breaks or 0),
+            prompts=int(row.prompts or 0),
+            prompts_answered=int(row.prompts_answered or 0),
+            drills=int(row.drills or 0),
+        )
+        for row in session.execute(stmt)
+    }
+    days = (first + timedelta(days=i) for i in range((last - first).days + 1))
+    return [found.get(day, DayFigures(day=day)) for day in days]
+
+
+@dataclass(frozen=True)
+class RollupRow:
+    """One stored DailyRollup row, as exported to CSV."""
+
+    day: date
+    device_id: str
+    device_name: str
+    seated_s: float
+    sessions: int
+    longest_s: float
+    breaks: int
+    prompts: int
+    prompts_answered: int
+    drills: int
+
+
+def rollup_rows(
+    session: Session,
+    first: date | None = None,
+    last: date | None = None,
+    device_id: str | None = None,
+) -> Iterator[RollupRow]:
+    """Stored rollups ordered by day and device, streamed in batches (for CSV export)."""
+    conditions: list[ColumnElement[bool]] = list(_device_filter(DailyRollup.device_id, device_id))
+    if first is not None:
+        conditions.append(DailyRollup.day >= first)
+    if last is not None:
+        conditions.append(DailyRollup.day <= last)
+    stmt = (
+        select(DailyRollup, Device.name)
+        .join(Device, Device.id == DailyRollup.device_id)
+        .where(*conditions)
+        .order_by(DailyRollup.day, DailyRollup.device_id)
+        .execution_options(yield_per=1000)
+    )
+    for rollup, name in session.execute(stmt):
+        yield RollupRow(
+            day=rollup.day,
+            device_id=rollup.device_id,
+            device_name=name or "",
+            seated_s=rollup.seated_s,
+            sessions=rollup.sessions,
+            longest_s=rollup.longest_s,
+            breaks=rollup.breaks,
+            prompts=rollup.prompts,
+            prompts_answered=rollup.prompts_answered,
+            drills=rollup.drills,
+        )
+
+
+# --- records: longest stretch and streaks ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LongestStretch:
+    """Longest single sitting stretch in seconds: today, this week (Monday to Sunday), ever.
+    A stretch in progress counts (to the day it started), so sitting for 2 h right now shows
+    at least 2 h."""
+
+    today_s: float
+    week_s: float
+    ever_s: float
+
+
+def longest_stretch(
+    session: Session,
+    calendar: Calendar,
+    now: datetime,
+    offline_after_s: float,
+    device_id: str | None = None,
+) -> LongestStretch:
+    now = as_utc(now)
+    day = calendar.day_of(now)
+    week = calendar.week_start(day)
+    row = session.execute(
+        select(
+            func.max(case((DailyRollup.day == day, DailyRollup.longest_s))).label("today"),
+            func.max(case((DailyRollup.day >= week, DailyRollup.longest_s))).label("week"),
+            func.max(DailyRollup.longest_s).label("ever"),
+        ).where(DailyRollup.day <= day, *_device_filter(DailyRollup.device_id, device_id))
+    ).one()
+    today_s, week_s, ever_s = float(row.today or 0), float(row.week or 0), float(row.ever or 0)
+    for state in seat_states(session, now, offline_after_s, device_id).values():
+        if state.seated_since is None:
+            continue
+        open_s = state.stretch_s(now)
+        started = calendar.day_of(state.seated_since)
+        ever_s = max(ever_s, open_s)
+        if started >= week:
+            week_s = max(week_s, open_s)
+        if started == day:
+            today_s = max(today_s, open_s)
+    return LongestStretch(today_s=today_s, week_s=week_s, ever_s=ever_s)
+
+
+@dataclass(frozen=True)
+class Streaks:
+    """Runs of consecutive days meeting the goal: at least ``goal_drills`` drills that day
+    (summed over the selected devices). ``current`` ends today, or yesterday while today has
+    not met the goal yet (the day is not over); ``best`` is the longest run ever."""
+
+    current: int
+    best: int
+    goal_drills: int
+    last_day: date | None = None  # the last day that met the goal
+
+
+def drill_streaks(
+    session: Session,
+    calendar: Calendar,
+    now: datetime,
+    device_id: str | None = None,
+    goal_drills: int = 1,
+) -> Streaks:
+    day = calendar.day_of(now)
+    # One row per qualifying day: the walk below is over days, not over stored rows.
+    good_days = session.scalars(
+        select(DailyRollup.day)
+        .where(DailyRollup.day <= day, *_device_filter(DailyRollup.device_id, device_id))
+        .group_by(DailyRollup.day)
+        .having(func.sum(DailyRollup.drills) >= goal_drills)
+        .order_by(DailyRollup.day)
+    ).all()
+    best = run = 0
+    previous: date | None = None
+    for good in good_days:
+        run = run + 1 if previous is not None and good - previous == timedelta(days=1) else 1
+        best = max(best, run)
+        previous = good
+    current = run if previous is not None and (day - previous).days <= 1 else 0
+    return Streaks(current=current, best=best, goal_drills=goal_drills, last_day=previous)
+
+
+# --- a day's timeline -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineBar:
+    device_id: str
+    start: datetime
+    end: datetime
+    duration_s: float
+    is_open: bool = False  # a stretch still in progress (ends "now")
+
+
+@dataclass(frozen=True)
+class TimelineMark:
+    device_id: str
+    ts: datetime
+    kind: str  # "prompt" or "drill"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Timeline:
+    day: date
+    start: datetime  # UTC bounds of the local day
+    end: datetime
+    bars: list[TimelineBar] = field(default_factory=list)
+    marks: list[TimelineMark] = field(default_factory=list)
+
+    def bars_of(self, device_id: str) -> list[TimelineBar]:
+        return [bar for bar in self.bars if bar.device_id == device_id]
+
+    def marks_of(self, device_id: str) -> list[TimelineMark]:
+        return [mark for mark in self.marks if mark.device_id == device_id]
+
+
+def day_timeline(
+    session: Session,
+    calendar: Calendar,
+    day: date,
+    now: datetime,
+    offline_after_s: float,
+    device_id: str | None = None,
+) -> Timeline:
+    """Sitting sessions that started on ``day`` (plus a stretch in progress), prompts and
+    drills, in time order."""
+    now = as_utc(now)
+    start, end = calendar.bounds(day)
+    bars = [
+        TimelineBar(s.device_id, as_utc(s.started_at), as_utc(s.ended_at), s.duration_s)
+        for s in session.scalars(
+            select(SittingSession)
+            .where(
+                SittingSession.started_at >= start,
+                SittingSession.started_at < end,
+                *_device_filter(SittingSession.device_id, device_id),
+            )
+            .order_by(SittingSession.started_at)
+        )
+    ]
+    if start <= now < end + STATE_LOOKBACK:
+        for state in seat_states(session, now, offline_after_s, device_id).values():
+            if state.seated_since is not None and start <= state.seated_since < end:
+                bars.append(
+                    TimelineBar(
+                        state.device_id, state.seated_since, now, state.stretch_s(now), True
+                    )
+                )
+    marks = [
+        TimelineMark(row.device_id, as_utc(row.ts), "prompt", f"level {row.level}")
+        for row in session.execute(
+            select(Event.device_id, Event.ts, Event.data["level"].as_integer().label("level"))
+            .where(
+                Event.type == EventType.PROMPT.value,
+                Event.ts >= start,
+                Event.ts < end,
+                *_device_filter(Event.device_id, device_id),
+            )
+            .order_by(Event.ts)
+        )
+    ]
+    marks += [
+        TimelineMark(row.device_id, as_utc(row.ts), "drill", "guided" if row.guided else "")
+        for row in session.execute(
+            select(Drill.device_id, Drill.ts, Drill.guided)
+            .where(Drill.ts >= start, Drill.ts < end, *_device_filter(Drill.device_id, device_id))
+            .order_by(Drill.ts)
+        )
+    ]
+    marks.sort(key=lambda mark: mark.ts)
+    return Timeline(day=day, start=start, end=end, bars=bars, marks=marks)
+
+
+# --- everything a page header shows ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overview:
+    today: TodayFigures
+    longest: LongestStretch
+    streaks: Streaks
+
+
+def overview(
+    session: Session,
+    calendar: Calendar,
+    now: datetime,
+    offline_after_s: float,
+    device_id: str | None = None,
+) -> Overview:
+    """Today's figures, longest stretches and drill streaks: what the dashboard's header
+    cards and /api/v1/summary show."""
+    return Overview(
+        today=today(session, calendar, now, offline_after_s, device_id),
+        longest=longest_stretch(session, calendar, now, offline_after_s, device_id),
+        streaks=drill_streaks(session, calendar, now, device_id),
+    )

@@ -1,0 +1,170 @@
+"""Stats queries against hand-computed figures (tests/web_fixtures.py: seed_small)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from web_fixtures import NOW, TODAY, add_device, add_event, at, make_engine_for, seed_small
+
+from sitwatch.server import stats
+
+CAL = stats.Calendar("UTC", 4)
+OFFLINE_S = 900
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine_for(tmp_path)
+    seed_small(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+def test_calendar_days_start_at_the_start_hour() -> None:
+    assert CAL.day_of(datetime(2026, 11, 25, 3, 59, tzinfo=UTC)) == date(2026, 11, 24)
+    assert CAL.day_of(datetime(2026, 11, 25, 4, 0, tzinfo=UTC)) == date(2026, 11, 25)
+    assert CAL.bounds(TODAY) == (at(TODAY, 4), at(TODAY + timedelta(days=1), 4))
+    assert CAL.week_start(TODAY) == date(2026, 11, 23)
+
+
+def test_calendar_day_across_a_dst_change_is_23_hours() -> None:
+    berlin = stats.Calendar("Europe/Berlin", 4)
+    # Clocks go forward at 02:00 on Sunday 29 March: Saturday's day is one hour short.
+    start, end = berlin.bounds(date(2026, 3, 28))
+    assert start == datetime(2026, 3, 28, 3, 0, tzinfo=UTC)  # 04:00 CET
+    assert end == datetime(2026, 3, 29, 2, 0, tzinfo=UTC)  # 04:00 CEST
+    assert end - start == timedelta(hours=23)
+    # 03:30 CEST on Sunday is still Saturday's late night.
+    assert berlin.day_of(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) == date(2026, 3, 28)
+
+
+def test_today_for_one_device(session: Session) -> None:
+    t = stats.today(session, CAL, NOW, OFFLINE_S, "desk-a")
+    assert t.day == TODAY
+    assert t.seated_now and t.devices_seated == 1
+    assert t.current_stretch_s == 40 * 60  # seated since 14:50, now 15:30
+    assert t.seated_s == 135 * 60  # 40 + 70 + 25 min, from the rollup
+    assert (t.sessions, t.breaks, t.drills) == (3, 2, 2)
+    # Prompts at 10:30 and 15:20 (the 03:30 one belongs to yesterday); acks at 10:31 (drill)
+    # and 13:26 (button).
+    assert (t.prompts, t.prompts_answered, t.answered_by_drill) == (2, 2, 1)
+
+
+def test_offline_device_is_not_seated_even_if_its_last_event_says_so(session: Session) -> None:
+    t = stats.today(session, CAL, NOW, OFFLINE_S, "desk-b")
+    assert not t.seated_now and t.current_stretch_s == 0
+    assert t.devices_online == 0  # online flag set, but last heard 2 h ago > 900 s
+    assert (t.seated_s, t.sessions, t.prompts, t.prompts_answered, t.drills) == (1800, 1, 1, 0, 1)
+
+
+def test_today_for_all_devices_adds_up(session: Session) -> None:
+    t = stats.today(session, CAL, NOW, OFFLINE_S)
+    assert (t.devices, t.devices_online, t.devices_seated) == (3, 2, 1)
+    assert t.current_stretch_s == 2400
+    assert t.seated_s == 8100 + 1800
+    assert (t.sessions, t.breaks, t.drills) == (4, 2, 3)
+    assert (t.prompts, t.prompts_answered, t.answered_by_drill) == (3, 2, 1)
+    per_device = stats.today_by_device(session, CAL, NOW, OFFLINE_S)
+    assert sorted(per_device) == ["desk-a", "desk-b", "desk-c"]
+    assert per_device["desk-c"].seated_s == 0 and per_device["desk-c"].devices_online == 1
+
+
+def test_week_series_fills_missing_days(session: Session) -> None:
+    week = stats.daily_series(session, date(2026, 11, 19), TODAY, "desk-a")
+    assert [d.day.day for d in week] == [19, 20, 21, 22, 23, 24, 25]
+    assert [d.seated_s for d in week] == [15000, 25000, 3000, 3600, 18000, 20000, 8100]
+    assert [d.drills for d in week] == [1, 0, 2, 1, 1, 1, 2]
+    together = stats.daily_series(session, date(2026, 11, 24), date(2026, 11, 26))
+    assert [(d.seated_s, d.drills, d.longest_s) for d in together] == [
+        (29000, 2, 5400),  # desk-a 20000 + desk-b 9000; longest is desk-b's 5400
+        (9900, 3, 4200),
+        (0, 0, 0),  # tomorrow: no row, zeros
+    ]
+
+
+def test_longest_stretch_today_week_ever(session: Session) -> None:
+    assert stats.longest_stretch(session, CAL, NOW, OFFLINE_S, "desk-a") == stats.LongestStretch(
+        today_s=4200, week_s=5000, ever_s=7200
+    )
+    # All devices: desk-b's 5400 on Tuesday is this week's longest.
+    assert stats.longest_stretch(session, CAL, NOW, OFFLINE_S) == stats.LongestStretch(
+        today_s=4200, week_s=5400, ever_s=7200
+    )
+
+
+def test_a_stretch_in_progress_counts_as_longest(session: Session) -> None:
+    add_event(session, "desk-c", "seated", at(TODAY, 6, 0))  # 9.5 h ago, still seated
+    session.commit()
+    longest = stats.longest_stretch(session, CAL, NOW, OFFLINE_S, "desk-c")
+    assert longest == stats.LongestStretch(today_s=34200, week_s=34200, ever_s=34200)
+
+
+def test_drill_streaks(session: Session) -> None:
+    assert stats.drill_streaks(session, CAL, NOW, "desk-a") == stats.Streaks(
+        current=5, best=6, goal_drills=1, last_day=TODAY
+    )
+    # Tomorrow morning before any drill: the run is still alive (the day is not over) ...
+    assert stats.drill_streaks(session, CAL, NOW + timedelta(hours=20), "desk-a").current == 5
+    # ... but a whole day without a drill ends it.
+    assert stats.drill_streaks(session, CAL, NOW + timedelta(days=2), "desk-a").current == 0
+    # A goal of two drills a day: desk-a alone has only isolated days (11-21, 11-25).
+    assert stats.drill_streaks(session, CAL, NOW, "desk-a", goal_drills=2).best == 1
+    # Together desk-a and desk-b reach two on 11-24 (1 + 1) and 11-25 (2 + 1).
+    both = stats.drill_streaks(session, CAL, NOW, goal_drills=2)
+    assert (both.current, both.best) == (2, 2)
+
+
+def test_day_timeline(session: Session) -> None:
+    line = stats.day_timeline(session, CAL, TODAY, NOW, OFFLINE_S, "desk-a")
+    assert [(b.start.hour, b.start.minute, b.duration_s, b.is_open) for b in line.bars] == [
+        (9, 0, 2400, False),
+        (10, 0, 4200, False),
+        (13, 0, 1500, False),
+        (14, 50, 2400, True),
+    ]
+    assert [(m.kind, m.ts.hour, m.ts.minute) for m in line.marks] == [
+        ("prompt", 10, 30),
+        ("drill", 10, 31),
+        ("drill", 13, 27),
+        ("prompt", 15, 20),
+    ]
+    yesterday = stats.day_timeline(session, CAL, TODAY - timedelta(days=1), NOW, OFFLINE_S)
+    assert [m.ts.hour for m in yesterday.marks] == [3]  # the 03:30 prompt
+    assert yesterday.bars == []
+
+
+def test_device_statuses_offline_after_silence(session: Session) -> None:
+    rows = {d.id: d for d in stats.device_statuses(session, NOW, OFFLINE_S)}
+    assert rows["desk-a"].is_online and rows["desk-c"].is_online
+    assert not rows["desk-b"].is_online
+    add_device(session, "desk-d", "", online=False)
+    session.commit()
+    assert stats.device_statuses(session, NOW, OFFLINE_S, "desk-d")[0].label == "desk-d"
+
+
+def test_overview_combines_the_three(session: Session) -> None:
+    found = stats.overview(session, CAL, NOW, OFFLINE_S, "desk-a")
+    assert found.today == stats.today(session, CAL, NOW, OFFLINE_S, "desk-a")
+    assert found.longest.ever_s == 7200 and found.streaks.current == 5
+
+
+def test_rollup_rows_for_export(session: Session) -> None:
+    rows = list(stats.rollup_rows(session, date(2026, 11, 24), TODAY))
+    assert [(r.day.day, r.device_id) for r in rows] == [
+        (24, "desk-a"),
+        (24, "desk-b"),
+        (25, "desk-a"),
+        (25, "desk-b"),
+    ]
+    assert rows[0].device_name == "Desk A" and rows[0].seated_s == 20000

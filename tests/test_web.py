@@ -1,0 +1,231 @@
+"""The dashboard through Flask's test client: login, CSRF, escaping, forms, pages."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from markupsafe import escape
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from web_fixtures import PASSWORD, add_user, csrf_from, login, make_app, make_engine_for, seed_small
+
+from sitwatch.drill import CIRCUIT
+from sitwatch.server.models import Device
+
+HOSTILE_NAMES = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine_for(tmp_path)
+    add_user(engine)
+    seed_small(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def app(engine: Engine) -> Flask:
+    return make_app(engine)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def logged_in(client: FlaskClient) -> FlaskClient:
+    assert login(client).status_code == 302
+    return client
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/devices", "/devices/desk-a", "/devices/desk-a/settings", "/drill", "/nowhere"]
+)
+def test_pages_redirect_to_login(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_health_and_static_need_no_login(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    with client.get("/static/style.css") as response:  # a file response: close it
+        assert response.status_code == 200
+    assert client.get("/login").status_code == 200
+
+
+def test_wrong_password_is_rejected(client: FlaskClient) -> None:
+    response = login(client, password="not the password")
+    assert response.status_code == 401
+    assert "Wrong username or password" in response.get_data(as_text=True)
+    assert login(client, username="mallory").status_code == 401
+    assert client.get("/").status_code == 302
+
+
+def test_login_goes_to_next_but_never_off_site(client: FlaskClient) -> None:
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    form = {"csrf_token": token, "username": "alice", "password": PASSWORD}
+    response = client.post("/login?next=/devices/desk-a%3Fday%3D2026-11-24", data=form)
+    assert response.headers["Location"] == "/devices/desk-a?day=2026-11-24"
+    client.get("/login")  # logged in already; a second login is allowed
+    for hostile in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        response = client.post("/login", query_string={"next": hostile}, data=form)
+        assert response.headers["Location"] == "/"
+
+
+def test_logout_needs_a_post_with_csrf(logged_in: FlaskClient) -> None:
+    assert logged_in.get("/logout").status_code == 405
+    assert logged_in.post("/logout").status_code == 400  # no token
+    token = csrf_from(logged_in.get("/").get_data(as_text=True))
+    assert logged_in.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert logged_in.get("/").status_code == 302
+
+
+def test_posts_without_csrf_token_are_refused(client: FlaskClient, logged_in: FlaskClient) -> None:
+    form = {"username": "alice", "password": PASSWORD}
+    assert client.post("/login", data=form).status_code == 400
+    refused = logged_in.post("/devices/desk-a/settings", data={"sitting_limit_s": "600"})
+    assert refused.status_code == 400
+    assert "CSRF" in refused.get_data(as_text=True)
+    assert logged_in.post("/devices/desk-a/rename", data={"name": "x"}).status_code == 400
+    bad_token = {"name": "x", "csrf_token": "forged"}
+    assert logged_in.post("/devices/desk-a/rename", data=bad_token).status_code == 400
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_NAMES)
+def test_hostile_device_name_renders_as_text(
+    logged_in: FlaskClient, engine: Engine, hostile: str
+) -> None:
+    page = logged_in.get("/devices/desk-a/settings").get_data(as_text=True)
+    response = logged_in.post(
+        "/devices/desk-a/rename", data={"csrf_token": csrf_from(page), "name": hostile}
+    )
+    assert response.status_code == 302
+    with Session(engine) as session:
+        assert session.get(Device, "desk-a").name == hostile  # stored as typed
+    for path in ("/", "/devices", "/devices/desk-a", "/devices/desk-a/settings"):
+        body = logged_in.get(path).get_data(as_text=True)
+        assert hostile not in body, path
+        assert "<img src=x" not in body and "<script>alert" not in body
+        assert str(escape(hostile)) in body, path  # Jinja's escaping: &lt; &#34; ...
+
+
+def test_rename_rejects_empty_and_too_long_names(logged_in: FlaskClient) -> None:
+    token = csrf_from(logged_in.get("/devices/desk-a/settings").get_data(as_text=True))
+    for name in ("   ", "x" * 101):
+        response = logged_in.post(
+            "/devices/desk-a/rename", data={"csrf_token": token, "name": name}
+        )
+        assert response.status_code == 400
+        assert 'data-error-for="name"' in response.get_data(as_text=True)
+
+
+def _settings_form(client: FlaskClient, **changes: str) -> dict[str, str]:
+    page = client.get("/devices/desk-a/settings").get_data(as_text=True)
+    form = {
+        "csrf_token": csrf_from(page),
+        "sitting_limit_s": "1800",
+        "grace_s": "60",
+        "break_s": "120",
+        "reprompt_s": "900",
+        "max_level": "3",
+        "snooze_s": "600",
+        "max_snoozes": "2",
+        "drill_step_s": "30",
+        "press_ignore_s": "2",
+        "timezone": "Europe/Berlin",
+        "quiet_enabled": "y",
+        "quiet_start": "22:00",
+        "quiet_end": "07:00",
+    }
+    form.update(changes)
+    return form
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "words"),
+    [
+        ({"sitting_limit_s": "abc"}, "sitting_limit_s", "valid number"),
+        ({"sitting_limit_s": "5"}, "sitting_limit_s", "greater than or equal to 60"),
+        ({"max_level": "2.5"}, "max_level", "integer"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
+        ({"quiet_start": "25:00"}, "quiet_start", "HH:MM"),
+        ({"snooze_s": ""}, "snooze_s", "snooze_s"),
+    ],
+)
+def test_bad_settings_rerender_with_the_field_named(
+    logged_in: FlaskClient, engine: Engine, changes: dict[str, str], field: str, words: str
+) -> None:
+    response = logged_in.post("/devices/desk-a/settings", data=_settings_form(logged_in, **changes))
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    errors = body.split(f'data-error-for="{field}">', 1)
+    assert len(errors) == 2, f"no error shown for {field}"
+    message = html.unescape(errors[1].split("</p>", 1)[0])
+    assert field.replace("quiet_", "quiet_hours.") in message and words in message
+    for value in changes.values():  # the user's input is kept in the form
+        assert f'value="{html.escape(value)}"' in body
+    with Session(engine) as session:
+        assert session.get(Device, "desk-a").settings is None  # nothing stored
+
+
+def test_rule_across_fields_is_shown_at_the_top(logged_in: FlaskClient) -> None:
+    form = _settings_form(logged_in, grace_s="300", break_s="120")
+    body = logged_in.post("/devices/desk-a/settings", data=form).get_data(as_text=True)
+    assert "form-error" in body and "grace_s (300) must not exceed break_s (120)" in body
+
+
+def test_settings_form_shows_defaults_first(logged_in: FlaskClient) -> None:
+    body = logged_in.get("/devices/desk-a/settings").get_data(as_text=True)
+    assert 'name="sitting_limit_s" type="text" value="1800"' in body
+    assert 'name="quiet_start" placeholder="22:00" type="text" value="22:00"' in body
+
+
+def test_unknown_device_and_bad_day_are_client_errors(logged_in: FlaskClient) -> None:
+    assert logged_in.get("/devices/nope").status_code == 404
+    assert logged_in.get("/devices/nope/settings").status_code == 404
+    response = logged_in.get("/?day=2026-13-45")
+    assert response.status_code == 400
+    assert "YYYY-MM-DD" in response.get_data(as_text=True)
+    assert logged_in.get("/?day=<script>").status_code == 400
+
+
+def test_overview_shows_today_and_charts(logged_in: FlaskClient) -> None:
+    body = logged_in.get("/").get_data(as_text=True)
+    assert "1 of 3 seated now" in body
+    assert 'data-figure="seated_s" data-value="9900"' in body  # 2 h 45 min
+    assert "2 h 45 min" in body
+    assert body.count('class="session"') == 4  # desk-a 3 + desk-b 1 finished
+    assert body.count('class="session open"') == 1  # desk-a since 14:50
+    assert body.count('<rect class="bar"') == 7 + 30
+    # Days with drills: 6 of the last 7 (not 11-20), 14 of the last 30 (see seed_small).
+    assert body.count('class="drill-badge"') == 6 + 14
+
+
+def test_device_page_and_other_days(logged_in: FlaskClient) -> None:
+    body = logged_in.get("/devices/desk-a").get_data(as_text=True)
+    assert "Seated now" in body and 'data-figure="current_stretch_s" data-value="2400"' in body
+    assert 'data-figure="streak_current" data-value="5"' in body
+    earlier = logged_in.get("/devices/desk-a?day=2026-11-24").get_data(as_text=True)
+    assert "Tuesday 24 November 2026" in earlier
+    assert earlier.count('class="session"') == 0  # rollups only on that day, no sessions
+    assert "2026-11-25" in earlier  # a link forward to today
+
+
+def test_devices_list(logged_in: FlaskClient) -> None:
+    body = logged_in.get("/devices").get_data(as_text=True)
+    assert body.count('class="pill online"') == 2 and body.count('class="pill offline"') == 1
+    assert "2 h 00 min ago" in body  # desk-b
+
+
+def test_drill_guide_lists_the_circuit(logged_in: FlaskClient) -> None:
+    body = logged_in.get("/drill").get_data(as_text=True)
+    for step in CIRCUIT:
+        assert f'id="step-{step.key}"' in body and html.escape(step.title) in body

@@ -1,0 +1,281 @@
+"""Helpers for the dashboard tests: an app on a real SQLite file, users, a logged-in client,
+and two data sets inserted straight through the models.
+
+``seed_small`` is tiny and its figures are worked out by hand in tests/test_stats.py;
+``seed_demo`` is three weeks of plausible office days for the browser test's screenshot.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from werkzeug.security import generate_password_hash
+
+from sitwatch.server.app import create_app
+from sitwatch.server.config import BrokerConfig, DatabaseConfig, ServerConfig
+from sitwatch.server.db import create_schema, make_engine
+from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession, User
+
+# A Wednesday afternoon. Days start at 04:00 UTC, so "today" is 2026-11-25, the week began
+# on Monday 2026-11-23.
+NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+TODAY = date(2026, 11, 25)
+PASSWORD = "correct horse battery staple"
+CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def make_engine_for(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'sitwatch.db'}")
+    create_schema(engine)
+    return engine
+
+
+def make_app(
+    engine: Engine,
+    now: datetime = NOW,
+    mqtt_host: str = "127.0.0.1",
+    mqtt_port: int = 1883,
+    **extra: Any,
+) -> Flask:
+    config = ServerConfig(
+        database=DatabaseConfig(url=str(engine.url)),
+        mqtt=BrokerConfig(host=mqtt_host, port=mqtt_port),
+        timezone="UTC",
+        day_start_hour=4,
+        offline_after_s=900,
+    )
+    test_config = {"TESTING": True, "SECRET_KEY": "test-secret", "SITWATCH_NOW": lambda: now}
+    test_config.update(extra)
+    return create_app(config, engine=engine, test_config=test_config)
+
+
+def add_user(engine: Engine, username: str = "alice", password: str = PASSWORD) -> None:
+    with Session(engine) as session:
+        session.add(User(username=username, password_hash=generate_password_hash(password)))
+        session.commit()
+
+
+def csrf_from(html: str) -> str:
+    found = CSRF_INPUT.search(html)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def login(client: FlaskClient, username: str = "alice", password: str = PASSWORD) -> Any:
+    page = client.get("/login")
+    token = csrf_from(page.get_data(as_text=True))
+    return client.post(
+        "/login", data={"csrf_token": token, "username": username, "password": password}
+    )
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+def _id() -> str:
+    return uuid.uuid4().hex
+
+
+def add_device(
+    session: Session, device_id: str, name: str, *, online: bool = True, last_seen: datetime = NOW
+) -> None:
+    session.add(
+        Device(
+            id=device_id,
+            name=name,
+            online=online,
+            first_seen_at=last_seen - timedelta(days=60),
+            last_seen_at=last_seen,
+        )
+    )
+
+
+def add_event(session: Session, device_id: str, kind: str, ts: datetime, **data: Any) -> None:
+    session.add(
+        Event(
+            event_id=_id(),
+            device_id=device_id,
+            boot_id="boot0001",
+            seq=None,
+            type=kind,
+            ts=ts,
+            mono=0.0,
+            clock_synced=True,
+            data=data,
+            received_at=ts,
+        )
+    )
+
+
+def add_session(session: Session, device_id: str, start: datetime, minutes: float) -> None:
+    """A finished stretch: its seated and stood_up events and the derived session row."""
+    end = start + timedelta(minutes=minutes)
+    add_event(session, device_id, "seated", start)
+    add_event(session, device_id, "stood_up", end, session_s=minutes * 60)
+    session.add(
+        SittingSession(
+            event_id=_id(),
+            device_id=device_id,
+            started_at=start,
+            ended_at=end,
+            duration_s=minutes * 60,
+        )
+    )
+
+
+def add_drill(session: Session, device_id: str, ts: datetime) -> None:
+    add_event(session, device_id, "drill_completed", ts, guided=True)
+    session.add(Drill(event_id=_id(), device_id=device_id, ts=ts, guided=True))
+
+
+def add_rollup(session: Session, device_id: str, day: date, **figures: float) -> None:
+    row = {
+        "seated_s": 0.0,
+        "sessions": 0,
+        "longest_s": 0.0,
+        "breaks": 0,
+        "prompts": 0,
+        "prompts_answered": 0,
+        "drills": 0,
+    }
+    row.update(figures)
+    session.add(DailyRollup(device_id=device_id, day=day, **row))
+
+
+def at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+
+
+# --- the hand-computed set ------------------------------------------------------------------
+
+
+def seed_small(engine: Engine) -> None:
+    """Three devices around NOW (Wed 2026-11-25 15:30 UTC); the expected figures are in
+    tests/test_stats.py. desk-a is online and seated since 14:50; desk-b's last event is
+    "seated" but it was last heard 2 h ago, so it is offline and not seated; desk-c is online
+    and idle."""
+    d = TODAY
+    with Session(engine) as s:
+        add_device(s, "desk-a", "Desk A", last_seen=NOW - timedelta(seconds=60))
+        add_device(s, "desk-b", "Desk B", last_seen=NOW - timedelta(hours=2))
+        add_device(s, "desk-c", "Desk C", last_seen=NOW - timedelta(seconds=30))
+        s.flush()
+        # desk-a today: three finished stretches (40 + 70 + 25 = 135 min) and one open.
+        add_session(s, "desk-a", at(d, 9), 40)
+        add_session(s, "desk-a", at(d, 10), 70)
+        add_session(s, "desk-a", at(d, 13), 25)
+        add_event(s, "desk-a", "seated", at(d, 14, 50))
+        add_event(s, "desk-a", "prompt", at(d, 10, 30), level=1, seated_s=1800, quiet=False)
+        add_event(s, "desk-a", "prompt_ack", at(d, 10, 31), how="drill", response_s=60)
+        add_event(s, "desk-a", "prompt_ack", at(d, 13, 26), how="button", response_s=5)
+        add_event(s, "desk-a", "prompt", at(d, 15, 20), level=1, seated_s=1800, quiet=False)
+        # Before 04:00: counts to yesterday, not today.
+        add_event(s, "desk-a", "prompt", at(d, 3, 30), level=2, seated_s=2700, quiet=False)
+        add_event(s, "desk-a", "prompt_ack", at(d, 3, 31), how="drill", response_s=30)
+        add_drill(s, "desk-a", at(d, 10, 31))
+        add_drill(s, "desk-a", at(d, 13, 27))
+        # desk-b today: one stretch, then seated again at 12:00, then silence.
+        add_session(s, "desk-b", at(d, 11), 30)
+        add_event(s, "desk-b", "seated", at(d, 12))
+        add_event(s, "desk-b", "prompt", at(d, 12, 30), level=1, seated_s=1800, quiet=False)
+        add_drill(s, "desk-b", at(d, 11, 31))
+
+        add_rollup(s, "desk-a", d, seated_s=8100, sessions=3, longest_s=4200, breaks=2,
+                   prompts=2, prompts_answered=2, drills=2)  # fmt: skip
+        add_rollup(s, "desk-b", d, seated_s=1800, sessions=1, longest_s=1800, drills=1, prompts=1)
+        add_rollup(s, "desk-b", d - timedelta(days=1), seated_s=9000, sessions=3,
+                   longest_s=5400, breaks=2, drills=1)  # fmt: skip
+        # desk-a's history: drill days 11-10..11-15 (a run of 6), 11-17..11-19 (3),
+        # a gap on 11-20, then 11-21..11-25 (5, the current run).
+        history = {
+            date(2026, 11, 24): (20000, 5, 3600, 1),
+            date(2026, 11, 23): (18000, 4, 5000, 1),
+            date(2026, 11, 22): (3600, 1, 3600, 1),
+            date(2026, 11, 21): (3000, 1, 3000, 2),
+            date(2026, 11, 20): (25000, 4, 7200, 0),
+            date(2026, 11, 19): (15000, 4, 4000, 1),
+            date(2026, 11, 18): (14000, 4, 3900, 1),
+            date(2026, 11, 17): (13000, 3, 3800, 1),
+            **{date(2026, 11, n): (10000, 3, 3500, 1) for n in range(10, 16)},
+        }
+        for day, (seated, sessions, longest, drills) in history.items():
+            add_rollup(s, "desk-a", day, seated_s=seated, sessions=sessions, longest_s=longest,
+                       breaks=sessions - 1, drills=drills)  # fmt: skip
+        s.commit()
+
+
+# --- three weeks of plausible office days, for the screenshot -------------------------------
+
+
+def seed_demo(engine: Engine, now: datetime, days: int = 21, seed: int = 7) -> dict[str, Any]:
+    """Three desks, ``days`` days up to ``now``: workdays 08:30-17:30 in stretches of 15-80 min
+    with short breaks, prompts after 30 min seated, drills after most prompts; lighter
+    weekends. Today's data stops at ``now`` with the first desk seated. Returns today's
+    expected totals (finished sessions only) for the browser test to check."""
+    rng = random.Random(seed)
+    desks = [
+        ("desk-anna", "Anna's desk"),
+        ("desk-ben", "Ben's standing desk"),
+        ("desk-lab", "Lab bench"),
+    ]
+    today = (now - timedelta(hours=4)).date()
+    expected = {"seated_s": 0.0, "drills": 0, "sessions": 0, "bars_today": 0}
+    with Session(engine) as s:
+        for device_id, name in desks:
+            add_device(s, device_id, name, last_seen=now - timedelta(seconds=rng.randint(5, 90)))
+        s.flush()
+        for index, (device_id, _name) in enumerate(desks):
+            for back in range(days - 1, -1, -1):
+                day = today - timedelta(days=back)
+                if day.weekday() >= 5 and rng.random() < 0.7:
+                    continue
+                clock = at(day, 8, 30) + timedelta(minutes=rng.randint(0, 50) + 20 * index)
+                end_of_day = at(day, 17, 30) if day.weekday() < 5 else at(day, 12)
+                totals = {"seated_s": 0.0, "sessions": 0, "longest_s": 0.0, "breaks": 0,
+                          "prompts": 0, "prompts_answered": 0, "drills": 0}  # fmt: skip
+                open_started: datetime | None = None
+                while clock < end_of_day:
+                    minutes = rng.choice((15, 25, 35, 45, 50, 60, 75, 80)) + rng.randint(0, 9)
+                    end = clock + timedelta(minutes=minutes)
+                    if day == today and end > now:
+                        if index == 0 and clock < now:
+                            open_started = clock
+                        break
+                    add_session(s, device_id, clock, minutes)
+                    totals["seated_s"] += minutes * 60
+                    totals["sessions"] += 1
+                    totals["longest_s"] = max(totals["longest_s"], minutes * 60)
+                    if minutes >= 30:
+                        prompt_at = clock + timedelta(minutes=30)
+                        add_event(s, device_id, "prompt", prompt_at, level=1, seated_s=1800,
+                                  quiet=False)  # fmt: skip
+                        totals["prompts"] += 1
+                        if rng.random() < 0.8:
+                            how = "drill" if rng.random() < 0.6 else "button"
+                            add_event(s, device_id, "prompt_ack", end, how=how, response_s=60)
+                            totals["prompts_answered"] += 1
+                            if how == "drill":
+                                add_drill(s, device_id, end + timedelta(minutes=3))
+                                totals["drills"] += 1
+                    clock = end + timedelta(minutes=rng.choice((3, 5, 8, 12, 20, 45)))
+                totals["breaks"] = max(0, totals["sessions"] - 1)
+                if open_started is not None:
+                    add_event(s, device_id, "seated", open_started)
+                if day == today:
+                    expected["seated_s"] += totals["seated_s"]
+                    expected["drills"] += totals["drills"]
+                    expected["sessions"] += totals["sessions"]
+                    expected["bars_today"] += totals["sessions"] + (open_started is not None)
+                if totals["sessions"]:
+                    add_rollup(s, device_id, day, **totals)
+        s.commit()
+    return expected
