@@ -52,8 +52,8 @@ def test_speed_needs_simulate() -> None:
 
 
 def test_simulator_driven_from_the_keyboard(broker: Mosquitto, tmp_path: Path) -> None:
-    # At 1200x a 30-minute limit takes 1.5 s: sit down, wait 7 x 5 min, show status, press.
-    script = "s\n" + "w\n" * 7 + "t\nb\n"
+    # At 1200x a 30-minute limit takes 1.5 s: sit down, wait 8 x 5 min, show status, press.
+    script = "s\n" + "w\n" * 8 + "t\nb\n"
     done = subprocess.run(
         [
             *DEVICE,
@@ -73,7 +73,7 @@ def test_simulator_driven_from_the_keyboard(broker: Mosquitto, tmp_path: Path) -
         timeout=30,
     )
     assert done.returncode == 0, done.stderr
-    assert "] seated" in done.stdout
+    assert "] seated" in done.stdout, done.stdout + done.stderr
     assert "TIME TO MOVE, level 1, seated 30 min" in done.stdout
     assert "state prompting" in done.stdout
-    assert "guided glute circuit started" in done.stdout
+    assert "guided glute circuit started" in done.stdout, done.stdout + done.stderr
