@@ -25,7 +25,8 @@ def parse_hhmm(text: str) -> time:
 
 
 class QuietHours(BaseModel):
-    """A daily window (local time) in which prompts are silent; may wrap midnight."""
+    """A daily window (local time) in which prompts are silent; may wrap midnight.
+    Equal start and end: no quiet hours."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,11 +53,13 @@ WORKDAY = "09:00-18:00"
 
 
 def parse_span(text: str) -> tuple[time, time]:
-    """'09:00-18:00' -> (time(9), time(18)); the end must come after the start."""
+    """'09:00-18:00' -> (time(9), time(18)); the end must come after the start.
+    An end of '24:00' means the end of the day."""
     start, sep, end = text.partition("-")
     if not sep:
         raise ValueError(f"expected HH:MM-HH:MM, got {text!r}")
-    first, last = parse_hhmm(start.strip()), parse_hhmm(end.strip())
+    first = parse_hhmm(start.strip())
+    last = time.max if end.strip() == "24:00" else parse_hhmm(end.strip())
     if last <= first:
         raise ValueError(f"the end of {text!r} must come after its start")
     return first, last
