@@ -62,7 +62,14 @@ def heartbeats(device_id: str, count: int, start: datetime | None = None) -> lis
 class DevicePublisher:
     """Publishes events as a device would and collects the server's acks for them."""
 
-    def __init__(self, host: str, port: int, device_ids: list[str]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        device_ids: list[str],
+        on_ack: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self.on_ack = on_ack
         self.acked: set[str] = set()
         self.ack_order: list[str] = []
         self.ack_messages = 0
@@ -86,6 +93,8 @@ class DevicePublisher:
 
     def _on_message(self, _client: object, _userdata: object, message: mqtt.MQTTMessage) -> None:
         ids = protocol.parse_ack(message.payload)
+        if self.on_ack is not None:
+            self.on_ack(ids)
         self.ack_messages += 1
         self.ack_order.extend(ids)
         self.acked.update(ids)
@@ -130,7 +139,8 @@ def postgres_schema() -> Iterator[str]:
             connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
     except sqlalchemy.exc.OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {str(exc.orig).strip()[:120]}")
+        reason = " ".join(str(exc.orig).split())[:120]
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {reason}")
     try:
         yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     finally:

@@ -1,0 +1,260 @@
+"""Derived tables from raw events: sitting sessions, drills and per-day rollups.
+
+Only events that were newly inserted are passed here, so a replayed event never counts twice;
+rollups are kept by adding each new event's share to its (device, local day) row, which is
+also correct when events arrive out of order. ``recompute_rollups`` rebuilds rows from the
+base tables (for repairs and to check the incremental path).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Table, case, func, select
+
+from sitwatch.protocol import DATA_SCHEMA, Event, EventType, ProtocolError
+from sitwatch.server.config import ServerConfig
+from sitwatch.server.models import DailyRollup, Drill, SittingSession
+from sitwatch.server.models import Event as EventRow
+
+# Guards beyond the wire schema, so one odd event cannot poison a batch or a chart.
+MAX_DURATION_S = 7 * 24 * 3600.0
+MAX_SEQ = 2**31 - 1  # an INTEGER column on PostgreSQL
+EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TS = datetime(2200, 1, 1, tzinfo=UTC)
+_DURATION_KEYS = ("session_s", "away_s", "response_s", "snooze_s", "pause_s", "seated_s")
+_COUNTERS = ("sessions", "breaks", "prompts", "prompts_answered", "prompts_answered_by_drill")
+
+
+@dataclass(frozen=True)
+class DayRules:
+    """Where local days begin: ``start_hour`` o'clock in ``zone`` (late nights count to the
+    day they started)."""
+
+    zone: ZoneInfo
+    start_hour: int = 4
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> DayRules:
+        return cls(ZoneInfo(config.timezone), config.day_start_hour)
+
+    def day_of(self, ts: datetime) -> date:
+        return (ts.astimezone(self.zone) - timedelta(hours=self.start_hour)).date()
+
+    def bounds(self, day: date) -> tuple[datetime, datetime]:
+        """The UTC instants [start, end) of local ``day`` (23 or 25 hours long across DST)."""
+        start = datetime.combine(day, time(self.start_hour), tzinfo=self.zone)
+        end = datetime.combine(day + timedelta(days=1), time(self.start_hour), tzinfo=self.zone)
+        return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def check_event(event: Event) -> dict[str, Any]:
+    """Checks the wire schema cannot express; returns the ``data`` to store (schema keys only,
+    so arbitrary extra keys from a hostile sender never reach the database)."""
+    if not EARLIEST_TS <= event.ts < LATEST_TS:
+        raise ProtocolError(
+            f"ts {event.ts.isoformat()} outside {EARLIEST_TS.year}-{LATEST_TS.year}"
+        )
+    if event.seq is not None and event.seq > MAX_SEQ:
+        raise ProtocolError(f"seq {event.seq} too large")
+    if not math.isfinite(event.mono):
+        raise ProtocolError("mono must be finite")
+    data = {key: event.data[key] for key in DATA_SCHEMA[event.type]}
+    for key, value in data.items():
+        if key in _DURATION_KEYS and not 0 <= value <= MAX_DURATION_S:
+            raise ProtocolError(
+                f"data field {key!r} must be 0..{MAX_DURATION_S:.0f} s, got {value}"
+            )
+        if isinstance(value, str) and not _is_plain_text(value):
+            raise ProtocolError(f"data field {key!r} holds control or invalid characters")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SEQ:
+            raise ProtocolError(f"data field {key!r} out of range")
+    return data
+
+
+def _is_plain_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        return False
+    return "\x00" not in value
+
+
+def session_start(event: Event) -> datetime:
+    return event.ts - timedelta(seconds=float(event.data["session_s"]))
+
+
+def session_rows(events: Iterable[Event]) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": e.id,
+            "device_id": e.device_id,
+            "started_at": session_start(e),
+            "ended_at": e.ts,
+            "duration_s": float(e.data["session_s"]),
+        }
+        for e in events
+        if e.type is EventType.STOOD_UP
+    ]
+
+
+def drill_rows(events: Iterable[Event]) -> list[dict[str, Any]]:
+    return [
+        {"event_id": e.id, "device_id": e.device_id, "ts": e.ts, "guided": e.data["guided"]}
+        for e in events
+        if e.type is EventType.DRILL_COMPLETED
+    ]
+
+
+def _empty_rollup(device_id: str, day: date) -> dict[str, Any]:
+    row: dict[str, Any] = {"device_id": device_id, "day": day, "seated_s": 0.0, "longest_s": 0.0}
+    row.update({name: 0 for name in (*_COUNTERS, "drills")})
+    return row
+
+
+def rollup_deltas(events: Iterable[Event], rules: DayRules) -> list[dict[str, Any]]:
+    """Each (device, day)'s share of ``events``, sorted by key (a stable lock order)."""
+    rows: dict[tuple[str, date], dict[str, Any]] = {}
+
+    def row_for(device_id: str, ts: datetime) -> dict[str, Any]:
+        key = (device_id, rules.day_of(ts))
+        if key not in rows:
+            rows[key] = _empty_rollup(*key)
+        return rows[key]
+
+    for e in events:
+        if e.type is EventType.STOOD_UP:
+            length = float(e.data["session_s"])
+            row = row_for(e.device_id, session_start(e))
+            row["seated_s"] += length
+            row["sessions"] += 1
+            row["longest_s"] = max(row["longest_s"], length)
+        elif e.type is EventType.BREAK:
+            row_for(e.device_id, e.ts)["breaks"] += 1
+        elif e.type is EventType.PROMPT:
+            row_for(e.device_id, e.ts)["prompts"] += 1
+        elif e.type is EventType.PROMPT_ACK:
+            row = row_for(e.device_id, e.ts)
+            row["prompts_answered"] += 1
+            row["prompts_answered_by_drill"] += int(e.data.get("how") == "drill")
+        elif e.type is EventType.DRILL_COMPLETED:
+            row_for(e.device_id, e.ts)["drills"] += 1
+    return [rows[key] for key in sorted(rows)]
+
+
+def dialect_insert(connection: Connection, table: Any) -> Any:
+    """``INSERT`` with the dialect's ``ON CONFLICT`` support (SQLite or PostgreSQL)."""
+    name = connection.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise NotImplementedError(f"database {name!r} is not supported (use SQLite or PostgreSQL)")
+    return insert(table)
+
+
+def add_to_rollups(connection: Connection, deltas: list[dict[str, Any]]) -> None:
+    if not deltas:
+        return
+    table: Table = DailyRollup.__table__  # type: ignore[assignment]
+    stmt = dialect_insert(connection, table)
+    new = stmt.excluded
+    bigger = func.greatest if connection.dialect.name == "postgresql" else func.max
+    updates = {name: table.c[name] + new[name] for name in (*_COUNTERS, "drills", "seated_s")}
+    updates["longest_s"] = bigger(table.c.longest_s, new.longest_s)
+    connection.execute(
+        stmt.on_conflict_do_update(index_elements=["device_id", "day"], set_=updates), deltas
+    )
+
+
+def derive(connection: Connection, new_events: list[Event], rules: DayRules) -> None:
+    """Sessions, drills and rollup figures for events that were just inserted."""
+    for model, rows in (
+        (SittingSession, session_rows(new_events)),
+        (Drill, drill_rows(new_events)),
+    ):
+        if rows:
+            stmt = dialect_insert(connection, model.__table__)
+            connection.execute(stmt.on_conflict_do_nothing(index_elements=["event_id"]), rows)
+    add_to_rollups(connection, rollup_deltas(new_events, rules))
+
+
+def recompute_rollups(
+    connection: Connection, rules: DayRules, days: Iterable[tuple[str, date]]
+) -> None:
+    """Rebuild the rollup rows of ``days`` ((device_id, day) pairs) from the base tables."""
+    rollups: Table = DailyRollup.__table__  # type: ignore[assignment]
+    for device_id, day in sorted(set(days)):
+        start, end = rules.bounds(day)
+        row = _empty_rollup(device_id, day)
+        sessions = connection.execute(
+            select(
+                func.count(),
+                func.sum(SittingSession.duration_s),
+                func.max(SittingSession.duration_s),
+            ).where(
+                SittingSession.device_id == device_id,
+                SittingSession.started_at >= start,
+                SittingSession.started_at < end,
+            )
+        ).one()
+        row["sessions"] = sessions[0]
+        row["seated_s"] = sessions[1] or 0.0
+        row["longest_s"] = sessions[2] or 0.0
+        by_drill = (EventRow.type == EventType.PROMPT_ACK.value) & (
+            EventRow.data["how"].as_string() == "drill"
+        )
+        counts = connection.execute(
+            select(
+                _count_where(EventRow.type == EventType.BREAK.value),
+                _count_where(EventRow.type == EventType.PROMPT.value),
+                _count_where(EventRow.type == EventType.PROMPT_ACK.value),
+                _count_where(by_drill),
+            ).where(
+                EventRow.device_id == device_id,
+                EventRow.ts >= start,
+                EventRow.ts < end,
+                EventRow.type.in_(
+                    [EventType.BREAK.value, EventType.PROMPT.value, EventType.PROMPT_ACK.value]
+                ),
+            )
+        ).one()
+        row["breaks"], row["prompts"], row["prompts_answered"] = counts[0], counts[1], counts[2]
+        row["prompts_answered_by_drill"] = counts[3]
+        row["drills"] = connection.execute(
+            select(func.count()).where(
+                Drill.device_id == device_id, Drill.ts >= start, Drill.ts < end
+            )
+        ).scalar_one()
+        connection.execute(
+            rollups.delete().where(rollups.c.device_id == device_id, rollups.c.day == day)
+        )
+        if row["sessions"] or any(row[name] for name in (*_COUNTERS, "drills")):
+            connection.execute(rollups.insert(), row)
+
+
+def _count_where(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def rebuild_all_rollups(connection: Connection, rules: DayRules) -> int:
+    """Recompute every rollup (after changing the time zone or day start); returns the rows."""
+    pairs: set[tuple[str, date]] = set()
+    for device_id, started in connection.execute(
+        select(SittingSession.device_id, SittingSession.started_at)
+    ):
+        pairs.add((device_id, rules.day_of(started)))
+    counted = [EventType.BREAK, EventType.PROMPT, EventType.PROMPT_ACK, EventType.DRILL_COMPLETED]
+    for device_id, ts in connection.execute(
+        select(EventRow.device_id, EventRow.ts).where(EventRow.type.in_([k.value for k in counted]))
+    ):
+        pairs.add((device_id, rules.day_of(ts)))
+    connection.execute(DailyRollup.__table__.delete())
+    recompute_rollups(connection, rules, pairs)
+    return len(pairs)

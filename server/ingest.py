@@ -1,0 +1,368 @@
+"""The ingest worker: MQTT events and statuses in, idempotent batched rows out, acks back.
+
+paho's network thread only queues messages; one writer thread validates them, stores a batch
+in one transaction and, only after the commit, publishes the ids on each device's ack topic.
+An ack is the device's only proof of delivery (paho and the broker may lose messages), so
+duplicates are acked again and a batch that failed to commit is not acked at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from sqlalchemy import Connection, Engine, update
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+
+from sitwatch import protocol
+from sitwatch.protocol import Event, ProtocolError, Status
+from sitwatch.server.config import ServerConfig
+from sitwatch.server.derive import DayRules, check_event, derive, dialect_insert
+from sitwatch.server.models import Device
+from sitwatch.server.models import Event as EventRow
+
+log = logging.getLogger(__name__)
+
+EVENT_FILTER = f"{protocol.ROOT}/+/{protocol.EVENT}"
+STATUS_FILTER = f"{protocol.ROOT}/+/{protocol.STATUS}"
+_STOP = object()
+
+
+@dataclass
+class Batch:
+    """The valid part of a batch of messages: events by id (first copy wins) and statuses."""
+
+    events: dict[str, tuple[Event, dict[str, Any]]] = field(default_factory=dict)
+    statuses: list[tuple[str, Status]] = field(default_factory=list)
+    event_messages: int = 0  # valid event messages, counting copies of the same id
+
+    def acks(self) -> dict[str, list[str]]:
+        by_device: dict[str, list[str]] = defaultdict(list)
+        for event, _data in self.events.values():
+            by_device[event.device_id].append(event.id)
+        return by_device
+
+
+def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: datetime) -> set[str]:
+    """Upsert devices, insert new events, derive from them; returns the newly stored ids."""
+    devices = sorted(
+        {e.device_id for e, _ in batch.events.values()} | {d for d, _ in batch.statuses}
+    )
+    if devices:
+        stmt = dialect_insert(connection, Device.__table__)
+        rows = [
+            {"id": d, "name": d, "online": False, "first_seen_at": now, "last_seen_at": now}
+            for d in devices
+        ]
+        connection.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["id"], set_={"last_seen_at": stmt.excluded.last_seen_at}
+            ),
+            rows,
+        )
+    for device_id, status in batch.statuses:
+        values: dict[str, Any] = {"online": status.state == "online", "last_seen_at": now}
+        if status.boot_id is not None:
+            values["boot_id"] = status.boot_id[:64]
+        if status.version is not None:
+            values["version"] = status.version[:40]
+        connection.execute(update(Device).where(Device.id == device_id).values(**values))
+    if not batch.events:
+        return set()
+    rows = [
+        {
+            "event_id": e.id,
+            "device_id": e.device_id,
+            "boot_id": e.boot_id,
+            "seq": e.seq,
+            "type": e.type.value,
+            "ts": e.ts,
+            "mono": e.mono,
+            "clock_synced": e.clock_synced,
+            "data": data,
+            "received_at": now,
+        }
+        for e, data in batch.events.values()
+    ]
+    stmt = dialect_insert(connection, EventRow.__table__)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+        EventRow.__table__.c.event_id
+    )
+    new_ids = set(connection.execute(stmt, rows).scalars())
+    derive(connection, [e for e, _ in batch.events.values() if e.id in new_ids], rules)
+    return new_ids
+
+
+class IngestWorker:
+    """Subscribes to every device's event and status topics and stores what arrives.
+
+    Counters (read them from any thread): ``stored`` new events, ``duplicates`` events already
+    stored (acked again), ``rejected`` malformed messages, ``statuses`` status updates,
+    ``db_errors`` batches that failed to commit, ``handled`` messages taken off the queue.
+    """
+
+    def __init__(
+        self, config: ServerConfig, engine: Engine, *, client_id: str | None = None
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.rules = DayRules.from_config(config)
+        self.client_id = client_id or config.mqtt.client_id
+        self.stored = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self.statuses = 0
+        self.db_errors = 0
+        self.batches = 0
+        self.handled = 0
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._stop_requested = threading.Event()
+        self._discarding = False
+        self._pending_acks: list[mqtt.MQTTMessageInfo] = []
+        self._client = self._make_client()
+
+    # --- MQTT side (paho's network thread) ---------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        settings = self.config.mqtt
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False
+        )
+        if settings.username:
+            client.username_pw_set(settings.username, settings.password)
+        if settings.tls_ca_certs:
+            client.tls_set(ca_certs=settings.tls_ca_certs)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(100)  # our acks to devices
+        client.max_queued_messages_set(0)
+        client.on_connect = self._when_connected
+        client.on_connect_fail = self._when_connect_failed
+        client.on_disconnect = self._when_disconnected
+        client.on_subscribe = self._when_subscribed
+        client.on_message = self._when_message
+        return client
+
+    @property
+    def broker(self) -> str:
+        return f"{self.config.mqtt.host}:{self.config.mqtt.port}"
+
+    def _when_connected(
+        self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker %s refused the connection: %s", self.broker, reason)
+            return
+        group = self.config.mqtt.share_group
+        events = f"$share/{group}/{EVENT_FILTER}" if group else EVENT_FILTER
+        client.subscribe([(events, 1), (STATUS_FILTER, 1)])
+        self.connected.set()
+        log.info(
+            "connected to MQTT broker %s as %s (session present: %s), subscribing to %s",
+            self.broker,
+            self.client_id,
+            flags.session_present,
+            events,
+        )
+
+    def _when_connect_failed(self, _client: mqtt.Client, _u: Any) -> None:
+        log.warning("cannot reach MQTT broker %s; retrying", self.broker)
+
+    def _when_disconnected(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected.clear()
+        self.subscribed.clear()
+        if not self._stop_requested.is_set():
+            log.warning("lost MQTT broker %s (%s); reconnecting", self.broker, reason)
+
+    def _when_subscribed(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
+        failed = [code for code in codes if code.is_failure]
+        if failed:
+            log.error("MQTT broker %s refused a subscription: %s", self.broker, failed)
+            return
+        self.subscribed.set()
+
+    def _when_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        self._queue.put(message)
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> IngestWorker:
+        """Start the writer thread and connect (in the background; retries if unreachable)."""
+        self._stop_requested.clear()
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        self._writer.start()
+        self._client.connect_async(self.config.mqtt.host, self.config.mqtt.port, keepalive=30)
+        self._client.loop_start()
+        return self
+
+    def wait_ready(self, timeout_s: float = 10.0) -> bool:
+        """Whether the worker got connected and subscribed within ``timeout_s``."""
+        return self.subscribed.wait(timeout_s)
+
+    def request_stop(self) -> None:
+        """Ask ``run_forever`` to return (safe from a signal handler)."""
+        self._stop_requested.set()
+
+    def stop(self, timeout_s: float = 10.0, drain: bool = True) -> None:
+        """Store and ack what is queued, then disconnect. The broker keeps the session, so
+        messages published meanwhile wait for the next worker with this client id.
+        ``drain=False`` drops the queue unstored, as a crash would (devices resend)."""
+        self._stop_requested.set()
+        if not drain:
+            self._client.disconnect()
+            self._discarding = True
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            self._writer.join(timeout_s)
+            self._writer = None
+        deadline = time.monotonic() + min(timeout_s, 2.0)
+        for info in self._pending_acks:
+            try:
+                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            except (RuntimeError, ValueError):  # not connected: the device will resend
+                break
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def run_forever(self) -> None:
+        self.start()
+        try:
+            while not self._stop_requested.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+            log.info(
+                "ingest stopped: %d stored, %d duplicates, %d rejected",
+                self.stored,
+                self.duplicates,
+                self.rejected,
+            )
+
+    # --- writer thread -------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        size = self.config.mqtt.batch_size
+        wait_s = self.config.mqtt.batch_wait_s
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if self._discarding:
+                continue
+            messages = [item]
+            deadline = time.monotonic() + wait_s
+            while len(messages) < size:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
+                if item is _STOP:
+                    stopping = True
+                    break
+                messages.append(item)
+            try:
+                self._handle(messages)
+            except Exception:  # a bug must not end ingest; the devices will resend
+                log.exception("unexpected error handling a batch of %d messages", len(messages))
+            finally:
+                self.handled += len(messages)
+
+    def _handle(self, messages: list[mqtt.MQTTMessage]) -> None:
+        batch = self._validate(messages)
+        if not batch.events and not batch.statuses:
+            return
+        new_ids = self._commit(batch)
+        if new_ids is None:
+            return
+        self.batches += 1
+        self.stored += len(new_ids)
+        self.duplicates += batch.event_messages - len(new_ids)
+        self.statuses += len(batch.statuses)
+        self._publish_acks(batch.acks())
+
+    def _validate(self, messages: Iterable[mqtt.MQTTMessage]) -> Batch:
+        batch = Batch()
+        for message in messages:
+            name = "?"
+            try:
+                name = message.topic
+                device_id, leaf = protocol.parse_topic(name)
+                if leaf == protocol.EVENT:
+                    event = protocol.parse_event(message.payload, device_id)
+                    data = check_event(event)
+                    batch.events.setdefault(event.id, (event, data))
+                    batch.event_messages += 1
+                elif leaf == protocol.STATUS:
+                    batch.statuses.append((device_id, protocol.parse_status(message.payload)))
+                else:
+                    raise ProtocolError(f"not an event or status topic: {name!r}")
+            except (ProtocolError, UnicodeDecodeError) as exc:
+                self.rejected += 1
+                log.warning(
+                    "rejected message on %r (%d bytes): %s", name, len(message.payload), exc
+                )
+        return batch
+
+    def _commit(self, batch: Batch) -> set[str] | None:
+        """Store ``batch`` in one transaction; None (and nothing acked) if that failed."""
+        try:
+            with self.engine.begin() as connection:
+                return store_batch(connection, batch, self.rules, protocol.now_utc())
+        except (DataError, IntegrityError) as exc:
+            if len(batch.events) > 1:
+                # One row the database refuses must not block the rest: store halves apart.
+                log.warning("batch refused by the database (%s); storing it in halves", exc.orig)
+                return self._commit_halves(batch)
+            self.db_errors += 1
+            log.error("database refused %s: %s", list(batch.events), exc.orig)
+        except SQLAlchemyError as exc:
+            self.db_errors += 1
+            log.error(
+                "database error, batch of %d events not stored (devices will resend): %s",
+                len(batch.events),
+                getattr(exc, "orig", None) or exc,
+            )
+        return None
+
+    def _commit_halves(self, batch: Batch) -> set[str] | None:
+        items = list(batch.events.items())
+        middle = len(items) // 2
+        stored: set[str] = set()
+        for part, statuses in ((items[:middle], batch.statuses), (items[middle:], [])):
+            half = Batch(events=dict(part), statuses=statuses, event_messages=len(part))
+            new_ids = self._commit(half)
+            if new_ids is not None:
+                stored |= new_ids
+                continue
+            for event_id, _ in part:  # not stored: neither acked nor counted as duplicates
+                batch.events.pop(event_id)
+                batch.event_messages -= 1
+        return stored
+
+    def _publish_acks(self, acks: dict[str, list[str]]) -> None:
+        self._pending_acks = [info for info in self._pending_acks if not info.is_published()]
+        for device_id, ids in acks.items():
+            ack_topic = protocol.topic(device_id, protocol.ACK)
+            for start in range(0, len(ids), protocol.MAX_ACK_IDS):
+                chunk = ids[start : start + protocol.MAX_ACK_IDS]
+                info = self._client.publish(ack_topic, protocol.ack_payload(chunk), qos=1)
+                self._pending_acks.append(info)

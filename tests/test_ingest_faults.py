@@ -1,0 +1,229 @@
+"""Ingest under faults: hostile payloads, a failing database, a worker restarted mid-stream,
+two workers sharing the load, a broker that is not there yet."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from server_helpers import DevicePublisher, heartbeats, wait_until
+from sqlalchemy import Engine, func, select, text
+from test_ingest import ingest_config, stored_ids
+
+from sitwatch import protocol
+from sitwatch.broker import Mosquitto, free_port
+from sitwatch.protocol import ProtocolError
+from sitwatch.server.db import make_engine
+from sitwatch.server.derive import check_event
+from sitwatch.server.ingest import IngestWorker
+from sitwatch.server.migrate import upgrade
+from sitwatch.server.models import Device
+from sitwatch.server.models import Event as EventRow
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'sitwatch.db'}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def start_worker(broker: Mosquitto, engine: Engine, client_id: str, **mqtt: object) -> IngestWorker:
+    worker = IngestWorker(ingest_config(broker, **mqtt), engine, client_id=client_id)
+    worker.start()
+    assert worker.wait_ready(), "ingest worker did not subscribe"
+    return worker
+
+
+def is_valid_event(payload: bytes, device_id: str) -> bool:
+    try:
+        check_event(protocol.parse_event(payload, device_id))
+    except ProtocolError:
+        return False
+    return True
+
+
+def is_valid_status(payload: bytes) -> bool:
+    try:
+        protocol.parse_status(payload)
+    except ProtocolError:
+        return False
+    return True
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+VALID = json.loads(heartbeats("desk-x", 1)[0].to_json())
+FIELDS = sorted({*VALID, "data", "session_s", "state"})
+
+
+@st.composite
+def near_valid_event(draw: st.DrawFn) -> bytes:
+    """A real event with one field replaced, removed or given a hostile string."""
+    body = dict(VALID, id=uuid.uuid4().hex, type=draw(st.sampled_from(list(protocol.EventType))))
+    key = draw(st.sampled_from(FIELDS))
+    choice = draw(st.integers(0, 2))
+    if choice == 0:
+        body.pop(key, None)
+    elif choice == 1:
+        body[key] = draw(json_values)
+    else:
+        body[key] = draw(st.sampled_from(["<script>alert(1)</script>", "\x00", "\ud800", "é" * 70]))
+    return json.dumps(body).encode("utf-8", "surrogatepass")
+
+
+payloads = (
+    st.binary(max_size=200)
+    | json_values.map(lambda v: json.dumps(v).encode())
+    | near_valid_event()
+    | st.just(b"{" * 5000)
+    | st.just(b" " * (protocol.MAX_PAYLOAD_BYTES + 1))
+)
+segments = st.sampled_from(["desk-fuzz", "desk-fuzz", "<i>x&amp;'\"", "", "a b", "é", "x" * 70])
+
+
+def test_hostile_payloads_are_rejected_and_ingest_carries_on(
+    private_broker: Mosquitto, engine: Engine
+) -> None:
+    broker = private_broker  # no retained statuses from other tests
+    worker = start_worker(broker, engine, f"ingest-{uuid.uuid4().hex[:8]}")
+    device = DevicePublisher(broker.host, broker.port, ["desk-fuzz"])
+    sent = {"messages": 0, "valid_events": 0, "valid_statuses": 0}
+    try:
+
+        @settings(
+            max_examples=300,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
+        @given(payload=payloads, segment=segments, leaf=st.sampled_from(["event", "status"]))
+        def publish_one(payload: bytes, segment: str, leaf: str) -> None:
+            device.publish_raw(f"sitwatch/{segment}/{leaf}", payload)
+            sent["messages"] += 1
+            if segment == "desk-fuzz" and leaf == "event" and is_valid_event(payload, segment):
+                sent["valid_events"] += 1
+            if segment == "desk-fuzz" and leaf == "status" and is_valid_status(payload):
+                sent["valid_statuses"] += 1
+
+        publish_one()
+        assert wait_until(lambda: worker.handled >= sent["messages"], timeout=8)
+        valid = sent["valid_events"] + sent["valid_statuses"]
+        assert worker.rejected == sent["messages"] - valid
+        assert worker.db_errors == 0
+
+        events = heartbeats("desk-fuzz", 5)
+        device.publish(events)
+        assert wait_until(lambda: device.acked >= {e.id for e in events})
+    finally:
+        device.close()
+        worker.stop()
+    with engine.connect() as connection:
+        assert set(connection.scalars(select(Device.id))) <= {"desk-fuzz"}
+        assert connection.scalar(select(func.count()).select_from(EventRow)) == (
+            5 + sent["valid_events"]
+        )
+    print(f"\nfuzz: {sent}, rejected {worker.rejected}")
+
+
+def test_database_error_is_not_acked_and_the_worker_recovers(
+    broker: Mosquitto, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    desk = f"desk-{uuid.uuid4().hex[:8]}"
+    worker = start_worker(broker, engine, f"ingest-{uuid.uuid4().hex[:8]}")
+    device = DevicePublisher(broker.host, broker.port, [desk])
+    try:
+        with engine.begin() as connection:  # the table is gone: every insert fails
+            connection.execute(text("ALTER TABLE events RENAME TO events_away"))
+        events = heartbeats(desk, 10)
+        with caplog.at_level(logging.ERROR, logger="sitwatch.server.ingest"):
+            device.publish(events)
+            assert wait_until(lambda: worker.db_errors >= 1)
+        assert "database error" in caplog.text
+        assert device.acked == set()
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE events_away RENAME TO events"))
+        assert device.resend_unacked(events)
+    finally:
+        device.close()
+        worker.stop()
+    assert sorted(stored_ids(engine)) == sorted(e.id for e in events)
+
+
+@pytest.mark.parametrize("drain", [True, False], ids=["graceful", "crash"])
+def test_worker_restarted_mid_stream_stores_everything_once(
+    broker: Mosquitto, engine: Engine, drain: bool
+) -> None:
+    desk = f"desk-{uuid.uuid4().hex[:8]}"
+    client_id = f"ingest-{uuid.uuid4().hex[:8]}"
+    worker = start_worker(broker, engine, client_id, batch_size=50)
+    device = DevicePublisher(broker.host, broker.port, [desk])
+    events = heartbeats(desk, 2000)
+    try:
+        device.publish(events, wait=False)
+        assert wait_until(lambda: worker.stored >= 300)
+        worker.stop(drain=drain)
+        first_run = worker.stored
+        worker = start_worker(broker, engine, client_id, batch_size=50)
+        assert device.resend_unacked(events, timeout=8)
+    finally:
+        device.close()
+        worker.stop()
+    ids = stored_ids(engine)
+    assert len(ids) == len(set(ids)) == len(events)
+    assert first_run < len(events) and worker.stored == len(events) - first_run
+
+
+def test_two_workers_on_a_shared_subscription_split_the_load(
+    broker: Mosquitto, engine: Engine
+) -> None:
+    group = f"g{uuid.uuid4().hex[:6]}"
+    workers = [
+        start_worker(broker, engine, f"ingest-{group}-{n}", share_group=group) for n in (1, 2)
+    ]
+    desks = [f"desk-{uuid.uuid4().hex[:6]}" for _ in range(4)]
+    device = DevicePublisher(broker.host, broker.port, desks)
+    events = [e for d in desks for e in heartbeats(d, 300)]
+    try:
+        device.publish(events)
+        assert device.resend_unacked(events)
+    finally:
+        device.close()
+        for worker in workers:
+            worker.stop()
+    ids = stored_ids(engine)
+    assert len(ids) == len(set(ids)) == len(events)
+    assert all(worker.stored > 0 for worker in workers)
+    assert sum(w.stored for w in workers) == len(events)
+
+
+def test_worker_started_before_the_broker_connects_when_it_appears(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "late-broker").mkdir()
+    late = Mosquitto(port=free_port(), workdir=str(tmp_path / "late-broker"))
+    worker = IngestWorker(ingest_config(late), engine, client_id="ingest-early")
+    with caplog.at_level(logging.WARNING, logger="sitwatch.server.ingest"):
+        worker.start()
+        assert wait_until(lambda: "cannot reach MQTT broker" in caplog.text)
+    try:
+        late.start()
+        assert worker.wait_ready(timeout_s=8)
+        device = DevicePublisher(late.host, late.port, ["desk-late"])
+        events = heartbeats("desk-late", 5)
+        device.publish(events)
+        assert wait_until(lambda: device.acked >= {e.id for e in events})
+        device.close()
+    finally:
+        worker.stop()
+        late.kill()

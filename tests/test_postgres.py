@@ -1,0 +1,82 @@
+"""Ingest into PostgreSQL (skipped when no server answers): shared-subscription workers,
+rollups and the idempotent insert path on the second dialect."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+from server_helpers import DevicePublisher, heartbeats, postgres_schema
+from sqlalchemy import Engine
+from test_ingest import EXPECTED_DAYS, ingest_config, rollups, scripted_day, stored_ids
+
+from sitwatch.broker import Mosquitto
+from sitwatch.server.db import make_engine
+from sitwatch.server.derive import DayRules, recompute_rollups
+from sitwatch.server.ingest import IngestWorker
+from sitwatch.server.migrate import upgrade
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_engine() -> Iterator[Engine]:
+    with postgres_schema() as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()
+
+
+def start_worker(broker: Mosquitto, engine: Engine, client_id: str, **mqtt: object) -> IngestWorker:
+    worker = IngestWorker(ingest_config(broker, **mqtt), engine, client_id=client_id)
+    worker.start()
+    assert worker.wait_ready(), "ingest worker did not subscribe"
+    return worker
+
+
+def test_two_workers_share_the_fleet_into_postgres(broker: Mosquitto, pg_engine: Engine) -> None:
+    group = f"pg{uuid.uuid4().hex[:6]}"
+    workers = [
+        start_worker(broker, pg_engine, f"ingest-{group}-{n}", share_group=group) for n in (1, 2)
+    ]
+    desks = [f"desk-{uuid.uuid4().hex[:6]}" for _ in range(5)]
+    device = DevicePublisher(broker.host, broker.port, desks)
+    events = [e for d in desks for e in heartbeats(d, 400)]
+    try:
+        device.publish(events)
+        device.publish(events[:100])  # replays, acked again, stored once
+        assert device.resend_unacked(events)
+    finally:
+        device.close()
+        for worker in workers:
+            worker.stop()
+    ids = stored_ids(pg_engine)
+    assert len(ids) == len(set(ids)) == len(events)
+    assert all(worker.stored > 0 for worker in workers)
+    assert sum(w.stored for w in workers) == len(events)
+    assert sum(w.db_errors for w in workers) == 0
+
+
+def test_scripted_day_rollups_on_postgres(broker: Mosquitto, pg_engine: Engine) -> None:
+    desk = f"desk-{uuid.uuid4().hex[:8]}"
+    worker = start_worker(broker, pg_engine, f"ingest-{uuid.uuid4().hex[:8]}")
+    device = DevicePublisher(broker.host, broker.port, [desk])
+    events = scripted_day(desk)
+    try:
+        device.publish(events[::-1] + events[:4])
+        assert device.resend_unacked(events)
+    finally:
+        device.close()
+        worker.stop()
+    assert rollups(pg_engine, desk) == EXPECTED_DAYS
+    with pg_engine.begin() as connection:
+        recompute_rollups(
+            connection,
+            worker.rules,
+            [(desk, date(2026, 3, 2)), (desk, date(2026, 3, 3))],
+        )
+    assert rollups(pg_engine, desk) == EXPECTED_DAYS
+    assert isinstance(worker.rules, DayRules)
