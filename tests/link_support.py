@@ -119,3 +119,26 @@ class FakeServer:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+RETAINED_LEAVES = (protocol.STATUS, protocol.SEAT, protocol.TODAY, protocol.CONFIG,
+                   protocol.CONFIG_RESULT)
+
+
+def clear_retained(host: str, port: int, device_id: str, extra_topics: tuple[str, ...] = ()
+                   ) -> None:
+    """Empty the retained topics a test device left on a shared broker, so other tests'
+    wildcard subscribers (the ingest tests) do not see them."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=f"cleaner-{device_id}-{time.monotonic_ns()}")
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        topics = [protocol.topic(device_id, leaf) for leaf in RETAINED_LEAVES]
+        infos = [client.publish(name, b"", qos=1, retain=True)
+                 for name in (*topics, *extra_topics)]
+        for info in infos:
+            info.wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from link_support import FakeServer, wait_until
+from link_support import FakeServer, clear_retained, wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
@@ -77,6 +77,8 @@ def ha_link(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[MqttLink, str]]
     yield link, device_id
     link.stop()
     outbox.close()
+    clear_retained(broker.host, broker.port, device_id,
+                   tuple(m.topic for m in discovery_messages(device_id)))
 
 
 def test_the_link_publishes_discovery_and_resends_it_when_home_assistant_restarts(
@@ -103,8 +105,6 @@ def test_the_link_publishes_discovery_and_resends_it_when_home_assistant_restart
         wait_until(lambda: late.messages(seat_config), 10, "retained config")
         assert late.messages(seat_config)[0][1]
     finally:
-        for message in discovery_messages(device_id):  # leave the shared broker clean
-            late.publish(message.topic, "", retain=True)
         late.close()
 
 
@@ -125,3 +125,4 @@ def test_no_discovery_unless_opted_in(broker: Mosquitto, tmp_path: Path) -> None
         link.stop()
         outbox.close()
         watcher.close()
+        clear_retained(broker.host, broker.port, device_id)

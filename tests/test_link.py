@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from link_support import FakeServer, make_event, wait_until
+from link_support import FakeServer, clear_retained, make_event, wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
@@ -88,6 +88,7 @@ def make_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
     for desk in desks:
         desk.link.stop()
         desk.outbox.close()
+        clear_retained(desk.link.config.host, desk.link.config.port, desk.device_id)
 
 
 @pytest.fixture
