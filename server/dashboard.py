@@ -129,7 +129,7 @@ class TimelineChart:
     now_x: float | None
 
 
-TL_WIDTH, TL_LABEL_W, TL_TOP, TL_ROW_H = 960, 130, 22, 36
+TL_WIDTH, TL_LABEL_W, TL_TOP, TL_ROW_H = 960, 150, 22, 36
 
 
 def timeline_chart(
@@ -162,10 +162,8 @@ def timeline_chart(
             )
             marks.append(Marker(x_of(mark.ts), y, title, mark.kind))
     ticks = []
-    for hours in range(0, 25, 3):
+    for hours in range(0, 24, 3):  # the closing 24:00 line is drawn by the template
         at = timeline.start + timedelta(hours=hours)
-        if at > timeline.end:
-            break
         ticks.append(Tick(x_of(at), TL_TOP - 8, local_time(at)))
     now_x = x_of(current) if timeline.start <= current < timeline.end else None
     height = TL_TOP + max(len(devices), 1) * TL_ROW_H + 4
@@ -187,7 +185,8 @@ class BarChart:
     total_drills: int
 
 
-BC_WIDTH, BC_HEIGHT, BC_LEFT, BC_TOP, BC_BOTTOM = 960, 230, 48, 12, 58
+# Sized for a half-width card so the 12 px chart text shows at about 12 px.
+BC_WIDTH, BC_HEIGHT, BC_LEFT, BC_TOP, BC_BOTTOM = 560, 210, 40, 10, 52
 HOUR_STEPS = (1, 2, 3, 4, 6, 8, 12)
 
 
@@ -215,7 +214,7 @@ def series_chart(days: list[stats.DayFigures]) -> BarChart:
         text = f"{day.day:%d}" if long_axis else f"{day.day:%a %d}"
         labels.append(Tick(centre, base_y + 16, text))
         if day.drills:
-            badges.append(Marker(centre, base_y + 36, title, "drill-badge", str(day.drills)))
+            badges.append(Marker(centre, base_y + 34, title, "drill-badge", str(day.drills)))
     y_ticks = [
         Tick(x0 - 8, round(base_y - plot_h * hours / y_max, 1), f"{hours} h")
         for hours in range(0, y_max + 1, step)
