@@ -1,0 +1,228 @@
+"""The ``sitwatch-server`` command: ingest and dashboard together or apart, database set-up
+and users. Errors a user can fix (config, database URL, unreachable database) end with one
+line on stderr and exit code 2; an unreachable MQTT broker is retried, never fatal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, NoReturn
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from sitwatch.server.config import (
+    DEFAULT_PATH,
+    ServerConfig,
+    ServerConfigError,
+    load_server_config,
+)
+from sitwatch.server.db import DatabaseError, check_connection, make_engine
+
+log = logging.getLogger("sitwatch.server")
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr, exit code 2 (a list of problems is joined with "; ")."""
+    lines = [" ".join(line.split()) for line in message.splitlines() if line.strip()]
+    head, rest = (lines[0], lines[1:]) if lines else ("failed", [])
+    if rest:
+        head = f"{head} {'; '.join(rest)}" if head.endswith(":") else "; ".join([head, *rest])
+    click.echo(f"sitwatch-server: error: {head}", err=True)
+    sys.exit(2)
+
+
+def load_config(path: str | None) -> ServerConfig:
+    """--config if given, else /etc/sitwatch/server.toml if present, else defaults; the
+    SITWATCH_* environment overrides either."""
+    if path is None and DEFAULT_PATH.is_file():
+        path = str(DEFAULT_PATH)
+    try:
+        return load_server_config(path)
+    except ServerConfigError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def open_database(config: ServerConfig) -> Iterator[Engine]:
+    """An engine on the configured database with the schema migrated to the latest
+    revision; exits with a clear message if that is impossible."""
+    from sitwatch.server.migrate import upgrade
+
+    try:
+        engine = make_engine(config.database.url)
+    except DatabaseError as exc:
+        fail(str(exc))
+    backend = engine.url.get_backend_name()
+    if backend not in SUPPORTED_DATABASES:
+        engine.dispose()
+        fail(f"database {backend!r} is not supported: use sqlite:/// or postgresql+psycopg://")
+    try:
+        check_connection(engine)
+        upgrade(engine)
+    except DatabaseError as exc:
+        engine.dispose()
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        fail(f"cannot migrate the database schema: {getattr(exc, 'orig', None) or exc}")
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _stop_on_sigterm() -> None:
+    """systemd stops services with SIGTERM: end like Ctrl-C, so queued events are stored."""
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, interrupt)
+
+
+def _serve_web(config: ServerConfig, engine: Engine) -> None:
+    from sitwatch.server.app import create_app
+
+    app = create_app(config, engine=engine)
+    log.info("dashboard on http://%s:%d/", config.web.host, config.web.port)
+    try:
+        app.run(host=config.web.host, port=config.web.port, threaded=True, use_reloader=False)
+    except OSError as exc:  # port taken, address not available
+        fail(f"cannot serve the dashboard on {config.web.host}:{config.web.port}: {exc.strerror}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sitwatch", prog_name="sitwatch-server")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="SITWATCH_CONFIG",
+    help=f"TOML config file (default {DEFAULT_PATH} if it exists; SITWATCH_* variables override).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """sitwatch server: MQTT ingest and the web dashboard."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:  # Alembic narrates every plugin and step at INFO
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    ctx.obj = config_path
+
+
+def _config(ctx: click.Context) -> ServerConfig:
+    return load_config(ctx.obj)
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Ingest and dashboard in one process."""
+    from sitwatch.server.ingest import IngestWorker
+
+    config = _config(ctx)
+    with open_database(config) as engine:
+        worker = IngestWorker(config, engine)
+        _stop_on_sigterm()
+        worker.start()
+        try:
+            _serve_web(config, engine)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            worker.stop()
+
+
+@main.command()
+@click.pass_context
+def ingest(ctx: click.Context) -> None:
+    """Only the MQTT ingest worker."""
+    from sitwatch.server.ingest import IngestWorker
+
+    config = _config(ctx)
+    with open_database(config) as engine:
+        _stop_on_sigterm()
+        IngestWorker(config, engine).run_forever()
+
+
+@main.command()
+@click.pass_context
+def web(ctx: click.Context) -> None:
+    """Only the dashboard."""
+    config = _config(ctx)
+    with open_database(config) as engine:
+        _stop_on_sigterm()
+        with suppress(KeyboardInterrupt):
+            _serve_web(config, engine)
+
+
+@main.command("init-db")
+@click.pass_context
+def init_db(ctx: click.Context) -> None:
+    """Create or upgrade the database schema (Alembic upgrade to the latest revision)."""
+    from sitwatch.server.migrate import current_revision
+
+    config = _config(ctx)
+    with open_database(config) as engine:
+        url = engine.url.render_as_string(hide_password=True)
+        click.echo(f"database {url} is at schema revision {current_revision(engine)}")
+
+
+@main.command("create-user")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--reset", is_flag=True, help="Set a new password for an existing user.")
+@click.pass_context
+def create_user_command(
+    ctx: click.Context, username: str, password_stdin: bool, reset: bool
+) -> None:
+    """Add a dashboard user (or, with --reset, change a user's password)."""
+    from sitwatch.server.db import session_factory
+    from sitwatch.server.users import UserError, check_username, create_user, set_password
+
+    try:
+        check_username(username)
+    except UserError as exc:
+        fail(str(exc))
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    config = _config(ctx)
+    with open_database(config) as engine, session_factory(engine)() as session:
+        try:
+            if reset:
+                set_password(session, username, password)
+            else:
+                create_user(session, username, password)
+            session.commit()
+        except UserError as exc:
+            fail(str(exc))
+    click.echo(f"{'updated' if reset else 'created'} user {username}")
+
+
+@main.command("rebuild-rollups")
+@click.pass_context
+def rebuild_rollups(ctx: click.Context) -> None:
+    """Recompute every daily rollup from the stored events (after changing the time zone
+    or day_start_hour)."""
+    from sitwatch.server.derive import DayRules, rebuild_all_rollups
+
+    config = _config(ctx)
+    with open_database(config) as engine, engine.begin() as connection:
+        days = rebuild_all_rollups(connection, DayRules.from_config(config))
+    click.echo(f"rebuilt {days} device-days")
+
+
+if __name__ == "__main__":
+    main()

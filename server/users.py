@@ -1,0 +1,71 @@
+"""Dashboard users: created from the CLI, passwords kept as werkzeug hashes."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from sitwatch.server.models import User
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1024
+# Checked when the user does not exist, so a wrong name takes as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("sitwatch-no-such-user")
+
+
+class UserError(ValueError):
+    """A username or password that cannot be used; the message says why."""
+
+
+def check_username(username: str) -> str:
+    if not USERNAME.match(username):
+        raise UserError(f"bad username {username!r}: use 1-64 of A-Z a-z 0-9 _ . @ -")
+    return username
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise UserError(f"password too short: use at least {MIN_PASSWORD_CHARS} characters")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise UserError(f"password too long: at most {MAX_PASSWORD_CHARS} characters")
+    return password
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return session.scalars(select(User).where(User.username == username)).first()
+
+
+def create_user(session: Session, username: str, password: str) -> User:
+    """Add a user (flushed, not committed: the caller commits). Raises UserError."""
+    check_username(username)
+    check_password(password)
+    if find_user(session, username) is not None:
+        raise UserError(f"user {username!r} already exists")
+    user = User(username=username, password_hash=generate_password_hash(password))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    """Replace a user's password (flushed, not committed). Raises UserError."""
+    check_password(password)
+    user = find_user(session, username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    user.password_hash = generate_password_hash(password)
+    session.flush()
+    return user
+
+
+def verify_user(session: Session, username: str, password: str) -> User | None:
+    """The user if ``password`` is theirs, else None (unknown users cost the same time)."""
+    user = find_user(session, username) if USERNAME.match(username) else None
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None

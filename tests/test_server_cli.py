@@ -1,0 +1,217 @@
+"""The sitwatch-server command: clear one-line errors, users, and real ingest/run processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from server_helpers import DevicePublisher, heartbeats, wait_until
+from sqlalchemy import func, select
+
+from sitwatch.broker import Mosquitto, free_port
+from sitwatch.server.cli import main
+from sitwatch.server.db import make_engine, session_factory
+from sitwatch.server.models import Event as EventRow
+from sitwatch.server.users import verify_user
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "server.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def sqlite_config(tmp_path: Path, extra: str = "") -> Path:
+    return write_config(tmp_path, f'[database]\nurl = "sqlite:///{tmp_path}/sw.db"\n{extra}')
+
+
+def invoke(*args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def assert_clear_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sitwatch-server: error: "), result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("[database\n", "not valid TOML"),
+        ('[mqtt]\nport = "many"\n', "mqtt.port"),
+        ("[web]\nbogus = 1\n", "web.bogus"),
+        ('timezone = "Mars/Olympus"\n', "unknown time zone"),
+    ],
+)
+def test_bad_config_file_is_one_clear_line_and_exit_2(
+    tmp_path: Path, body: str, fragment: str
+) -> None:
+    assert_clear_error(invoke("--config", str(write_config(tmp_path, body)), "init-db"), fragment)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = invoke("--config", str(tmp_path / "nope.toml"), "ingest")
+    assert_clear_error(result, "cannot read config file", "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("not a url", "bad database URL"),
+        ("nosuchdb://x", "cannot use database URL"),
+        ("sqlite:////no/such/dir/sw.db", "cannot connect to database"),
+        ("mysql+pymysql://u@h/db", "mysql"),
+    ],
+)
+def test_bad_database_url_is_one_clear_line(tmp_path: Path, url: str, fragment: str) -> None:
+    config = write_config(tmp_path, f'[database]\nurl = "{url}"\n')
+    assert_clear_error(invoke("--config", str(config), "init-db"), fragment)
+
+
+def test_unreachable_postgres_is_one_clear_line(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    config = write_config(
+        tmp_path, f'[database]\nurl = "postgresql+psycopg://postgres@127.0.0.1:{port}/sitwatch"\n'
+    )
+    assert_clear_error(invoke("--config", str(config), "web"), "cannot connect to database")
+
+
+def test_init_db_creates_the_schema_on_a_fresh_file(tmp_path: Path) -> None:
+    result = invoke("--config", str(sqlite_config(tmp_path)), "init-db")
+    assert result.exit_code == 0, result.output
+    assert "schema revision 0001" in result.stdout
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and "sitwatch-server, version" in result.stdout
+
+
+def test_create_user_then_verify_user(tmp_path: Path) -> None:
+    config = str(sqlite_config(tmp_path))
+    result = invoke(
+        "--config", config, "create-user", "alice", "--password-stdin", input="s3cret-pw\n"
+    )
+    assert result.exit_code == 0, result.output
+    result = invoke("--config", config, "create-user", "bob", input="another-pw\nanother-pw\n")
+    assert result.exit_code == 0, result.output
+    engine = make_engine(f"sqlite:///{tmp_path}/sw.db")
+    try:
+        with session_factory(engine)() as session:
+            alice = verify_user(session, "alice", "s3cret-pw")
+            assert alice is not None and alice.username == "alice"
+            assert "s3cret-pw" not in alice.password_hash
+            assert verify_user(session, "alice", "wrong-password") is None
+            assert verify_user(session, "nobody", "s3cret-pw") is None
+            assert verify_user(session, "bob", "another-pw") is not None
+    finally:
+        engine.dispose()
+    again = invoke("--config", config, "create-user", "alice", "--password-stdin", input="x" * 9)
+    assert_clear_error(again, "already exists")
+    short = invoke("--config", config, "create-user", "carol", "--password-stdin", input="short\n")
+    assert_clear_error(short, "too short")
+    hostile = invoke("--config", config, "create-user", "<script>", "--password-stdin", input="")
+    assert_clear_error(hostile, "bad username")
+
+
+def test_create_user_reset_changes_the_password(tmp_path: Path) -> None:
+    config = str(sqlite_config(tmp_path))
+    invoke("--config", config, "create-user", "alice", "--password-stdin", input="first-pass\n")
+    result = invoke(
+        "--config",
+        config,
+        "create-user",
+        "alice",
+        "--reset",
+        "--password-stdin",
+        input="second-pass\n",
+    )
+    assert result.exit_code == 0, result.output
+    engine = make_engine(f"sqlite:///{tmp_path}/sw.db")
+    try:
+        with session_factory(engine)() as session:
+            assert verify_user(session, "alice", "first-pass") is None
+            assert verify_user(session, "alice", "second-pass") is not None
+    finally:
+        engine.dispose()
+
+
+def server_process(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sitwatch.server.cli", "--config", str(config), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(8)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+def test_ingest_command_stores_and_acks_then_stops_on_sigterm(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    client_id = f"ingest-cli-{uuid.uuid4().hex[:6]}"
+    config = sqlite_config(
+        tmp_path,
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nclient_id = "{client_id}"\n',
+    )
+    process = server_process(config, "ingest", log=tmp_path / "ingest.log")
+    desk = f"desk-{uuid.uuid4().hex[:6]}"
+    device = DevicePublisher(broker.host, broker.port, [desk])
+    try:
+        assert wait_until(lambda: "subscribing" in (tmp_path / "ingest.log").read_text(), 8)
+        events = heartbeats(desk, 20)
+        device.publish(events)
+        assert wait_until(lambda: device.acked >= {e.id for e in events}, 5)
+    finally:
+        device.close()
+        assert stop(process) == 0, (tmp_path / "ingest.log").read_text()
+    engine = make_engine(f"sqlite:///{tmp_path}/sw.db")
+    try:
+        with engine.connect() as connection:
+            assert connection.scalar(select(func.count()).select_from(EventRow)) == 20
+    finally:
+        engine.dispose()
+
+
+def test_run_serves_the_dashboard_while_the_broker_is_unreachable(tmp_path: Path) -> None:
+    pytest.importorskip("sitwatch.server.app", reason="the dashboard app is not installed")
+    web_port = free_port()
+    config = sqlite_config(
+        tmp_path,
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\n'
+        f'[web]\nport = {web_port}\nsecret_key = "test-only"\n',
+    )
+    log = tmp_path / "run.log"
+    process = server_process(config, "run", log=log)
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/healthz", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        assert wait_until(healthy, 8, step=0.1), log.read_text()
+        assert wait_until(lambda: "cannot reach MQTT broker" in log.read_text(), 5)
+        assert process.poll() is None
+    finally:
+        assert stop(process) == 0, log.read_text()
