@@ -9,31 +9,22 @@ import re
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from e2e_support import Desk, running_server, server_config
 from server_helpers import wait_until
 from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
 
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import FakeClock
-from sitwatch.device.config import DeviceConfig, MqttConfig, PinsConfig
-from sitwatch.device.service import DeviceService
-from sitwatch.protocol import Event
 from sitwatch.server.app import create_app
-from sitwatch.server.config import ServerConfig
-from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.ingest import IngestWorker
-from sitwatch.server.migrate import upgrade
-from sitwatch.server.models import DailyRollup, Drill, SittingSession, User
+from sitwatch.server.db import session_factory
+from sitwatch.server.models import DailyRollup, Drill, SittingSession
 from sitwatch.server.models import Event as StoredEvent
-from sitwatch.settings import TrackerSettings
 
 MIN = 60.0
-PINS = PinsConfig()
 
 
 class Browser:
@@ -59,91 +50,47 @@ class Browser:
             assert "/login" not in answer.geturl()
 
 
-@pytest.fixture
-def server(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[ServerConfig, object, str]]:
-    config = ServerConfig.model_validate(
-        {
-            "database": {"url": f"sqlite:///{tmp_path / 'server.db'}"},
-            "mqtt": {"port": broker.port, "client_id": "e2e-ingest", "batch_wait_s": 0.01},
-        }
-    )
-    engine = make_engine(config.database.url)
-    upgrade(engine)
-    with session_factory(engine)() as session:
-        session.add(User(username="ana", password_hash=generate_password_hash("s3cret-pass")))
-        session.commit()
-    worker = IngestWorker(config, engine).start()
-    assert worker.wait_ready(10)
-    yield config, engine, worker  # type: ignore[misc]
-    worker.stop()
-    engine.dispose()
-
-
 def test_a_sitting_session_travels_from_the_pin_to_the_dashboard(
-    server, mock_factory, tmp_path: Path  # type: ignore[no-untyped-def]
+    broker: Mosquitto, mock_factory, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
-    config, engine, worker = server
-    clock = FakeClock()
-    device_config = DeviceConfig(
-        device_id="desk-e2e",
-        name="Ana's <desk>",
-        data_dir=str(tmp_path / "device"),
-        tracker=TrackerSettings(quiet_hours=None, drill_step_s=20),
-        mqtt=MqttConfig(port=config.mqtt.port, heartbeat_s=0),
-    )
-    service = DeviceService(device_config, clock, pin_factory=mock_factory)
-    sent: list[Event] = []
-    service.agent.sinks.append(sent.append)
-    service.start()
-    bot = service.agent
-    try:
-
-        def live(seconds: float, step: float = 5.0) -> None:
-            end = clock.monotonic() + seconds
-            while clock.monotonic() < end:
-                clock.advance(min(step, end - clock.monotonic()))
-                bot.step()
-
-        mat, button = mock_factory.pin(PINS.mat), mock_factory.pin(PINS.button)
-        mat.drive_low()  # sits down
-        bot.step(timeout_s=1)
-        live(31 * MIN)  # prompted at 30 min
-        button.drive_low()
-        clock.advance(0.3)
-        button.drive_high()  # short press: the guided circuit
-        bot.step(timeout_s=1)
-        mat.drive_high()  # off the chair for the circuit
-        bot.step(timeout_s=1)
-        live(6 * 20 + 60)  # every step, then the break is credited
-        assert [str(e.type) for e in sent][:3] == ["seated", "prompt", "prompt_ack"]
-        assert {"drill_completed", "stood_up", "break"} <= {str(e.type) for e in sent}
-
-        assert wait_until(lambda: len(service.outbox) == 0, timeout=15), "server never acked"
-        with session_factory(engine)() as session:
-            stored = session.scalar(select(func.count()).select_from(StoredEvent))
-            assert stored == len(sent)
-            [sitting] = session.scalars(select(SittingSession)).all()
-            assert sitting.duration_s == pytest.approx(31 * MIN + 0.3, abs=1)
-            assert session.scalar(select(func.count()).select_from(Drill)) == 1
-            rollup = session.scalars(select(DailyRollup)).one()
-            assert (rollup.prompts, rollup.prompts_answered, rollup.drills) == (1, 1, 1)
-
-        app = create_app(config, engine=engine, test_config={"SITWATCH_NOW": clock.wall})
-        http_server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=http_server.serve_forever, daemon=True)
-        thread.start()
+    config = server_config(tmp_path / "server.db", broker.port)
+    with running_server(config) as (engine, _worker):
+        desk = Desk(mock_factory, tmp_path / "device", broker.port, FakeClock())
         try:
-            browser = Browser(f"http://127.0.0.1:{http_server.server_port}")
-            browser.login("ana", "s3cret-pass")
-            found = json.loads(browser.get("/api/v1/devices/desk-e2e/today"))
-            today = found["today"]
-            assert today["drills"] == 1 and today["breaks"] == 1 and not today["seated_now"]
-            assert today["prompts"] == 1 and today["answered_by_drill"] == 1
-            assert today["seated_s"] == pytest.approx(31 * MIN, abs=2)
-            assert found["longest"]["today_s"] == pytest.approx(31 * MIN, abs=2)
-            page = browser.get("/devices/desk-e2e")
-            assert "desk-e2e" in page
+            desk.sit(True)
+            desk.live(31 * MIN)  # prompted at 30 min
+            desk.press(0.3)  # short press: the guided circuit
+            desk.sit(False)  # off the chair for the circuit
+            desk.live(6 * 20 + 60)  # every step, then the break is credited
+            sent = desk.sent
+            assert [str(e.type) for e in sent][:3] == ["seated", "prompt", "prompt_ack"]
+            assert {"drill_completed", "stood_up", "break"} <= {str(e.type) for e in sent}
+
+            assert wait_until(lambda: len(desk.service.outbox) == 0, timeout=15), "never acked"
+            with session_factory(engine)() as session:
+                stored = session.scalar(select(func.count()).select_from(StoredEvent))
+                assert stored == len(sent)
+                [sitting] = session.scalars(select(SittingSession)).all()
+                assert sitting.duration_s == pytest.approx(31 * MIN + 0.3, abs=1)
+                assert session.scalar(select(func.count()).select_from(Drill)) == 1
+                rollup = session.scalars(select(DailyRollup)).one()
+                assert (rollup.prompts, rollup.prompts_answered, rollup.drills) == (1, 1, 1)
+
+            app = create_app(config, engine=engine, test_config={"SITWATCH_NOW": desk.clock.wall})
+            http_server = make_server("127.0.0.1", 0, app, threaded=True)
+            threading.Thread(target=http_server.serve_forever, daemon=True).start()
+            try:
+                browser = Browser(f"http://127.0.0.1:{http_server.server_port}")
+                browser.login("ana", "s3cret-pass")
+                found = json.loads(browser.get("/api/v1/devices/desk-e2e/today"))
+                today = found["today"]
+                assert today["drills"] == 1 and today["breaks"] == 1
+                assert not today["seated_now"]
+                assert today["prompts"] == 1 and today["answered_by_drill"] == 1
+                assert today["seated_s"] == pytest.approx(31 * MIN, abs=2)
+                assert found["longest"]["today_s"] == pytest.approx(31 * MIN, abs=2)
+                assert "desk-e2e" in browser.get("/devices/desk-e2e")
+            finally:
+                http_server.shutdown()
         finally:
-            http_server.shutdown()
-    finally:
-        service.close()
+            desk.close()

@@ -1,0 +1,183 @@
+"""Reliability: network cuts, wall-clock jumps and a flood of hostile payloads, each with the
+whole system running. Afterwards every valid event is in the database exactly once and
+both processes still serve."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from e2e_support import CuttableProxy, Desk, running_server, server_config, stored_ids
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from server_helpers import wait_until
+from sqlalchemy import select
+
+from sitwatch.broker import Mosquitto
+from sitwatch.clock import FakeClock
+from sitwatch.server.db import session_factory
+from sitwatch.server.models import SittingSession
+
+MIN = 60.0
+
+
+def assert_exactly_once(desk: Desk, engine) -> None:  # type: ignore[no-untyped-def]
+    assert wait_until(lambda: len(desk.service.outbox) == 0, timeout=30), "not all acked"
+    ids = stored_ids(engine)
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {e.id for e in desk.sent}
+
+
+@pytest.mark.timeout(120)
+def test_network_cut_mid_stream_loses_nothing(
+    broker: Mosquitto,
+    mock_factory,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    proxy = CuttableProxy(broker.port)
+    config = server_config(tmp_path / "server.db", broker.port, "rel-cut")
+    with running_server(config) as (engine, _worker):
+        desk = Desk(mock_factory, tmp_path / "dev", proxy.port, FakeClock(), "desk-cut")
+        try:
+            assert wait_until(lambda: desk.service.link.is_connected, timeout=10)
+            for _ in range(3):
+                desk.sit(True)
+                desk.live(10 * MIN)
+                desk.sit(False)
+                desk.live(3 * MIN)
+            proxy.cut()  # the Wi-Fi drops while the user keeps working
+            for _ in range(4):
+                desk.sit(True)
+                desk.live(35 * MIN)
+                desk.press(0.3)
+                desk.sit(False)
+                desk.live(4 * MIN)
+            assert len(desk.service.outbox) > 0
+            proxy.mend()
+            assert_exactly_once(desk, engine)
+        finally:
+            desk.close()
+            proxy.close()
+
+
+@pytest.mark.timeout(60)
+def test_wall_clock_steps_do_not_change_durations(
+    broker: Mosquitto,
+    mock_factory,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    config = server_config(tmp_path / "server.db", broker.port, "rel-clock")
+    clock = FakeClock()
+    clock.synced = False  # a Pi without RTC boots with a stale clock
+    with running_server(config) as (engine, _worker):
+        desk = Desk(mock_factory, tmp_path / "dev", broker.port, clock, "desk-clock")
+        try:
+            desk.sit(True)
+            desk.live(10 * MIN)
+            clock.step_wall(-3 * 3600)  # NTP corrects backwards by hours ...
+            desk.live(10 * MIN)
+            clock.step_wall(+7 * 3600)  # ... then forwards
+            clock.synced = True
+            desk.live(5 * MIN)
+            desk.sit(False)
+            desk.live(3 * MIN)
+            assert_exactly_once(desk, engine)
+            with session_factory(engine)() as session:
+                [sitting] = session.scalars(select(SittingSession)).all()
+            assert sitting.duration_s == pytest.approx(25 * MIN, abs=1)
+        finally:
+            desk.close()
+
+
+HOSTILE = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=200).map(str.encode),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+        ),
+        max_leaves=12,
+    ).map(lambda value: json.dumps(value).encode()),
+    st.fixed_dictionaries(
+        {"v": st.just(1)},
+        optional={
+            "type": st.sampled_from(["seated", "stood_up", "prompt", "<script>", ""]),
+            "id": st.text(max_size=70),
+            "device_id": st.text(max_size=70),
+            "boot_id": st.text(max_size=70),
+            "mono": st.floats() | st.text(max_size=5),
+            "ts": st.text(max_size=30) | st.just("2026-03-02T09:00:00Z"),
+            "clock_synced": st.booleans() | st.integers(),
+            "data": st.dictionaries(st.text(max_size=12), st.integers() | st.text(max_size=30)),
+            "ids": st.lists(st.text(max_size=70), max_size=5),
+            "settings": st.dictionaries(st.text(max_size=20), st.integers() | st.text(max_size=9)),
+            "state": st.sampled_from(["online", "offline", "maybe"]),
+        },
+    ).map(lambda value: json.dumps(value).encode()),
+)
+LEAVES = ["event", "status", "ack", "config", "config/result", "seat", "today"]
+FLOOD = 10_000
+
+
+@pytest.mark.timeout(240)
+def test_ten_thousand_hostile_payloads_on_every_topic(
+    broker: Mosquitto,
+    mock_factory,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    config = server_config(tmp_path / "server.db", broker.port, "rel-flood")
+    with running_server(config) as (engine, worker):
+        desk = Desk(mock_factory, tmp_path / "dev", broker.port, FakeClock(), "desk-flood")
+        attacker = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rel-attacker")
+        attacker.connect(broker.host, broker.port)
+        attacker.loop_start()
+        sent = 0
+        lock = threading.Lock()
+        try:
+            desk.sit(True)
+            desk.live(31 * MIN)
+
+            @settings(
+                max_examples=FLOOD,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(
+                payload=HOSTILE,
+                leaf=st.sampled_from(LEAVES),
+                device=st.sampled_from(["desk-flood", "desk-x", "a" * 64]),
+            )
+            def flood(payload: bytes, leaf: str, device: str) -> None:
+                nonlocal sent
+                attacker.publish(f"sitwatch/{device}/{leaf}", payload, qos=0)
+                if leaf == "status" and device == "desk-flood":
+                    attacker.publish("homeassistant/status", payload[:50], qos=0)
+                with lock:
+                    sent += 1
+
+            flood()
+            assert sent >= FLOOD * 0.9
+            # Both sides still serve: the desk keeps reporting, the worker keeps storing.
+            desk.sit(False)
+            desk.live(3 * MIN)
+            desk.sit(True)
+            desk.live(5 * MIN)
+            assert_exactly_once(desk, engine)
+            assert worker.rejected > 0
+            assert desk.agent.tracker.settings.sitting_limit_s == 30 * MIN  # nothing applied
+        finally:
+            attacker.loop_stop()
+            attacker.disconnect()
+            desk.close()
+            # Clear retained junk from the shared broker for later tests.
+            cleaner = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+            cleaner.connect(broker.host, broker.port)
+            for device in ("desk-flood", "desk-x", "a" * 64):
+                for leaf in LEAVES:
+                    cleaner.publish(f"sitwatch/{device}/{leaf}", b"", retain=True)
+            cleaner.disconnect()
