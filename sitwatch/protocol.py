@@ -30,6 +30,8 @@ CONFIG = "config"  # server -> device, retained: settings to apply
 CONFIG_RESULT = "config/result"  # device -> all, retained: accepted or why rejected
 SEAT = "seat"  # device -> all, retained: "ON"/"OFF" for Home Assistant
 TODAY = "today"  # device -> all, retained: today's figures for Home Assistant
+COMMAND = "command"  # server -> device, QoS 1, not retained: one-off actions (pause)
+MAX_PAUSE_S = 7 * 24 * 3600
 
 
 class ProtocolError(ValueError):
@@ -269,6 +271,36 @@ def parse_config_result(payload: bytes | str) -> tuple[bool, str | None]:
     if reason is not None and not isinstance(reason, str):
         raise ProtocolError(f"field 'reason' must be str, got {reason!r:.60}")
     return accepted, None if reason is None else reason[:MAX_REASON_CHARS]
+
+
+@dataclass(frozen=True)
+class PauseCommand:
+    """No prompts until ``until`` (UTC); ``pause_s`` is the same span, for a device whose
+    wall clock is not synced yet."""
+
+    pause_s: float
+    until: datetime
+
+    def to_json(self) -> str:
+        body = {"command": "pause", "pause_s": self.pause_s, "until": format_ts(self.until)}
+        return json.dumps({"v": VERSION, **body}, separators=(",", ":"), sort_keys=True)
+
+    def remaining_s(self, now: datetime | None, synced: bool) -> float:
+        """How long to pause from ``now``: from ``until`` when the clock is trustworthy."""
+        if synced and now is not None:
+            return max(0.0, min((self.until - now).total_seconds(), MAX_PAUSE_S))
+        return self.pause_s
+
+
+def parse_command(payload: bytes | str) -> PauseCommand:
+    body = _load_object(payload)
+    command = _require(body, "command", (str,))
+    if command != "pause":
+        raise ProtocolError(f"unknown command {command!r:.40}")
+    pause_s = float(_require(body, "pause_s", _NUMBER))
+    if not 0 <= pause_s <= MAX_PAUSE_S:
+        raise ProtocolError(f"pause_s must be 0..{MAX_PAUSE_S}, got {pause_s!r}")
+    return PauseCommand(pause_s=pause_s, until=parse_ts(_require(body, "until", (str,))))
 
 
 def now_utc() -> datetime:

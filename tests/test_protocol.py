@@ -92,3 +92,19 @@ def test_ack_and_status_round_trip() -> None:
     assert protocol.parse_status(status.to_json()) == status
     with pytest.raises(ProtocolError, match="online"):
         protocol.parse_status('{"v": 1, "state": "maybe"}')
+
+
+def test_pause_command_round_trip_and_remaining_time() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    command = protocol.PauseCommand(pause_s=3600, until=now + timedelta(hours=1))
+    parsed = protocol.parse_command(command.to_json())
+    assert parsed == command
+    assert parsed.remaining_s(now + timedelta(minutes=45), synced=True) == 900
+    assert parsed.remaining_s(now + timedelta(hours=3), synced=True) == 0
+    assert parsed.remaining_s(datetime(2020, 1, 1, tzinfo=UTC), synced=False) == 3600
+    with pytest.raises(ProtocolError, match="unknown command"):
+        protocol.parse_command('{"v": 1, "command": "self-destruct"}')
+    with pytest.raises(ProtocolError, match="pause_s must be"):
+        protocol.parse_command('{"v": 1, "command": "pause", "pause_s": -5, "until": "x"}')
