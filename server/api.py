@@ -33,6 +33,7 @@ CSV_COLUMNS = (
     "breaks",
     "prompts",
     "prompts_answered",
+    "prompts_answered_by_drill",
     "drills",
 )
 
@@ -151,6 +152,7 @@ def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
                 row.breaks,
                 row.prompts,
                 row.prompts_answered,
+                row.prompts_answered_by_drill,
                 row.drills,
             )
         )

@@ -1,5 +1,6 @@
 """Login and logout (Flask-Login): every page needs a logged-in user except /login, static
-files and /healthz. Users are created from the CLI (server/users.py)."""
+files and /healthz. Users are created from the CLI (``sitwatch-server create-user``) and
+checked by users.verify_user."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
 from sitwatch.server.app import db
 from sitwatch.server.models import User
+from sitwatch.server.users import verify_user
 
 log = logging.getLogger(__name__)
 
@@ -43,31 +42,6 @@ class LoginForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     submit = SubmitField("Log out")
-
-
-# Compared against when the username is unknown, so a wrong name costs as much as a wrong
-# password and response times do not reveal which usernames exist.
-_DUMMY_HASH = generate_password_hash("sitwatch-no-such-user")
-
-
-def _verify_locally(session: Session, username: str, password: str) -> User | None:
-    user = session.scalars(select(User).where(User.username == username)).first()
-    if user is None:
-        check_password_hash(_DUMMY_HASH, password)
-        return None
-    return user if check_password_hash(user.password_hash, password) else None
-
-
-def verify(session: Session, username: str, password: str) -> User | None:
-    """users.verify_user when that module is installed (it owns the password rules), else
-    the same werkzeug hash check here."""
-    try:
-        from sitwatch.server.users import verify_user
-    except ModuleNotFoundError as exc:
-        if exc.name != "sitwatch.server.users":
-            raise
-        return _verify_locally(session, username, password)
-    return verify_user(session, username, password)
 
 
 @login_manager.user_loader
@@ -115,7 +89,7 @@ def init_app(app: Flask) -> None:
 def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
-        user = verify(db(), form.username.data or "", form.password.data or "")
+        user = verify_user(db(), form.username.data or "", form.password.data or "")
         if user is not None:
             login_user(DashboardUser(user.id, user.username))
             log.info("user %r logged in from %s", user.username, request.remote_addr)

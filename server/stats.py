@@ -317,6 +317,7 @@ class DayFigures:
     breaks: int = 0
     prompts: int = 0
     prompts_answered: int = 0
+    prompts_answered_by_drill: int = 0
     drills: int = 0
 
 
@@ -329,6 +330,7 @@ def _rollup_sums(*group_by: Any) -> Select[Any]:
         func.sum(DailyRollup.breaks).label("breaks"),
         func.sum(DailyRollup.prompts).label("prompts"),
         func.sum(DailyRollup.prompts_answered).label("prompts_answered"),
+        func.sum(DailyRollup.prompts_answered_by_drill).label("prompts_answered_by_drill"),
         func.sum(DailyRollup.drills).label("drills"),
     ).group_by(*group_by)
 
@@ -356,6 +358,7 @@ def daily_series(
             breaks=int(row.breaks or 0),
             prompts=int(row.prompts or 0),
             prompts_answered=int(row.prompts_answered or 0),
+            prompts_answered_by_drill=int(row.prompts_answered_by_drill or 0),
             drills=int(row.drills or 0),
         )
         for row in session.execute(stmt)
@@ -377,6 +380,7 @@ class RollupRow:
     breaks: int
     prompts: int
     prompts_answered: int
+    prompts_answered_by_drill: int
     drills: int
 
 
@@ -410,6 +414,7 @@ def rollup_rows(
             breaks=rollup.breaks,
             prompts=rollup.prompts,
             prompts_answered=rollup.prompts_answered,
+            prompts_answered_by_drill=rollup.prompts_answered_by_drill,
             drills=rollup.drills,
         )
 

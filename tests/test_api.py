@@ -148,6 +148,7 @@ def test_csv_export_all_devices(client: FlaskClient) -> None:
         "breaks": "2",
         "prompts": "2",
         "prompts_answered": "2",
+        "prompts_answered_by_drill": "1",
         "drills": "2",
     }
     assert len(_csv(client, "/api/v1/rollups.csv")) == 17  # every stored row

@@ -1,28 +1,41 @@
-"""The dashboard in real headless Chromium: log in through the form, read today's figures,
-see the charts drawn, keep a screenshot for the README (docs/dashboard.png)."""
+"""The whole path in real headless Chromium: events the real SittingTracker emits are
+published to a real Mosquitto, stored by the real ingest worker, and the dashboard served
+over HTTP must show them: log in through the form, rename a desk through the settings page,
+read today's figures, see the charts drawn, keep a screenshot for the README."""
 
 from __future__ import annotations
 
 import importlib.util
 import threading
+import time
+import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
-from web_fixtures import PASSWORD, add_user, make_app, make_engine_for, seed_demo
+from web_fixtures import PASSWORD, add_user, demo_events, make_app, make_engine_for
 from werkzeug.serving import make_server
 
-from sitwatch.broker import free_port
+from sitwatch import protocol
+from sitwatch.broker import Mosquitto, free_port
+from sitwatch.protocol import EventType, Status
+from sitwatch.server.config import BrokerConfig, DatabaseConfig, ServerConfig
 from sitwatch.server.dashboard import format_duration
+from sitwatch.server.ingest import IngestWorker
 from sitwatch.server.models import Device
+from sitwatch.server.stats import Calendar
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
-# A Thursday afternoon: three weeks of history and a day well under way.
+# A Thursday afternoon: five weeks of history and a day well under way.
 NOW = datetime(2026, 11, 26, 15, 40, tzinfo=UTC)
+DESKS = {"desk-anna": "Anna's desk", "desk-ben": "Ben's standing desk", "desk-lab": "Lab bench"}
+SEED = 4  # a day on which two of the three desks are occupied at NOW
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -39,6 +52,68 @@ pytestmark = [
         reason="needs Debian's chromium (/usr/bin/chromium) and the playwright package",
     ),
 ]
+
+
+def expected_today(events: list[Any]) -> dict[str, Any]:
+    """Today's figures worked out from the raw events, independently of the server."""
+    calendar = Calendar("UTC", 4)
+    today = calendar.day_of(NOW)
+    last_seat: dict[str, Any] = {}
+    for e in sorted(events, key=lambda e: e.ts):
+        if e.type in (EventType.SEATED, EventType.STOOD_UP):
+            last_seat[e.device_id] = e
+    stood = [e for e in events if e.type is EventType.STOOD_UP]
+    started_today = [
+        e for e in stood if calendar.day_of(e.ts - timedelta(seconds=e.data["session_s"])) == today
+    ]
+    seated_now = [e for e in last_seat.values() if e.type is EventType.SEATED]
+    todays = [e for e in events if calendar.day_of(e.ts) == today]
+    return {
+        "seated_s": sum(e.data["session_s"] for e in started_today),
+        "drills": sum(e.type is EventType.DRILL_COMPLETED for e in todays),
+        "prompts": sum(e.type is EventType.PROMPT for e in todays),
+        "seated_now": len(seated_now),
+        "bars": len(started_today) + sum(calendar.day_of(e.ts) == today for e in seated_now),
+    }
+
+
+def ingest_through_mqtt(broker: Mosquitto, engine: Engine, events: list[Any]) -> None:
+    """Publish as the devices would (retained status, QoS 1 events) to the real worker and
+    wait until it has stored every event."""
+    config = ServerConfig(
+        database=DatabaseConfig(url=str(engine.url)),
+        mqtt=BrokerConfig(host=broker.host, port=broker.port, client_id="ingest-browser-test"),
+        timezone="UTC",
+        day_start_hour=4,
+    )
+    worker = IngestWorker(config, engine).start()
+    device = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+    device.max_inflight_messages_set(100)
+    device.max_queued_messages_set(0)
+    try:
+        assert worker.wait_ready(10), "ingest worker did not subscribe"
+        device.connect(broker.host, broker.port)
+        device.loop_start()
+        infos = [
+            device.publish(
+                protocol.topic(d, protocol.STATUS), Status("online").to_json(), qos=1, retain=True
+            )
+            for d in DESKS
+        ]
+        infos += [
+            device.publish(protocol.topic(e.device_id, protocol.EVENT), e.to_json(), qos=1)
+            for e in events
+        ]
+        for info in infos:
+            info.wait_for_publish(10)
+        deadline = time.monotonic() + 10
+        while worker.stored < len(events) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert worker.stored == len(events) and worker.rejected == 0
+    finally:
+        device.disconnect()
+        device.loop_stop()
+        worker.stop()
 
 
 @pytest.fixture
@@ -64,11 +139,22 @@ def served(engine: Engine) -> Iterator[str]:
         server.server_close()
 
 
-def test_dashboard_renders_in_chromium(engine: Engine, served: str) -> None:
+def test_ingested_day_renders_in_chromium(
+    private_broker: Mosquitto, engine: Engine, served: str
+) -> None:
     from playwright.sync_api import sync_playwright
 
-    expected = seed_demo(engine, NOW, days=35)
-    assert expected["sessions"] > 3  # the seed made a real-looking day
+    events = demo_events(list(DESKS), NOW, seed=SEED)
+    ingest_through_mqtt(private_broker, engine, events)
+    expected = expected_today(events)
+    assert expected["seated_now"] == 2 and expected["drills"] > 0
+    with Session(engine) as session:
+        # Heartbeats would keep last_seen current; the app's clock is frozen at NOW.
+        session.execute(update(Device).values(last_seen_at=NOW - timedelta(seconds=40)))
+        session.get(Device, "desk-ben").name = DESKS["desk-ben"]
+        session.get(Device, "desk-lab").name = DESKS["desk-lab"]
+        session.commit()
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
@@ -85,16 +171,27 @@ def test_dashboard_renders_in_chromium(engine: Engine, served: str) -> None:
             page.click("input[type=submit]")
             page.wait_for_url(f"{served}/")
 
+            page.goto(f"{served}/devices/desk-anna/settings")
+            page.fill("input[name=name]", DESKS["desk-anna"])
+            page.click("input[value=Rename]")
+            assert "Device renamed." in page.locator(".flash").inner_text()
+
+            page.goto(f"{served}/")
             seated = page.locator('[data-figure="seated_s"]').first
             assert seated.get_attribute("data-value") == str(round(expected["seated_s"]))
             assert seated.inner_text() == format_duration(expected["seated_s"])
-            drills = page.locator('[data-figure="drills"]').first
-            assert drills.inner_text() == str(expected["drills"])
-            assert "1 of 3 seated now" in page.locator(".today .now").first.inner_text()
+            assert page.locator('[data-figure="drills"]').first.inner_text() == str(
+                expected["drills"]
+            )
+            assert page.locator('[data-figure="prompts"]').first.inner_text() == str(
+                expected["prompts"]
+            )
+            assert "2 of 3 seated now" in page.locator(".today .now").first.inner_text()
+            assert "Anna's desk" in page.locator(".device-cards").inner_text()
 
             timeline = page.locator('svg[data-chart="timeline"]')
-            assert timeline.locator("rect.session").count() == expected["bars_today"]
-            assert timeline.locator("rect.session.open").count() == 1
+            assert timeline.locator("rect.session").count() == expected["bars"]
+            assert timeline.locator("rect.session.open").count() == 2
             week = page.locator('svg[data-chart="week"]')
             assert week.locator("rect.bar").count() == 7
             assert page.locator('svg[data-chart="month"] rect.bar').count() == 30

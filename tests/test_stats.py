@@ -49,6 +49,21 @@ def test_calendar_day_across_a_dst_change_is_23_hours() -> None:
     assert berlin.day_of(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) == date(2026, 3, 28)
 
 
+def test_calendar_agrees_with_the_ingest_day_rules() -> None:
+    """Stats read the rollups ingest writes: both must cut days at the same instants."""
+    from zoneinfo import ZoneInfo
+
+    from sitwatch.server.derive import DayRules
+
+    for zone, hour in (("UTC", 4), ("Europe/Berlin", 4), ("America/New_York", 0)):
+        ours, theirs = stats.Calendar(zone, hour), DayRules(ZoneInfo(zone), hour)
+        for day in (date(2026, 3, 8), date(2026, 3, 28), date(2026, 10, 25), date(2026, 11, 1)):
+            assert ours.bounds(day) == theirs.bounds(day)
+            start, end = ours.bounds(day)
+            for ts in (start, end - timedelta(seconds=1), start + timedelta(hours=12)):
+                assert ours.day_of(ts) == theirs.day_of(ts) == day
+
+
 def test_today_for_one_device(session: Session) -> None:
     t = stats.today(session, CAL, NOW, OFFLINE_S, "desk-a")
     assert t.day == TODAY
@@ -85,6 +100,7 @@ def test_week_series_fills_missing_days(session: Session) -> None:
     assert [d.day.day for d in week] == [19, 20, 21, 22, 23, 24, 25]
     assert [d.seated_s for d in week] == [15000, 25000, 3000, 3600, 18000, 20000, 8100]
     assert [d.drills for d in week] == [1, 0, 2, 1, 1, 1, 2]
+    assert week[-1].prompts_answered_by_drill == 1
     together = stats.daily_series(session, date(2026, 11, 24), date(2026, 11, 26))
     assert [(d.seated_s, d.drills, d.longest_s) for d in together] == [
         (29000, 2, 5400),  # desk-a 20000 + desk-b 9000; longest is desk-b's 5400

@@ -18,12 +18,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from werkzeug.security import generate_password_hash
 
 from sitwatch.server.app import create_app
 from sitwatch.server.config import BrokerConfig, DatabaseConfig, ServerConfig
 from sitwatch.server.db import create_schema, make_engine
-from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession, User
+from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
+from sitwatch.server.users import create_user
 
 # A Wednesday afternoon. Days start at 04:00 UTC, so "today" is 2026-11-25, the week began
 # on Monday 2026-11-23.
@@ -59,8 +59,9 @@ def make_app(
 
 
 def add_user(engine: Engine, username: str = "alice", password: str = PASSWORD) -> None:
+    """As ``sitwatch-server create-user`` does."""
     with Session(engine) as session:
-        session.add(User(username=username, password_hash=generate_password_hash(password)))
+        create_user(session, username, password)
         session.commit()
 
 
@@ -145,6 +146,7 @@ def add_rollup(session: Session, device_id: str, day: date, **figures: float) ->
         "breaks": 0,
         "prompts": 0,
         "prompts_answered": 0,
+        "prompts_answered_by_drill": 0,
         "drills": 0,
     }
     row.update(figures)
@@ -190,7 +192,8 @@ def seed_small(engine: Engine) -> None:
         add_drill(s, "desk-b", at(d, 11, 31))
 
         add_rollup(s, "desk-a", d, seated_s=8100, sessions=3, longest_s=4200, breaks=2,
-                   prompts=2, prompts_answered=2, drills=2)  # fmt: skip
+                   prompts=2, prompts_answered=2, prompts_answered_by_drill=1,
+                   drills=2)  # fmt: skip
         add_rollup(s, "desk-b", d, seated_s=1800, sessions=1, longest_s=1800, drills=1, prompts=1)
         add_rollup(s, "desk-b", d - timedelta(days=1), seated_s=9000, sessions=3,
                    longest_s=5400, breaks=2, drills=1)  # fmt: skip
@@ -213,69 +216,29 @@ def seed_small(engine: Engine) -> None:
         s.commit()
 
 
-# --- three weeks of plausible office days, for the screenshot -------------------------------
+# --- weeks of plausible office days from the real tracker, for the browser test ------------
 
 
-def seed_demo(engine: Engine, now: datetime, days: int = 21, seed: int = 7) -> dict[str, Any]:
-    """Three desks, ``days`` days up to ``now``: workdays 08:30-17:30 in stretches of 15-80 min
-    with short breaks, prompts after 30 min seated, drills after most prompts; lighter
-    weekends. Today's data stops at ``now`` with the first desk seated. Returns today's
-    expected totals (finished sessions only) for the browser test to check."""
-    rng = random.Random(seed)
-    desks = [
-        ("desk-anna", "Anna's desk"),
-        ("desk-ben", "Ben's standing desk"),
-        ("desk-lab", "Lab bench"),
-    ]
+def demo_events(device_ids: list[str], now: datetime, days: int = 35, seed: int = 3) -> list[Any]:
+    """Protocol events the real SittingTracker emits over ``days`` working days before
+    ``now``'s day (sitwatch.history) plus today up to ``now``: what devices would have sent."""
+    from sitwatch.clock import FakeClock
+    from sitwatch.device.tracker import SittingTracker
+    from sitwatch.history import desk_day, history
+    from sitwatch.protocol import new_id
+    from sitwatch.settings import TrackerSettings
+
     today = (now - timedelta(hours=4)).date()
-    expected = {"seated_s": 0.0, "drills": 0, "sessions": 0, "bars_today": 0}
-    with Session(engine) as s:
-        for device_id, name in desks:
-            add_device(s, device_id, name, last_seen=now - timedelta(seconds=rng.randint(5, 90)))
-        s.flush()
-        for index, (device_id, _name) in enumerate(desks):
-            for back in range(days - 1, -1, -1):
-                day = today - timedelta(days=back)
-                if day.weekday() >= 5 and rng.random() < 0.7:
-                    continue
-                clock = at(day, 8, 30) + timedelta(minutes=rng.randint(0, 50) + 20 * index)
-                end_of_day = at(day, 17, 30) if day.weekday() < 5 else at(day, 12)
-                totals = {"seated_s": 0.0, "sessions": 0, "longest_s": 0.0, "breaks": 0,
-                          "prompts": 0, "prompts_answered": 0, "drills": 0}  # fmt: skip
-                open_started: datetime | None = None
-                while clock < end_of_day:
-                    minutes = rng.choice((15, 25, 35, 45, 50, 60, 75, 80)) + rng.randint(0, 9)
-                    end = clock + timedelta(minutes=minutes)
-                    if day == today and end > now:
-                        if index == 0 and clock < now:
-                            open_started = clock
-                        break
-                    add_session(s, device_id, clock, minutes)
-                    totals["seated_s"] += minutes * 60
-                    totals["sessions"] += 1
-                    totals["longest_s"] = max(totals["longest_s"], minutes * 60)
-                    if minutes >= 30:
-                        prompt_at = clock + timedelta(minutes=30)
-                        add_event(s, device_id, "prompt", prompt_at, level=1, seated_s=1800,
-                                  quiet=False)  # fmt: skip
-                        totals["prompts"] += 1
-                        if rng.random() < 0.8:
-                            how = "drill" if rng.random() < 0.6 else "button"
-                            add_event(s, device_id, "prompt_ack", end, how=how, response_s=60)
-                            totals["prompts_answered"] += 1
-                            if how == "drill":
-                                add_drill(s, device_id, end + timedelta(minutes=3))
-                                totals["drills"] += 1
-                    clock = end + timedelta(minutes=rng.choice((3, 5, 8, 12, 20, 45)))
-                totals["breaks"] = max(0, totals["sessions"] - 1)
-                if open_started is not None:
-                    add_event(s, device_id, "seated", open_started)
-                if day == today:
-                    expected["seated_s"] += totals["seated_s"]
-                    expected["drills"] += totals["drills"]
-                    expected["sessions"] += totals["sessions"]
-                    expected["bars_today"] += totals["sessions"] + (open_started is not None)
-                if totals["sessions"]:
-                    add_rollup(s, device_id, day, **totals)
-        s.commit()
-    return expected
+    events: list[Any] = []
+    for index, device_id in enumerate(device_ids):
+        events += history(device_id, days, end=today, seed=seed)
+        rng = random.Random(f"{device_id}:{seed}:today")
+        start = at(today, 8, 20) + timedelta(minutes=25 * index + rng.uniform(0, 20))
+        todays: list[Any] = []
+        clock = FakeClock(mono=1000.0, wall_time=start)
+        tracker = SittingTracker(
+            TrackerSettings(), clock, todays.append, device_id=device_id, boot_id=new_id()
+        )
+        desk_day(tracker, clock, rng, now - timedelta(minutes=30))
+        events += [e for e in todays if e.ts <= now]  # the rest has not happened yet
+    return events
