@@ -3,7 +3,8 @@
 An event enters with ``add()`` (durable before it returns) and leaves only with
 ``confirm()``, when the server's ack names it. A broker PUBACK proves nothing: paho keeps
 its session in memory and a killed broker drops what it had acknowledged. Which events
-were published when is kept in memory only, so after a restart everything is due again.
+were published when is kept in memory only (a TEMP table), so after a restart everything
+is due again.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ CREATE TABLE IF NOT EXISTS events (
 )
 """
 _COLUMNS = "seq, id, type, device_id, boot_id, mono, ts, clock_synced, data"
-_PAGE_ROWS = 500
+# When each event was last published lives in a TEMP table: in memory, gone with the
+# process, never fsynced, yet joinable with the events in SQL.
+_SENT_SCHEMA = "CREATE TEMP TABLE IF NOT EXISTS sent (id TEXT PRIMARY KEY, at REAL NOT NULL)"
 
 
 class Outbox:
@@ -53,7 +56,6 @@ class Outbox:
         self.path = Path(path)
         self.max_rows = max_rows
         self._lock = threading.Lock()
-        self._sent_at: dict[str, float] = {}  # event id -> monotonic time it was published
         self._over_bound_warned = False
         self._conn = self._open()
         self._count: int = self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
@@ -112,8 +114,7 @@ class Outbox:
             (*kinds, excess),
         ).fetchall()
         self._conn.executemany("DELETE FROM events WHERE seq = ?", [(seq,) for seq, _ in rows])
-        for _, event_id in rows:
-            self._sent_at.pop(event_id, None)
+        self._conn.executemany("DELETE FROM temp.sent WHERE id = ?", [(i,) for _, i in rows])
         self._count -= len(rows)
         if rows:
             log.debug("outbox full: dropped %d oldest heartbeats", len(rows))
@@ -131,40 +132,34 @@ class Outbox:
     def due(self, now_mono: float, resend_after_s: float, limit: int = 100) -> list[Event]:
         """Events to publish now, in seq order: never sent (in this process), or sent more
         than ``resend_after_s`` ago without an ack."""
-        found: list[Event] = []
-        after = 0
         with self._lock:
-            while len(found) < limit:
-                rows = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (after, _PAGE_ROWS),
-                ).fetchall()
-                if not rows:
-                    break
-                for row in rows:
-                    sent = self._sent_at.get(row[1])
-                    if sent is None or now_mono - sent > resend_after_s:
-                        found.append(_event_from_row(row))
-                        if len(found) >= limit:
-                            break
-                after = rows[-1][0]
-        return found
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM events AS e WHERE NOT EXISTS"
+                " (SELECT 1 FROM temp.sent AS s WHERE s.id = e.id AND s.at >= ?)"
+                " ORDER BY e.seq LIMIT ?",
+                (now_mono - resend_after_s, limit),
+            ).fetchall()
+        return [_event_from_row(row) for row in rows]
 
     def mark_sent(self, ids: Iterable[str], now_mono: float) -> None:
-        with self._lock:
-            for event_id in ids:
-                self._sent_at[event_id] = now_mono
+        with self._lock, self._conn:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO temp.sent (id, at) VALUES (?, ?)",
+                [(event_id, now_mono) for event_id in ids],
+            )
 
     def in_flight(self, now_mono: float, resend_after_s: float) -> int:
         """How many events were published less than ``resend_after_s`` ago and are unacked."""
         with self._lock:
-            return sum(1 for sent in self._sent_at.values() if now_mono - sent <= resend_after_s)
+            return self._conn.execute(
+                "SELECT COUNT(*) FROM temp.sent WHERE at >= ?", (now_mono - resend_after_s,)
+            ).fetchone()[0]
 
     def forget_sent(self) -> None:
         """Count every event as never sent, e.g. after a reconnect: what the broker held in
         memory may be gone, so the whole backlog is due at once."""
-        with self._lock:
-            self._sent_at.clear()
+        with self._lock, self._conn:
+            self._conn.execute("DELETE FROM temp.sent")
 
     def restamp(self, event_id: str, ts: datetime) -> None:
         """Replace the wall-clock stamp of an event taken before the clock was synced."""
@@ -185,8 +180,7 @@ class Outbox:
                 "DELETE FROM events WHERE id = ?", [(event_id,) for event_id in unique]
             )
             removed = cursor.rowcount
-            for event_id in unique:
-                self._sent_at.pop(event_id, None)
+            self._conn.executemany("DELETE FROM temp.sent WHERE id = ?", [(i,) for i in unique])
             self._count -= removed
             if self._count <= self.max_rows:
                 self._over_bound_warned = False
@@ -213,8 +207,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         # The Pi's SD card loses power: FULL keeps the last commits, NORMAL may not.
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA temp_store=MEMORY")
         with conn:
             conn.execute(_SCHEMA)
+            conn.execute(_SENT_SCHEMA)
         conn.execute("SELECT COUNT(*) FROM events").fetchone()
     except sqlite3.DatabaseError:
         conn.close()

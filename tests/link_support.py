@@ -6,14 +6,17 @@ event it receives and, while ``acking`` is on, publishes an ack naming it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from sitwatch import protocol
+from sitwatch.broker import Mosquitto
 from sitwatch.protocol import Event, EventType
 
 DEVICE = "desk-1"
@@ -60,7 +63,8 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str
 class FakeServer:
     """Subscribes to every device's events, records them, and acks each one (if ``acking``)."""
 
-    def __init__(self, host: str, port: int, acking: bool = True, client_id: str = "") -> None:
+    def __init__(self, host: str, port: int, acking: bool = True, client_id: str = "",
+                 setup: Callable[[mqtt.Client], None] | None = None) -> None:
         self.acking = acking
         self.received: list[Event] = []
         self.raw: list[tuple[str, bytes, bool]] = []  # (topic, payload, retain) on watched topics
@@ -73,6 +77,8 @@ class FakeServer:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(1, 2)
+        if setup is not None:  # credentials, TLS
+            setup(self._client)
         self._client.connect(host, port)
         self._client.loop_start()
         wait_until(self._ready.is_set, 10, "fake server to subscribe")
@@ -142,3 +148,15 @@ def clear_retained(host: str, port: int, device_id: str, extra_topics: tuple[str
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+class PersistingMosquitto(Mosquitto):
+    """Mosquitto whose persistence works when the tests run as root: mosquitto then drops
+    to its own user, which cannot write the test's 0700 folder ("Error: Permission
+    denied" in mosquitto.log, and no mosquitto.db is ever saved)."""
+
+    def _write_config(self) -> Path:
+        conf = super()._write_config()
+        if os.geteuid() == 0:
+            conf.write_text(conf.read_text() + "user root\n")
+        return conf

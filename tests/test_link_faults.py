@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from link_support import FakeServer, make_event, wait_until
+from link_support import FakeServer, PersistingMosquitto, make_event, wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
@@ -52,6 +52,15 @@ class Desk:
     def close(self) -> None:
         self.link.stop()
         self.outbox.close()
+
+
+@pytest.fixture
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """Like conftest's, but its persistence really saves (see PersistingMosquitto)."""
+    broker = PersistingMosquitto(workdir=str(tmp_path_factory.mktemp("mosquitto-faults")))
+    broker.start()
+    yield broker
+    broker.kill()
 
 
 @pytest.fixture
@@ -101,6 +110,7 @@ def test_broker_stopped_mid_stream_and_restarted(
     halfway.wait(10)
     if how == "graceful":
         private_broker.stop()
+        assert (private_broker.workdir / "mosquitto.db").exists()  # sessions were saved
     else:
         private_broker.kill()
     wait_until(lambda: not desk.link.is_connected, 10, "link to notice")
