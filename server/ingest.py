@@ -20,7 +20,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from sqlalchemy import Connection, Engine, update
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from sitwatch import protocol
 from sitwatch.protocol import Event, ProtocolError, Status
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 EVENT_FILTER = f"{protocol.ROOT}/+/{protocol.EVENT}"
 STATUS_FILTER = f"{protocol.ROOT}/+/{protocol.STATUS}"
 _STOP = object()
+COMMIT_ATTEMPTS = 3
+RETRY_PAUSE_S = 0.05
 
 
 @dataclass
@@ -41,7 +43,8 @@ class Batch:
     """The valid part of a batch of messages: events by id (first copy wins) and statuses."""
 
     events: dict[str, tuple[Event, dict[str, Any]]] = field(default_factory=dict)
-    statuses: list[tuple[str, Status]] = field(default_factory=list)
+    # (device id, status, retained): a retained status is old news, not a sign of life.
+    statuses: list[tuple[str, Status, bool]] = field(default_factory=list)
     event_messages: int = 0  # valid event messages, counting copies of the same id
 
     def acks(self) -> dict[str, list[str]]:
@@ -53,23 +56,27 @@ class Batch:
 
 def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: datetime) -> set[str]:
     """Upsert devices, insert new events, derive from them; returns the newly stored ids."""
-    devices = sorted(
-        {e.device_id for e, _ in batch.events.values()} | {d for d, _ in batch.statuses}
-    )
-    if devices:
-        stmt = dialect_insert(connection, Device.__table__)
+    alive = {e.device_id for e, _ in batch.events.values()}
+    alive |= {device_id for device_id, _, retained in batch.statuses if not retained}
+    known = {device_id for device_id, _, _ in batch.statuses} - alive
+    table = Device.__table__
+    for devices, on_conflict in ((sorted(alive), "update"), (sorted(known), "nothing")):
+        if not devices:
+            continue
+        stmt = dialect_insert(connection, table)
+        if on_conflict == "update":
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["id"], set_={"last_seen_at": stmt.excluded.last_seen_at}
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["id"])
         rows = [
             {"id": d, "name": d, "online": False, "first_seen_at": now, "last_seen_at": now}
             for d in devices
         ]
-        connection.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"], set_={"last_seen_at": stmt.excluded.last_seen_at}
-            ),
-            rows,
-        )
-    for device_id, status in batch.statuses:
-        values: dict[str, Any] = {"online": status.state == "online", "last_seen_at": now}
+        connection.execute(stmt, rows)
+    for device_id, status, _retained in batch.statuses:
+        values: dict[str, Any] = {"online": status.state == "online"}
         if status.boot_id is not None:
             values["boot_id"] = status.boot_id[:64]
         if status.version is not None:
@@ -90,8 +97,8 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
             "data": data,
             "received_at": now,
         }
-        for e, data in batch.events.values()
-    ]
+        for e, data in sorted(batch.events.values(), key=lambda item: item[0].id)
+    ]  # sorted: concurrent workers lock unique-index entries in the same order
     stmt = dialect_insert(connection, EventRow.__table__)
     stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(
         EventRow.__table__.c.event_id
@@ -136,8 +143,13 @@ class IngestWorker:
 
     def _make_client(self) -> mqtt.Client:
         settings = self.config.mqtt
+        # A lone worker keeps a persistent session, so the broker queues events while it
+        # restarts. In a shared group it must not: Mosquitto goes on routing a share of the
+        # group's messages to a member's offline session, where they wait until it returns.
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=bool(settings.share_group),
         )
         if settings.username:
             client.username_pw_set(settings.username, settings.password)
@@ -312,7 +324,8 @@ class IngestWorker:
                     batch.events.setdefault(event.id, (event, data))
                     batch.event_messages += 1
                 elif leaf == protocol.STATUS:
-                    batch.statuses.append((device_id, protocol.parse_status(message.payload)))
+                    status = protocol.parse_status(message.payload)
+                    batch.statuses.append((device_id, status, bool(message.retain)))
                 else:
                     raise ProtocolError(f"not an event or status topic: {name!r}")
             except (ProtocolError, UnicodeDecodeError) as exc:
@@ -324,23 +337,33 @@ class IngestWorker:
 
     def _commit(self, batch: Batch) -> set[str] | None:
         """Store ``batch`` in one transaction; None (and nothing acked) if that failed."""
-        try:
-            with self.engine.begin() as connection:
-                return store_batch(connection, batch, self.rules, protocol.now_utc())
-        except (DataError, IntegrityError) as exc:
-            if len(batch.events) > 1:
-                # One row the database refuses must not block the rest: store halves apart.
-                log.warning("batch refused by the database (%s); storing it in halves", exc.orig)
-                return self._commit_halves(batch)
-            self.db_errors += 1
-            log.error("database refused %s: %s", list(batch.events), exc.orig)
-        except SQLAlchemyError as exc:
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as connection:
+                    return store_batch(connection, batch, self.rules, protocol.now_utc())
+            except (DataError, IntegrityError) as exc:
+                if len(batch.events) > 1:
+                    # One row the database refuses must not block the rest: store halves.
+                    log.warning("database refused a batch (%s); storing it in halves", exc.orig)
+                    return self._commit_halves(batch)
+                self.db_errors += 1
+                log.error("database refused %s: %s", list(batch.events), exc.orig)
+                return None
+            except OperationalError as exc:  # locked, deadlock, connection lost: try again
+                if attempt < COMMIT_ATTEMPTS:
+                    log.warning("database error (%s); retrying the batch", exc.orig)
+                    time.sleep(RETRY_PAUSE_S * attempt)
+                    continue
+                error: SQLAlchemyError = exc
+            except SQLAlchemyError as exc:
+                error = exc
             self.db_errors += 1
             log.error(
                 "database error, batch of %d events not stored (devices will resend): %s",
                 len(batch.events),
-                getattr(exc, "orig", None) or exc,
+                getattr(error, "orig", None) or error,
             )
+            return None
         return None
 
     def _commit_halves(self, batch: Batch) -> set[str] | None:

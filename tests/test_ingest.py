@@ -157,6 +157,33 @@ def test_status_marks_device_online_then_offline(
     assert wait_until(lambda: device_row() == (False, "boot-0042", "1.2.3"))
 
 
+def test_retained_status_updates_presence_but_is_not_a_sign_of_life(
+    broker: Mosquitto, engine: Engine, desk: str
+) -> None:
+    long_ago = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    with session_factory(engine)() as session:
+        session.add(Device(id=desk, name="Desk", first_seen_at=long_ago, last_seen_at=long_ago))
+        session.commit()
+    status_topic = protocol.topic(desk, protocol.STATUS)
+    publisher = DevicePublisher(broker.host, broker.port, [desk])
+    online = Status("online").to_json()
+    publisher.client.publish(status_topic, online, qos=1, retain=True).wait_for_publish(5)
+    worker = IngestWorker(ingest_config(broker), engine, client_id=f"ingest-{desk}")
+    try:
+        worker.start()  # gets the retained status on subscribing
+
+        def seen() -> tuple[bool, datetime] | None:
+            with session_factory(engine)() as session:
+                stored = session.get(Device, desk)
+                return stored and (stored.online, stored.last_seen_at)
+
+        assert wait_until(lambda: seen() == (True, long_ago))
+    finally:
+        worker.stop()
+        publisher.client.publish(status_topic, b"", qos=1, retain=True).wait_for_publish(5)
+        publisher.close()
+
+
 def local(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, minute, tzinfo=BERLIN)
 

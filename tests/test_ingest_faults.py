@@ -227,3 +227,23 @@ def test_worker_started_before_the_broker_connects_when_it_appears(
     finally:
         worker.stop()
         late.kill()
+
+
+def test_a_stopped_member_of_a_shared_group_gets_no_share_of_new_events(
+    broker: Mosquitto, engine: Engine
+) -> None:
+    group = f"g{uuid.uuid4().hex[:6]}"
+    staying, leaving = (
+        start_worker(broker, engine, f"ingest-{group}-{n}", share_group=group) for n in (1, 2)
+    )
+    leaving.stop()
+    desk = f"desk-{uuid.uuid4().hex[:6]}"
+    device = DevicePublisher(broker.host, broker.port, [desk])
+    events = heartbeats(desk, 100)
+    try:
+        device.publish(events)  # once: no resends needed
+        assert wait_until(lambda: device.acked >= {e.id for e in events})
+    finally:
+        device.close()
+        staying.stop()
+    assert staying.stored == 100

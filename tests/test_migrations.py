@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from server_helpers import postgres_schema
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from sitwatch.server.db import create_schema, make_engine
 from sitwatch.server.migrate import current_revision, head_revision, schema_drift, upgrade
@@ -32,6 +32,13 @@ def test_models_and_migrations_agree(sqlite_engine: Engine) -> None:
     """Like `alembic check`: autogenerate finds nothing to change after upgrade."""
     upgrade(sqlite_engine)
     assert schema_drift(sqlite_engine) == []
+
+
+def test_drift_check_notices_a_missing_index(sqlite_engine: Engine) -> None:
+    upgrade(sqlite_engine)
+    with sqlite_engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_events_device_ts"))
+    assert [diff[0] for diff in schema_drift(sqlite_engine)] == ["add_index"]
 
 
 def test_upgrade_twice_is_harmless(sqlite_engine: Engine) -> None:
