@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
-IDLE_WAKE_S = 0.25  # the sender looks at heartbeats and resend timeouts this often
+IDLE_WAKE_S = 1.0  # without a notify or an ack, the sender looks at heartbeats and resends
+# this often: precise enough for both, and cheap on a Pi Zero
 WINDOW_EVENTS = 1000  # published but not yet acknowledged, at most: bounds paho's memory
 BATCH_EVENTS = 100
 STOP_TIMEOUT_S = 5.0
@@ -126,6 +127,7 @@ class MqttLink:
         if self._started:
             return
         self._started = True
+        self._stopping.clear()
         if self.config.heartbeat_s > 0:
             self._next_heartbeat = self._clock.monotonic() + self.config.heartbeat_s
         log.info("connecting to MQTT broker at %s as sitwatch-%s (%d events queued)",
