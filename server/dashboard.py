@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("dashboard", __name__)
 
 DAY_ARG = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+EARLIEST_DAY = date(2000, 1, 1)  # before any sitwatch data; keeps date arithmetic in range
 WEEK_DAYS = 7
 MONTH_DAYS = 30
 
@@ -237,16 +238,19 @@ def series_chart(days: list[stats.DayFigures]) -> BarChart:
 # --- pages ----------------------------------------------------------------------------------
 
 
-def _chosen_day(default: date) -> date:
+def _chosen_day(today: date) -> date:
     text = request.args.get("day")
     if not text:
-        return default
+        return today
     try:
         if not DAY_ARG.match(text):
             raise ValueError(text)
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         abort(400, f"day must be a date as YYYY-MM-DD, got {text[:40]!r}")
+    if not EARLIEST_DAY <= day <= today + timedelta(days=1):
+        abort(400, f"day must be between {EARLIEST_DAY} and tomorrow, got {day}")
+    return day
 
 
 def _device_or_404(device_id: str) -> Device:

@@ -163,6 +163,14 @@ def test_ingested_day_renders_in_chromium(
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             dialogs: list[str] = []
             page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            # CSP violations and failed loads (e.g. the stylesheet) are console errors.
+            console_errors: list[str] = []
+            page.on(
+                "console",
+                lambda message: (
+                    console_errors.append(message.text) if message.type == "error" else None
+                ),
+            )
 
             page.goto(f"{served}/")
             assert page.url.startswith(f"{served}/login")
@@ -195,6 +203,9 @@ def test_ingested_day_renders_in_chromium(
             week = page.locator('svg[data-chart="week"]')
             assert week.locator("rect.bar").count() == 7
             assert page.locator('svg[data-chart="month"] rect.bar').count() == 30
+            # The stylesheet applied: the top bar is dark, not the browser's default white.
+            top_bar = page.locator(".topbar").evaluate("e => getComputedStyle(e).backgroundColor")
+            assert top_bar == "rgb(29, 39, 51)"
             # Drawn, not just present: today's bar has a real height on screen.
             today_bar = week.locator("rect.bar").last.bounding_box()
             assert today_bar is not None and today_bar["height"] > 10
@@ -211,6 +222,7 @@ def test_ingested_day_renders_in_chromium(
             page.goto(f"{served}/")
             assert page.locator("img").count() == 0
             assert dialogs == []
+            assert console_errors == []
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 10_000

@@ -195,6 +195,35 @@ def test_unknown_device_and_bad_day_are_client_errors(logged_in: FlaskClient) ->
     assert response.status_code == 400
     assert "YYYY-MM-DD" in response.get_data(as_text=True)
     assert logged_in.get("/?day=<script>").status_code == 400
+    for far in ("0001-01-01", "9999-12-31", "1999-12-31"):
+        assert logged_in.get(f"/devices/desk-a?day={far}").status_code == 400
+
+
+def test_pages_with_no_data_at_all(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    engine = make_engine_for(tmp_path / "empty")
+    add_user(engine)
+    try:
+        client = make_app(engine).test_client()
+        login(client)
+        assert "No device has reported yet" in client.get("/").get_data(as_text=True)
+        assert "No device has reported yet" in client.get("/devices").get_data(as_text=True)
+        assert client.get("/api/v1/summary").get_json()["today"]["devices"] == 0
+    finally:
+        engine.dispose()
+
+
+def test_quiet_device_page(logged_in: FlaskClient) -> None:
+    body = logged_in.get("/devices/desk-c").get_data(as_text=True)
+    assert "Not seated" in body and 'data-figure="seated_s" data-value="0"' in body
+
+
+def test_security_headers(client: FlaskClient) -> None:
+    response = client.get("/login")
+    assert "script-src" not in response.headers["Content-Security-Policy"]  # none at all
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_overview_shows_today_and_charts(logged_in: FlaskClient) -> None:
