@@ -52,6 +52,7 @@ class MqttLink:
         on_settings: Callable[[TrackerSettings], None],
         on_connection: Callable[[bool], None] | None = None,
         device_name: str = "",
+        on_pause: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
         self.device_id = device_id
@@ -61,6 +62,7 @@ class MqttLink:
         self._settings_path = Path(settings_path)
         self._on_settings = on_settings
         self._on_connection = on_connection
+        self._on_pause = on_pause
         self._device_name = device_name
         self._where = f"{config.host}:{config.port}"
         self._topic_event = protocol.topic(device_id, protocol.EVENT)
@@ -70,6 +72,7 @@ class MqttLink:
         self._topic_config_result = protocol.topic(device_id, protocol.CONFIG_RESULT)
         self._topic_seat = protocol.topic(device_id, protocol.SEAT)
         self._topic_today = protocol.topic(device_id, protocol.TODAY)
+        self._topic_command = protocol.topic(device_id, protocol.COMMAND)
 
         self._connected = threading.Event()
         self._wake = threading.Event()
@@ -190,6 +193,8 @@ class MqttLink:
                 return
             self._unreachable_logged = False
             topics = [(self._topic_ack, 1), (self._topic_config, 1)]
+            if self._on_pause is not None:
+                topics.append((self._topic_command, 1))
             if self.config.ha_discovery:
                 topics.append((ha_discovery.HA_STATUS_TOPIC, 1))
             client.subscribe(topics)
@@ -245,6 +250,8 @@ class MqttLink:
                 self._take_ack(message.payload)
             elif message.topic == self._topic_config:
                 self._take_config(message.payload)
+            elif message.topic == self._topic_command:
+                self._take_command(message.payload)
             elif message.topic == ha_discovery.HA_STATUS_TOPIC:
                 if message.payload.strip() == b"online" and self.config.ha_discovery:
                     log.info("Home Assistant came online: re-sending discovery")
@@ -300,6 +307,24 @@ class MqttLink:
         self._applied = settings
         log.info("applied remote settings: %s", settings.model_dump(mode="json"))
         self._publish_config_result(True, settings=settings)
+
+    def _take_command(self, payload: bytes) -> None:
+        try:
+            command = protocol.parse_command(payload)
+        except ProtocolError as exc:
+            log.warning("ignoring a malformed command on %s: %s", self._topic_command, exc)
+            return
+        # A command queued while we were away may be stale: ``until`` says how much is left.
+        remaining_s = command.remaining_s(self._clock.wall(), self._clock.is_synced())
+        if remaining_s <= 0 or self._on_pause is None:
+            log.info("ignoring a pause that has already ended (until %s)",
+                     protocol.format_ts(command.until))
+            return
+        log.info("server asks for a pause of %.0f s", remaining_s)
+        try:
+            self._on_pause(remaining_s)
+        except Exception:
+            log.exception("the agent failed to pause")
 
     # -- outgoing ------------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ class Desk:
     settings_path: Path
     applied: list[TrackerSettings] = field(default_factory=list)
     connection: list[bool] = field(default_factory=list)
+    pauses: list[float] = field(default_factory=list)
 
     def add(self, kind: EventType = EventType.SEATED, **fields: object) -> str:
         event = self.outbox.add(make_event(kind, device_id=self.device_id, **fields))  # type: ignore[arg-type]
@@ -76,6 +77,7 @@ def make_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
             on_settings=lambda s: desk.applied.append(s),
             on_connection=lambda up: desk.connection.append(up),
             device_name="Desk <b>one</b>",
+            on_pause=lambda seconds: desk.pauses.append(seconds),
         )
         desk = Desk(link, outbox, device_id, settings_path)
         desks.append(desk)
@@ -218,6 +220,26 @@ def test_a_day_of_backlog_drains_in_seconds(
     assert server.unique_ids() == ids
 
 
+def test_a_pause_command_pauses_for_what_is_left_of_it(
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+) -> None:
+    clock = FakeClock()
+    desk = make_desk(broker, clock=clock)
+    command_topic = desk.topic(protocol.COMMAND)
+    expired = protocol.PauseCommand(pause_s=600, until=clock.wall() - timedelta(seconds=1))
+    server.publish(command_topic, expired.to_json())
+    # Sent an hour ago for two hours: one hour is left.
+    late = protocol.PauseCommand(pause_s=7200, until=clock.wall() + timedelta(hours=1))
+    server.publish(command_topic, late.to_json())
+    wait_until(lambda: desk.pauses, 10, "the pause")
+    assert desk.pauses == [3600]
+
+    clock.synced = False  # the wall clock cannot be trusted: use the span as sent
+    server.publish(command_topic, late.to_json())
+    wait_until(lambda: len(desk.pauses) == 2, 10, "the second pause")
+    assert desk.pauses[-1] == 7200
+
+
 # -- remote settings ------------------------------------------------------------------------
 
 def config_results(server: FakeServer, desk: Desk) -> list[tuple[bool, str | None]]:
@@ -297,10 +319,11 @@ def test_hostile_payloads_on_config_and_ack_do_not_break_the_link(
 ) -> None:
     desk = make_desk(broker)
     for payload in HOSTILE:
-        server.publish(desk.topic(protocol.CONFIG), payload)
-        server.publish(desk.topic(protocol.ACK), payload)
+        for leaf in (protocol.CONFIG, protocol.ACK, protocol.COMMAND):
+            server.publish(desk.topic(leaf), payload)
     assert_still_works(server, desk)
     assert [s.grace_s for s in desk.applied] == [42]  # only the good settings at the end
+    assert desk.pauses == []
 
 
 def assert_still_works(server: FakeServer, desk: Desk) -> None:
@@ -340,7 +363,8 @@ def test_generated_payloads_on_config_and_ack_never_crash_the_link(
     try:
         @settings(max_examples=200, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow])
-        @given(payload=PAYLOADS, leaf=st.sampled_from([protocol.CONFIG, protocol.ACK]))
+        @given(payload=PAYLOADS,
+               leaf=st.sampled_from([protocol.CONFIG, protocol.ACK, protocol.COMMAND]))
         def publish(payload: bytes, leaf: str) -> None:
             server.publish(desk.topic(leaf), payload)
 
