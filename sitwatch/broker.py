@@ -69,6 +69,9 @@ class Mosquitto:
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             "max_queued_messages 100000",
+            # As root, mosquitto drops to its own user and then cannot write our private
+            # folder, so persistence would silently not save: stay root in that case.
+            *(["user root"] if os.geteuid() == 0 else []),
             "max_inflight_messages 100",
             "log_dest stderr",
             "log_type error",

@@ -6,17 +6,14 @@ event it receives and, while ``acking`` is on, publishes an ack naming it.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from sitwatch import protocol
-from sitwatch.broker import Mosquitto
 from sitwatch.protocol import Event, EventType
 
 DEVICE = "desk-1"
@@ -148,15 +145,3 @@ def clear_retained(host: str, port: int, device_id: str, extra_topics: tuple[str
     finally:
         client.disconnect()
         client.loop_stop()
-
-
-class PersistingMosquitto(Mosquitto):
-    """Mosquitto whose persistence works when the tests run as root: mosquitto then drops
-    to its own user, which cannot write the test's 0700 folder ("Error: Permission
-    denied" in mosquitto.log, and no mosquitto.db is ever saved)."""
-
-    def _write_config(self) -> Path:
-        conf = super()._write_config()
-        if os.geteuid() == 0:
-            conf.write_text(conf.read_text() + "user root\n")
-        return conf

@@ -9,6 +9,7 @@ import re
 import threading
 import urllib.parse
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,38 @@ def test_a_sitting_session_travels_from_the_pin_to_the_dashboard(
                 http_server.shutdown()
         finally:
             desk.close()
+
+
+def test_a_pause_command_from_the_server_silences_the_desk(
+    broker: Mosquitto, mock_factory, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    import paho.mqtt.client as mqtt
+
+    from sitwatch import protocol
+    from sitwatch.device.tracker import State
+
+    desk = Desk(mock_factory, tmp_path / "device", broker.port, FakeClock(), "desk-pause")
+    try:
+        assert wait_until(lambda: desk.service.link.is_connected, timeout=10)
+        desk.sit(True)
+        until = desk.clock.wall() + timedelta(hours=1)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        command = protocol.PauseCommand(pause_s=3600, until=until)
+        topic = protocol.topic("desk-pause", protocol.COMMAND)
+        client.publish(topic, command.to_json(), qos=1).wait_for_publish(5)
+        client.loop_stop()
+        client.disconnect()
+
+        def paused() -> bool:
+            desk.agent.step(timeout_s=0.05)
+            return desk.agent.tracker.state is State.PAUSED
+
+        assert wait_until(paused, timeout=10)
+        desk.live(59 * MIN)
+        assert not [e for e in desk.sent if e.type == "prompt"]
+        desk.live(2 * MIN)
+        assert [e for e in desk.sent if e.type == "prompt"]
+    finally:
+        desk.close()

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from link_support import FakeServer, PersistingMosquitto, make_event, wait_until
+from link_support import FakeServer, make_event, wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
@@ -56,8 +56,8 @@ class Desk:
 
 @pytest.fixture
 def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    """Like conftest's, but its persistence really saves (see PersistingMosquitto)."""
-    broker = PersistingMosquitto(workdir=str(tmp_path_factory.mktemp("mosquitto-faults")))
+    """Like conftest's private broker, with persistence that saves (sitwatch.broker)."""
+    broker = Mosquitto(workdir=str(tmp_path_factory.mktemp("mosquitto-faults")))
     broker.start()
     yield broker
     broker.kill()
