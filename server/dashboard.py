@@ -191,13 +191,23 @@ BC_WIDTH, BC_HEIGHT, BC_LEFT, BC_TOP, BC_BOTTOM = 560, 210, 40, 10, 52
 HOUR_STEPS = (1, 2, 3, 4, 6, 8, 12)
 
 
+def hour_step(top_hours: float) -> int:
+    """Gridline spacing in hours giving at most 4 steps up to ``top_hours`` (a fleet sums to
+    thousands of hours a day)."""
+    for step in HOUR_STEPS:
+        if top_hours <= step * 4:
+            return step
+    magnitude = 10 ** math.floor(math.log10(top_hours / 4))
+    return next(m * magnitude for m in (1, 2, 5, 10) if top_hours <= m * magnitude * 4)
+
+
 def series_chart(days: list[stats.DayFigures]) -> BarChart:
     """Seated hours per day as bars; drills per day as numbered badges under each bar."""
     x0, x1 = float(BC_LEFT), float(BC_WIDTH - 10)
     base_y = float(BC_HEIGHT - BC_BOTTOM)
     plot_h = base_y - BC_TOP
     top_hours = max((d.seated_s / 3600 for d in days), default=0.0)
-    step = next((s for s in HOUR_STEPS if top_hours <= s * 4), 24)
+    step = hour_step(top_hours)
     y_max = max(step, math.ceil(top_hours / step) * step)
     slot = (x1 - x0) / max(len(days), 1)
     width = slot * 0.66

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from sitwatch.protocol import EventType
@@ -143,39 +143,40 @@ class SeatState:
 def seat_states(
     session: Session, now: datetime, offline_after_s: float, device_id: str | None = None
 ) -> dict[str, SeatState]:
-    """Whether each device's seat is occupied now, from its latest seated/stood_up event."""
+    """Whether each device's seat is occupied now, from its latest seated/stood_up event.
+
+    One query: per device, a correlated lookup of that latest event walks the
+    (device_id, ts) index backwards from the newest row, so the cost grows with the number
+    of devices, not with the size of the events table."""
     now = as_utc(now)  # SQLite compares the stored UTC text
-    ranked = (
-        select(
-            Event.device_id,
-            Event.type,
-            Event.ts,
-            func.row_number()
-            .over(partition_by=Event.device_id, order_by=(Event.ts.desc(), Event.id.desc()))
-            .label("rank"),
-        )
+    latest_id = (
+        select(Event.id)
         .where(
-            Event.type.in_((EventType.SEATED.value, EventType.STOOD_UP.value)),
+            Event.device_id == Device.id,
             Event.ts >= now - STATE_LOOKBACK,
-            *_device_filter(Event.device_id, device_id),
+            Event.type.in_((EventType.SEATED.value, EventType.STOOD_UP.value)),
         )
-        .subquery()
+        .order_by(Event.ts.desc(), Event.id.desc())
+        .limit(1)
+        .correlate(Device)
+        .scalar_subquery()
     )
-    latest = {
-        row.device_id: row
-        for row in session.execute(
-            select(ranked.c.device_id, ranked.c.type, ranked.c.ts).where(ranked.c.rank == 1)
-        )
-    }
+    rows = session.execute(
+        select(Device.id, Device.online, Device.last_seen_at, Event.type, Event.ts)
+        .select_from(Device)
+        .outerjoin(Event, Event.id == latest_id)
+        .where(*_device_filter(Device.id, device_id))
+        .order_by(Device.id)
+    )
     states = {}
-    for device in device_statuses(session, now, offline_after_s, device_id):
-        row = latest.get(device.id)
-        seated = device.is_online and row is not None and row.type == EventType.SEATED.value
-        states[device.id] = SeatState(
-            device_id=device.id,
-            is_online=device.is_online,
+    for row in rows:
+        online = is_online(bool(row.online), row.last_seen_at, now, offline_after_s)
+        seated = online and row.type == EventType.SEATED.value
+        states[row.id] = SeatState(
+            device_id=row.id,
+            is_online=online,
             is_seated=seated,
-            seated_since=as_utc(row.ts) if seated and row is not None else None,
+            seated_since=as_utc(row.ts) if seated else None,
         )
     return states
 
@@ -185,10 +186,10 @@ def seat_states(
 
 @dataclass(frozen=True)
 class TodayFigures:
-    """One local day so far. ``seated_s``, ``sessions``, ``breaks`` and ``drills`` count
-    finished sessions (DailyRollup), so they match the week and month charts; a stretch in
-    progress is ``current_stretch_s``. Prompts come from the day's events: ``prompts_answered``
-    counts prompt_ack events, ``answered_by_drill`` those with ``data.how == "drill"``."""
+    """One local day so far, from the day's DailyRollup rows (so today's card and today's bar
+    in the week and month charts always agree): ``seated_s`` and ``sessions`` count finished
+    sessions, a stretch in progress is ``current_stretch_s``; ``prompts_answered`` counts
+    prompt_ack events, ``answered_by_drill`` those with ``data.how == "drill"``."""
 
     day: date
     devices: int
@@ -218,46 +219,17 @@ def today_by_device(
     """Today's figures for each device (every device is present, with zeros if quiet)."""
     now = as_utc(now)  # SQLite compares the stored UTC text
     day = calendar.day_of(now)
-    start, end = calendar.bounds(day)
     rollups = {
         row.device_id: row
         for row in session.execute(
-            select(
-                DailyRollup.device_id,
-                DailyRollup.seated_s,
-                DailyRollup.sessions,
-                DailyRollup.breaks,
-                DailyRollup.drills,
-            ).where(DailyRollup.day == day, *_device_filter(DailyRollup.device_id, device_id))
-        )
-    }
-    is_drill = Event.data["how"].as_string() == "drill"
-    prompt_counts = {
-        row.device_id: row
-        for row in session.execute(
-            select(
-                Event.device_id,
-                func.sum(case((Event.type == EventType.PROMPT.value, 1), else_=0)).label("prompts"),
-                func.sum(case((Event.type == EventType.PROMPT_ACK.value, 1), else_=0)).label(
-                    "answered"
-                ),
-                func.sum(
-                    case((and_(Event.type == EventType.PROMPT_ACK.value, is_drill), 1), else_=0)
-                ).label("by_drill"),
+            select(DailyRollup).where(
+                DailyRollup.day == day, *_device_filter(DailyRollup.device_id, device_id)
             )
-            .where(
-                Event.type.in_((EventType.PROMPT.value, EventType.PROMPT_ACK.value)),
-                Event.ts >= start,
-                Event.ts < end,
-                *_device_filter(Event.device_id, device_id),
-            )
-            .group_by(Event.device_id)
-        )
+        ).scalars()
     }
     figures = {}
     for dev_id, state in seat_states(session, now, offline_after_s, device_id).items():
         rollup = rollups.get(dev_id)
-        prompts = prompt_counts.get(dev_id)
         figures[dev_id] = TodayFigures(
             day=day,
             devices=1,
@@ -268,9 +240,9 @@ def today_by_device(
             sessions=int(rollup.sessions) if rollup else 0,
             breaks=int(rollup.breaks) if rollup else 0,
             drills=int(rollup.drills) if rollup else 0,
-            prompts=int(prompts.prompts or 0) if prompts else 0,
-            prompts_answered=int(prompts.answered or 0) if prompts else 0,
-            answered_by_drill=int(prompts.by_drill or 0) if prompts else 0,
+            prompts=int(rollup.prompts) if rollup else 0,
+            prompts_answered=int(rollup.prompts_answered) if rollup else 0,
+            answered_by_drill=int(rollup.prompts_answered_by_drill) if rollup else 0,
         )
     return figures
 

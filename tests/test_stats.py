@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 from web_fixtures import NOW, TODAY, add_device, add_event, at, make_engine_for, seed_small
 
@@ -69,10 +70,10 @@ def test_today_for_one_device(session: Session) -> None:
     assert t.day == TODAY
     assert t.seated_now and t.devices_seated == 1
     assert t.current_stretch_s == 40 * 60  # seated since 14:50, now 15:30
-    assert t.seated_s == 135 * 60  # 40 + 70 + 25 min, from the rollup
+    # From today's rollup row, as ingest keeps it: 40 + 70 + 25 min; prompts at 10:30 and
+    # 15:20 (the 03:30 one belongs to yesterday); acks at 10:31 (by drill) and 13:26.
+    assert t.seated_s == 135 * 60
     assert (t.sessions, t.breaks, t.drills) == (3, 2, 2)
-    # Prompts at 10:30 and 15:20 (the 03:30 one belongs to yesterday); acks at 10:31 (drill)
-    # and 13:26 (button).
     assert (t.prompts, t.prompts_answered, t.answered_by_drill) == (2, 2, 1)
 
 
@@ -158,6 +159,27 @@ def test_day_timeline(session: Session) -> None:
     yesterday = stats.day_timeline(session, CAL, TODAY - timedelta(days=1), NOW, OFFLINE_S)
     assert [m.ts.hour for m in yesterday.marks] == [3]  # the 03:30 prompt
     assert yesterday.bars == []
+
+
+def test_current_state_query_uses_the_device_time_index(engine: Engine, session: Session) -> None:
+    """The "seated now" lookup must walk the (device_id, ts) index per device, never scan
+    the events table (a fleet has millions of rows)."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        stats.seat_states(session, NOW, OFFLINE_S)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    statement, parameters = next((s, p) for s, p in seen if "LIMIT" in s)
+    with engine.connect() as connection:
+        plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+    details = " | ".join(str(row[-1]) for row in plan)
+    assert "ix_events_device_ts" in details, details
+    assert "SCAN events" not in details, details
 
 
 def test_device_statuses_offline_after_silence(session: Session) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from sqlalchemy.orm import Session
 from web_fixtures import PASSWORD, add_user, csrf_from, login, make_app, make_engine_for, seed_small
 
 from sitwatch.drill import CIRCUIT
+from sitwatch.server.dashboard import series_chart
 from sitwatch.server.models import Device
+from sitwatch.server.stats import DayFigures
 
 HOSTILE_NAMES = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 
@@ -258,3 +261,13 @@ def test_drill_guide_lists_the_circuit(logged_in: FlaskClient) -> None:
     body = logged_in.get("/drill").get_data(as_text=True)
     for step in CIRCUIT:
         assert f'id="step-{step.key}"' in body and html.escape(step.title) in body
+
+
+@pytest.mark.parametrize("hours", [0, 0.5, 7, 23, 50, 999, 12_345])
+def test_bar_chart_axis_has_few_gridlines_at_any_scale(hours: float) -> None:
+    days = [DayFigures(day=date(2026, 11, d), seated_s=hours * 3600 * d / 30) for d in (1, 30)]
+    chart = series_chart(days)
+    assert 2 <= len(chart.y_ticks) <= 6
+    top = int(chart.y_ticks[-1].label.removesuffix(" h"))
+    assert top >= hours
+    assert all(bar.height >= 0 and bar.y >= 0 for bar in chart.bars)  # inside the plot
