@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, request, stream_with_context
+from flask import Blueprint, Response, abort, jsonify, request
 
 from sitwatch.server import stats
 from sitwatch.server.app import db, now, web_state
@@ -165,9 +165,17 @@ def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
 
 def _csv_response(device_id: str | None, filename: str) -> Response:
     first, last = _date_arg("from", None), _date_arg("to", None)
-    rows = stats.rollup_rows(db(), first, last, device_id)
+    sessions = web_state().sessions
+
+    def lines() -> Iterator[str]:
+        # The rows are read while the response streams, after the request's own session has
+        # been closed: this generator opens and always closes its own (also when the client
+        # hangs up and the server closes the generator).
+        with sessions() as session:
+            yield from _csv_lines(stats.rollup_rows(session, first, last, device_id))
+
     return Response(
-        stream_with_context(_csv_lines(rows)),
+        lines(),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

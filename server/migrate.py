@@ -1,4 +1,13 @@
-"""Schema migrations with Alembic, configured in code so they run from an installed package."""
+"""Schema migrations with Alembic, configured in code so they run from an installed package.
+
+A new revision after changing the models (from a checkout, then review the file)::
+
+    from alembic import command
+    from sitwatch.server.db import make_engine
+    from sitwatch.server.migrate import alembic_config, upgrade
+    engine = make_engine("sqlite:///scratch.db"); upgrade(engine)
+    command.revision(alembic_config(engine), message="what changed", autogenerate=True)
+"""
 
 from __future__ import annotations
 
@@ -11,12 +20,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, inspect, text
 
 from sitwatch.server.models import Base
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
+_LOCK_KEY = 0x5177_A7C4  # any constant shared by every sitwatch server
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
@@ -45,13 +55,19 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database schema up to ``revision``. A database made by
-    ``create_schema`` (all tables, no Alembic version) is stamped instead of re-created."""
+    ``create_schema`` (all tables, no Alembic version) is stamped instead of re-created.
+    Safe when several servers start at once: on PostgreSQL they take turns (advisory lock)."""
     config = alembic_config(engine)
-    if current_revision(engine) is None and _has_all_tables(engine):
-        log.info("database has every table but no migration record: stamping %s", revision)
-        command.stamp(config, revision)
-        return
-    command.upgrade(config, revision)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        config.attributes["connection"] = connection
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current is None and _has_all_tables(connection):
+            log.info("database has every table but no migration record: stamping %s", revision)
+            command.stamp(config, revision)
+        else:
+            command.upgrade(config, revision)
 
 
 def schema_drift(engine: Engine) -> list[Any]:
@@ -61,6 +77,6 @@ def schema_drift(engine: Engine) -> list[Any]:
         return compare_metadata(context, Base.metadata)
 
 
-def _has_all_tables(engine: Engine) -> bool:
-    existing = set(inspect(engine).get_table_names())
+def _has_all_tables(connection: Connection) -> bool:
+    existing = set(inspect(connection).get_table_names())
     return set(Base.metadata.tables) <= existing

@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from web_fixtures import add_user, login, make_app, make_engine_for, seed_small
+from web_fixtures import login, make_app, seeded_engine
 
 from sitwatch.server.api import CSV_COLUMNS
 from sitwatch.server.models import Device
@@ -20,13 +20,11 @@ from sitwatch.server.models import Device
 FIGURE = re.compile(r'data-figure="([a-z_]+)" data-value="([^"]*)"')
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine_for(tmp_path)
-    add_user(engine)
-    seed_small(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """SQLite, and PostgreSQL when a server answers (the same numbers on both)."""
+    with seeded_engine(request.param, tmp_path, with_user=True) as engine:
+        yield engine
 
 
 @pytest.fixture
@@ -119,11 +117,14 @@ def test_unknown_device_is_404_json(client: FlaskClient) -> None:
 
 
 def _csv(client: FlaskClient, path: str) -> list[dict[str, str]]:
+    engine = client.application.extensions["sitwatch"].engine
     with client.get(path) as response:
         assert response.status_code == 200
         assert response.mimetype == "text/csv"
         assert "attachment" in response.headers["Content-Disposition"]
         text = response.get_data(as_text=True)
+    # The streamed rows were read on a session of their own, and it was given back.
+    assert engine.pool.checkedout() == 0
     rows = list(csv.reader(io.StringIO(text)))
     assert tuple(rows[0]) == CSV_COLUMNS
     return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
@@ -152,6 +153,18 @@ def test_csv_export_all_devices(client: FlaskClient) -> None:
         "drills": "2",
     }
     assert len(_csv(client, "/api/v1/rollups.csv")) == 17  # every stored row
+
+
+def test_csv_download_abandoned_midway_gives_its_connection_back(
+    client: FlaskClient, engine: Engine
+) -> None:
+    app_engine = client.application.extensions["sitwatch"].engine
+    response = client.get("/api/v1/rollups.csv")
+    chunks = iter(response.response)
+    assert next(chunks).startswith(b"day,")  # the header row: the query has run
+    assert app_engine.pool.checkedout() == 1  # the stream holds its session ...
+    response.close()  # ... until the client hangs up
+    assert app_engine.pool.checkedout() == 0
 
 
 def test_csv_export_one_device_and_formula_names(client: FlaskClient, engine: Engine) -> None:

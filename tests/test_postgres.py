@@ -3,6 +3,7 @@ rollups and the idempotent insert path on the second dialect."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -16,7 +17,7 @@ from sitwatch.broker import Mosquitto
 from sitwatch.server.db import make_engine
 from sitwatch.server.derive import DayRules, recompute_rollups
 from sitwatch.server.ingest import IngestWorker
-from sitwatch.server.migrate import upgrade
+from sitwatch.server.migrate import current_revision, head_revision, upgrade
 
 pytestmark = pytest.mark.postgres
 
@@ -80,3 +81,27 @@ def test_scripted_day_rollups_on_postgres(broker: Mosquitto, pg_engine: Engine) 
         )
     assert rollups(pg_engine, desk) == EXPECTED_DAYS
     assert isinstance(worker.rules, DayRules)
+
+
+def test_servers_starting_together_migrate_once() -> None:
+    with postgres_schema() as url:
+        engines = [make_engine(url) for _ in range(3)]
+        errors: list[BaseException] = []
+
+        def migrate(engine: Engine) -> None:
+            try:
+                upgrade(engine)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=migrate, args=(e,)) for e in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        try:
+            assert errors == []
+            assert current_revision(engines[0]) == head_revision()
+        finally:
+            for engine in engines:
+                engine.dispose()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,32 @@ def make_engine_for(tmp_path: Path) -> Engine:
     engine = make_engine(f"sqlite:///{tmp_path / 'sitwatch.db'}")
     create_schema(engine)
     return engine
+
+
+@contextmanager
+def seeded_engine(dialect: str, tmp_path: Path, with_user: bool = False) -> Iterator[Engine]:
+    """``seed_small`` on a fresh SQLite file or PostgreSQL schema (skips when no server
+    answers), for tests that check the same figures on both dialects."""
+    if dialect == "sqlite":
+        engine = make_engine_for(tmp_path)
+        _seed(engine, with_user)
+        yield engine
+        engine.dispose()
+        return
+    from server_helpers import postgres_schema
+
+    with postgres_schema() as url:
+        engine = make_engine(url)
+        create_schema(engine)
+        _seed(engine, with_user)
+        yield engine
+        engine.dispose()
+
+
+def _seed(engine: Engine, with_user: bool) -> None:
+    if with_user:
+        add_user(engine)
+    seed_small(engine)
 
 
 def make_app(
