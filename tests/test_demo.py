@@ -3,10 +3,12 @@ database, the dashboard answers, and Ctrl-C stops everything cleanly."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -47,15 +49,22 @@ def test_demo_runs_end_to_end_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             "--workdir",
             str(tmp_path),
         ],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True)
+    reader.start()
     try:
         db = tmp_path / "sitwatch.db"
-        # Seeded history first, then the live desks' events on top.
-        assert wait_until(lambda: count_events(db) > 0, timeout=120), "no events stored"
+        # The address is printed once the seeded history is stored; live desks add to it.
+        assert wait_until(lambda: any("dashboard:" in line for line in lines), timeout=150), (
+            "".join(lines)
+        )
         seeded = count_events(db)
+        assert seeded > 500  # a week of history for two desks
         assert wait_until(lambda: count_events(db) > seeded, timeout=60), "no live events"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
             assert answer.status == 200
@@ -68,7 +77,11 @@ def test_demo_runs_end_to_end_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert sessions > 0
     finally:
         demo.send_signal(signal.SIGINT)  # Ctrl-C
-        out, _ = demo.communicate(timeout=60)
+        demo.wait(60)
+        reader.join(10)
+        if demo.stdout is not None:
+            demo.stdout.close()
+    out = "".join(lines)
     assert demo.returncode == 0, out
     assert "dashboard: http://127.0.0.1:" in out and "login:" in out
     assert "stopped" in out
