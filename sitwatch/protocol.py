@@ -18,6 +18,9 @@ VERSION = 1
 ROOT = "sitwatch"
 MAX_PAYLOAD_BYTES = 16 * 1024
 MAX_ACK_IDS = 1000
+# An ack is the only message allowed past MAX_PAYLOAD_BYTES: MAX_ACK_IDS ids of the longest
+# allowed length, quoted and comma-separated, plus the envelope.
+MAX_ACK_BYTES = MAX_ACK_IDS * (64 + 3) + 64
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -119,9 +122,9 @@ def format_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _load_object(payload: bytes | str) -> dict[str, Any]:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ProtocolError(f"payload too large ({len(payload)} bytes > {MAX_PAYLOAD_BYTES})")
+def _load_object(payload: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
+    if len(payload) > max_bytes:
+        raise ProtocolError(f"payload too large ({len(payload)} bytes > {max_bytes})")
     try:
         body = json.loads(payload)
     except (ValueError, RecursionError) as exc:
@@ -227,7 +230,7 @@ def ack_payload(ids: list[str]) -> str:
 
 
 def parse_ack(payload: bytes | str) -> list[str]:
-    body = _load_object(payload)
+    body = _load_object(payload, MAX_ACK_BYTES)
     ids = _require(body, "ids", (list,))
     if len(ids) > MAX_ACK_IDS:
         raise ProtocolError(f"too many ids in one ack ({len(ids)} > {MAX_ACK_IDS})")

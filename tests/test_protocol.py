@@ -94,6 +94,22 @@ def test_ack_and_status_round_trip() -> None:
         protocol.parse_status('{"v": 1, "state": "maybe"}')
 
 
+def test_the_largest_ack_the_server_sends_is_accepted() -> None:
+    # The ingest worker splits acks into MAX_ACK_IDS ids; with real ids (and with ids of the
+    # longest allowed length) such an ack is far above the limit for other payloads.
+    for ids in (
+        [protocol.new_id() for _ in range(protocol.MAX_ACK_IDS)],
+        [f"{n:064d}" for n in range(protocol.MAX_ACK_IDS)],
+    ):
+        payload = protocol.ack_payload(ids)
+        assert len(payload) > protocol.MAX_PAYLOAD_BYTES
+        assert protocol.parse_ack(payload) == ids
+    with pytest.raises(ProtocolError, match="too many ids"):
+        protocol.parse_ack(protocol.ack_payload(["a" * 8] * (protocol.MAX_ACK_IDS + 1)))
+    with pytest.raises(ProtocolError, match="too large"):
+        protocol.parse_ack(b" " * (protocol.MAX_ACK_BYTES + 1))
+
+
 def test_pause_command_round_trip_and_remaining_time() -> None:
     from datetime import UTC, datetime, timedelta
 

@@ -181,3 +181,38 @@ def test_ten_thousand_hostile_payloads_on_every_topic(
                 for leaf in LEAVES:
                     cleaner.publish(f"sitwatch/{device}/{leaf}", b"", retain=True)
             cleaner.disconnect()
+
+
+@pytest.mark.timeout(120)
+def test_a_week_of_backlog_drains_on_the_first_send(broker: Mosquitto, tmp_path: Path) -> None:
+    """Thousands of queued events leave the outbox on acks of up to MAX_ACK_IDS ids each,
+    without waiting for a resend (an ack too large for the device was once refused)."""
+    from link_support import make_event
+
+    from sitwatch.clock import SystemClock
+    from sitwatch.device.config import MqttConfig
+    from sitwatch.device.link import MqttLink
+    from sitwatch.device.outbox import Outbox
+    from sitwatch.protocol import EventType
+
+    outbox = Outbox(tmp_path / "outbox.db")
+    events = [make_event(EventType.HEARTBEAT, device_id="desk-week", mono=300.0 * n,
+                         data={"queued": n}) for n in range(2400)]
+    for event in events:
+        outbox.add(event)
+    config = server_config(tmp_path / "server.db", broker.port, "rel-week")
+    # Full batches (as in production), so the acks carry hundreds of ids each.
+    mqtt_settings = config.mqtt.model_copy(update={"batch_wait_s": 0.5, "batch_size": 1000})
+    config = config.model_copy(update={"mqtt": mqtt_settings})
+    with running_server(config) as (engine, worker):
+        link = MqttLink(MqttConfig(port=broker.port, heartbeat_s=0, resend_after_s=3600),
+                        "desk-week", "boot-week-1", outbox, SystemClock(),
+                        settings_path=tmp_path / "settings.json", on_settings=lambda _s: None)
+        link.start()
+        try:
+            assert wait_until(lambda: len(outbox) == 0, timeout=60), f"{len(outbox)} left"
+        finally:
+            link.stop()
+            outbox.close()
+        assert worker.duplicates == 0  # nothing was sent twice
+        assert sorted(stored_ids(engine)) == sorted(e.id for e in events)
