@@ -40,6 +40,11 @@ class _Pause:
     pause_s: float
 
 
+@dataclass(frozen=True)
+class _Resume:
+    issued_ago_s: float
+
+
 _STOP = object()
 
 
@@ -109,6 +114,9 @@ class Agent:
     def post_pause(self, pause_s: float) -> None:
         self.inputs.put(_Pause(pause_s))
 
+    def post_resume(self, issued_ago_s: float) -> None:
+        self.inputs.put(_Resume(issued_ago_s))
+
     def stop(self) -> None:
         self.inputs.put(_STOP)
 
@@ -160,6 +168,8 @@ class Agent:
             self._set_online(item.online)
         elif isinstance(item, _Pause):
             self.tracker.pause(item.pause_s)
+        elif isinstance(item, _Resume):
+            self.tracker.resume(item.issued_ago_s)
         return True
 
     def _reconcile_seat(self) -> None:

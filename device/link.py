@@ -53,6 +53,7 @@ class MqttLink:
         on_connection: Callable[[bool], None] | None = None,
         device_name: str = "",
         on_pause: Callable[[float], None] | None = None,
+        on_resume: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
         self.device_id = device_id
@@ -63,6 +64,7 @@ class MqttLink:
         self._on_settings = on_settings
         self._on_connection = on_connection
         self._on_pause = on_pause
+        self._on_resume = on_resume
         self._device_name = device_name
         self._where = f"{config.host}:{config.port}"
         self._topic_event = protocol.topic(device_id, protocol.EVENT)
@@ -193,7 +195,7 @@ class MqttLink:
                 return
             self._unreachable_logged = False
             topics = [(self._topic_ack, 1), (self._topic_config, 1)]
-            if self._on_pause is not None:
+            if self._on_pause is not None or self._on_resume is not None:
                 topics.append((self._topic_command, 1))
             if self.config.ha_discovery:
                 topics.append((ha_discovery.HA_STATUS_TOPIC, 1))
@@ -314,6 +316,9 @@ class MqttLink:
         except ProtocolError as exc:
             log.warning("ignoring a malformed command on %s: %s", self._topic_command, exc)
             return
+        if isinstance(command, protocol.ResumeCommand):
+            self._take_resume(command)
+            return
         # A command queued while we were away may be stale: ``until`` says how much is left.
         remaining_s = command.remaining_s(self._clock.wall(), self._clock.is_synced())
         if remaining_s <= 0 or self._on_pause is None:
@@ -325,6 +330,18 @@ class MqttLink:
             self._on_pause(remaining_s)
         except Exception:
             log.exception("the agent failed to pause")
+
+    def _take_resume(self, command: protocol.ResumeCommand) -> None:
+        if self._on_resume is None:
+            log.info("ignoring a resume: this link was given no on_resume")
+            return
+        # The tracker keeps a pause begun after the resume was sent (it may arrive late).
+        issued_ago_s = command.issued_ago_s(self._clock.wall(), self._clock.is_synced())
+        log.info("server asks to resume prompts (sent %s)", protocol.format_ts(command.at))
+        try:
+            self._on_resume(issued_ago_s)
+        except Exception:
+            log.exception("the agent failed to resume")
 
     # -- outgoing ------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ class DeviceService:
             on_settings=lambda settings: self.agent.post_settings(settings),
             on_connection=lambda online: self.agent.post_online(online),
             on_pause=lambda pause_s: self.agent.post_pause(pause_s),
+            on_resume=lambda issued_ago_s: self.agent.post_resume(issued_ago_s),
             device_name=config.name,
         )
         saved = load_saved_settings(settings_path)

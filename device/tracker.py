@@ -19,6 +19,8 @@ Rules (all lengths from TrackerSettings):
   Presses in the first ``press_ignore_s`` of a prompt are ignored (no accidental dismissal).
 - Button, hold: snoozes a prompt for ``snooze_s``, at most ``max_snoozes`` in a row; after
   that only standing up or a drill answers it. A very long hold pauses prompts for an hour.
+- The server may pause prompts too, and end a pause early (``resume``: a ``pause`` event
+  with ``pause_s`` 0).
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ class SittingTracker:
         self._snoozed_until: float | None = None
         self._snoozes_in_row = 0
         self._paused_until: float | None = None
+        self._paused_since: float | None = None  # mono the running pause began
         # Drill
         self._drill_index: int | None = None
         self._drill_step_until: float | None = None
@@ -172,9 +175,26 @@ class SittingTracker:
         self.tick()
         now = self._clock.monotonic()
         self._paused_until = now + pause_s
+        self._paused_since = now
         self._snoozed_until = None
         self._emit(EventType.PAUSE, now, pause_s=pause_s)
         return ButtonResult.PAUSED
+
+    def resume(self, issued_ago_s: float = 0.0) -> bool:
+        """End a running pause now, unless it began after the resume was issued
+        ``issued_ago_s`` seconds ago (a late resume must not cancel a newer pause). Emits a
+        ``pause`` event with ``pause_s`` 0, so the server sees the pause is over. Returns
+        whether a pause ended."""
+        self.tick()
+        now = self._clock.monotonic()
+        if self._paused_until is None or self._paused_since is None:
+            return False
+        if self._paused_since > now - max(0.0, issued_ago_s):
+            log.info("keeping a pause that began after the resume was sent")
+            return False
+        self._end_pause(now)
+        self._emit(EventType.PAUSE, now, pause_s=0.0)
+        return True
 
     # ----- time -----------------------------------------------------------------------
 
@@ -331,6 +351,7 @@ class SittingTracker:
 
     def _end_pause(self, at: float) -> None:
         self._paused_until = None
+        self._paused_since = None
         # A prompt that fell due during the pause comes now, not stamped in the past.
         self._next_prompt_at = max(self._next_prompt_at or at, at)
 

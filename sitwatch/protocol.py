@@ -33,7 +33,7 @@ CONFIG = "config"  # server -> device, retained: settings to apply
 CONFIG_RESULT = "config/result"  # device -> all, retained: accepted or why rejected
 SEAT = "seat"  # device -> all, retained: "ON"/"OFF" for Home Assistant
 TODAY = "today"  # device -> all, retained: today's figures for Home Assistant
-COMMAND = "command"  # server -> device, QoS 1, not retained: one-off actions (pause)
+COMMAND = "command"  # server -> device, QoS 1, not retained: one-off actions (pause, resume)
 MAX_PAUSE_S = 7 * 24 * 3600
 
 
@@ -295,9 +295,41 @@ class PauseCommand:
         return self.pause_s
 
 
-def parse_command(payload: bytes | str) -> PauseCommand:
+# Server and device clocks may disagree by this much (seconds) and a resume still ends the
+# pause the server sent just before it.
+RESUME_SLACK_S = 60.0
+
+
+@dataclass(frozen=True)
+class ResumeCommand:
+    """End a pause now. ``at`` (UTC) is when the server sent it: a device that gets it late
+    keeps a pause that began after that (say from its own button), so a resume queued while
+    the device was away cannot cancel a newer pause."""
+
+    at: datetime
+
+    def to_json(self) -> str:
+        body = {"command": "resume", "at": format_ts(self.at)}
+        return json.dumps({"v": VERSION, **body}, separators=(",", ":"), sort_keys=True)
+
+    def issued_ago_s(self, now: datetime | None, synced: bool) -> float:
+        """How long ago, in seconds, the resume was sent, less RESUME_SLACK_S; 0 (just now:
+        end whatever pause is running) when the device cannot trust its clock."""
+        if not synced or now is None:
+            return 0.0
+        return max(0.0, (now - self.at).total_seconds() - RESUME_SLACK_S)
+
+
+Command = PauseCommand | ResumeCommand
+
+
+def parse_command(payload: bytes | str) -> Command:
+    """A server command; ``command`` names it. Devices that predate ``resume`` log it as
+    unknown and ignore it."""
     body = _load_object(payload)
     command = _require(body, "command", (str,))
+    if command == "resume":
+        return ResumeCommand(at=parse_ts(_require(body, "at", (str,))))
     if command != "pause":
         raise ProtocolError(f"unknown command {command!r:.40}")
     pause_s = float(_require(body, "pause_s", _NUMBER))

@@ -11,6 +11,7 @@ import pytest
 from sitwatch.clock import FakeClock
 from sitwatch.device.agent import Agent
 from sitwatch.device.config import DeviceConfig, PinsConfig
+from sitwatch.device.tracker import State
 from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import Event, EventType
 from sitwatch.settings import TrackerSettings
@@ -138,6 +139,11 @@ def test_hold_snoozes_and_very_long_hold_pauses(agent, mock_factory, clock) -> N
     press(bot, button, clock, 7)
     assert types(events)[-1] == "pause"
     assert events[-1].data == {"pause_s": 3600.0}
+    bot.post_resume(0.0)  # what the MQTT link does on the server's resume command
+    bot.step()
+    assert types(events)[-1] == "pause"
+    assert events[-1].data == {"pause_s": 0.0}
+    assert bot.tracker.state is not State.PAUSED
 
 
 def test_press_without_prompt_logs_a_drill(agent, mock_factory, clock) -> None:  # type: ignore[no-untyped-def]

@@ -43,6 +43,7 @@ class Desk:
     applied: list[TrackerSettings] = field(default_factory=list)
     connection: list[bool] = field(default_factory=list)
     pauses: list[float] = field(default_factory=list)
+    resumes: list[float] = field(default_factory=list)
 
     def add(self, kind: EventType = EventType.SEATED, **fields: object) -> str:
         event = self.outbox.add(make_event(kind, device_id=self.device_id, **fields))  # type: ignore[arg-type]
@@ -78,6 +79,7 @@ def make_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
             on_connection=lambda up: desk.connection.append(up),
             device_name="Desk <b>one</b>",
             on_pause=lambda seconds: desk.pauses.append(seconds),
+            on_resume=lambda seconds: desk.resumes.append(seconds),
         )
         desk = Desk(link, outbox, device_id, settings_path)
         desks.append(desk)
@@ -240,6 +242,24 @@ def test_a_pause_command_pauses_for_what_is_left_of_it(
     assert desk.pauses[-1] == 7200
 
 
+def test_a_resume_command_says_how_long_ago_it_was_sent(
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+) -> None:
+    clock = FakeClock()
+    desk = make_desk(broker, clock=clock)
+    command_topic = desk.topic(protocol.COMMAND)
+    queued = protocol.ResumeCommand(at=clock.wall() - timedelta(hours=2))
+    server.publish(command_topic, queued.to_json())
+    wait_until(lambda: desk.resumes, 10, "the resume")
+    assert desk.resumes == [7200 - protocol.RESUME_SLACK_S]
+    assert desk.pauses == []
+
+    clock.synced = False  # cannot tell how old it is: end whatever pause runs
+    server.publish(command_topic, queued.to_json())
+    wait_until(lambda: len(desk.resumes) == 2, 10, "the second resume")
+    assert desk.resumes[-1] == 0
+
+
 # -- remote settings ------------------------------------------------------------------------
 
 def config_results(server: FakeServer, desk: Desk) -> list[tuple[bool, str | None]]:
@@ -311,6 +331,8 @@ HOSTILE = [
     b"[" * 5000 + b"]" * 5000,
     b'{"v":1,"ids":["../../etc"]}', b'{"v":1,"ids":"abc"}', b'{"v":1,"ids":[1,2]}',
     b'{"v":1,"ids":' + json.dumps(["a" * 10] * 1001).encode() + b"}",
+    b'{"v":1,"command":"resume"}', b'{"v":1,"command":"resume","at":"soon"}',
+    b'{"v":1,"command":"resume","at":"2026-03-02T15:00:00"}',
 ]
 
 
@@ -323,7 +345,7 @@ def test_hostile_payloads_on_config_and_ack_do_not_break_the_link(
             server.publish(desk.topic(leaf), payload)
     assert_still_works(server, desk)
     assert [s.grace_s for s in desk.applied] == [42]  # only the good settings at the end
-    assert desk.pauses == []
+    assert desk.pauses == [] and desk.resumes == []
 
 
 def assert_still_works(server: FakeServer, desk: Desk) -> None:

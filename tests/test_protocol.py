@@ -124,3 +124,41 @@ def test_pause_command_round_trip_and_remaining_time() -> None:
         protocol.parse_command('{"v": 1, "command": "self-destruct"}')
     with pytest.raises(ProtocolError, match="pause_s must be"):
         protocol.parse_command('{"v": 1, "command": "pause", "pause_s": -5, "until": "x"}')
+
+
+def test_resume_command_round_trip_and_how_long_ago_it_was_sent() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    sent = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+    command = protocol.ResumeCommand(at=sent)
+    assert json.loads(command.to_json()) == {
+        "v": 1, "command": "resume", "at": "2026-03-02T15:00:00.000Z"
+    }
+    parsed = protocol.parse_command(command.to_json())
+    assert parsed == command
+    assert isinstance(parsed, protocol.ResumeCommand)
+    slack = protocol.RESUME_SLACK_S
+    later = sent + timedelta(hours=2)
+    assert parsed.issued_ago_s(later, synced=True) == 7200 - slack
+    assert parsed.issued_ago_s(sent + timedelta(seconds=5), synced=True) == 0  # within slack
+    assert parsed.issued_ago_s(sent - timedelta(hours=1), synced=True) == 0  # device behind
+    assert parsed.issued_ago_s(later, synced=False) == 0  # unknown: end the running pause
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ('{"v": 1, "command": "resume"}', "field 'at' must be str"),
+        ('{"v": 1, "command": "resume", "at": 17}', "field 'at' must be str"),
+        ('{"v": 1, "command": "resume", "at": "yesterday"}', "not an ISO 8601 time"),
+        ('{"v": 1, "command": "resume", "at": "2026-03-02T15:00:00"}', "needs a time zone"),
+        ('{"v": 2, "command": "resume", "at": "2026-03-02T15:00:00Z"}', "unsupported protocol"),
+        ('{"v": 1, "command": "RESUME", "at": "2026-03-02T15:00:00Z"}', "unknown command"),
+        ('{"v": 1, "command": ["resume"]}', "field 'command' must be str"),
+        ('{"v": 1, "command": "pause", "pause_s": 1e999, "until": "2026-03-02T15:00:00Z"}',
+         "must be finite"),
+    ],
+)
+def test_malformed_commands_raise_protocol_error(payload: str, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        protocol.parse_command(payload)

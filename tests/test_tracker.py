@@ -221,6 +221,35 @@ def test_pause_silences_prompts_for_an_hour(clock: FakeClock) -> None:
     assert prompt.data["seated_s"] == pytest.approx(60 * MIN)
 
 
+def test_resume_ends_a_pause_and_a_due_prompt_comes_at_once(clock: FakeClock) -> None:
+    tracker, rec = make(clock)
+    tracker.seat_changed(True)
+    tracker.pause(8 * 3600)
+    run(tracker, clock, 40 * MIN)
+    assert tracker.state is State.PAUSED and rec.of(EventType.PROMPT) == []
+    resumed_at = clock.monotonic()
+    assert tracker.resume() is True
+    assert tracker.state is not State.PAUSED
+    assert [e.data for e in rec.of(EventType.PAUSE)] == [{"pause_s": 8 * 3600}, {"pause_s": 0}]
+    run(tracker, clock, 1)
+    [prompt] = rec.of(EventType.PROMPT)
+    assert prompt.mono == pytest.approx(resumed_at)  # the limit passed during the pause
+    assert tracker.resume() is False  # nothing to end: no event
+    assert len(rec.of(EventType.PAUSE)) == 2
+
+
+def test_a_late_resume_keeps_a_pause_that_began_after_it_was_sent(clock: FakeClock) -> None:
+    tracker, rec = make(clock)
+    tracker.seat_changed(True)
+    tracker.button_long_held()  # paused 10 min ago, after the resume below was sent
+    run(tracker, clock, 10 * MIN)
+    assert tracker.resume(issued_ago_s=15 * MIN) is False
+    assert tracker.state is State.PAUSED
+    assert len(rec.of(EventType.PAUSE)) == 1
+    assert tracker.resume(issued_ago_s=5 * MIN) is True  # sent after the pause began
+    assert tracker.state is not State.PAUSED
+
+
 def test_durations_ignore_wall_clock_jumps(clock: FakeClock) -> None:
     tracker, rec = make(clock)
     clock.synced = False
