@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -45,6 +46,9 @@ DAY_ARG = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EARLIEST_DAY = date(2000, 1, 1)  # before any sitwatch data; keeps date arithmetic in range
 WEEK_DAYS = 7
 MONTH_DAYS = 30
+# The overview shows this many devices' cards and timeline rows (an office fleet's busiest
+# today); the devices page lists them all.
+OVERVIEW_DEVICES = 24
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -278,23 +282,49 @@ def _stats_page(device_id: str | None) -> dict[str, Any]:
     today = calendar.day_of(current)
     day = _chosen_day(today)
     devices = stats.device_statuses(session, current, offline_after_s, device_id)
-    timeline = stats.day_timeline(session, calendar, day, current, offline_after_s, device_id)
+    per_device = stats.today_by_device(session, calendar, current, offline_after_s, device_id)
+    shown = busiest(devices, per_device, OVERVIEW_DEVICES)
+    among = None if len(shown) == len(devices) else {d.id for d in shown}
+    timeline = stats.day_timeline(
+        session, calendar, day, current, offline_after_s, device_id, among
+    )
     week = stats.daily_series(session, today - timedelta(days=WEEK_DAYS - 1), today, device_id)
     month = stats.daily_series(session, today - timedelta(days=MONTH_DAYS - 1), today, device_id)
     return {
-        "overview": stats.overview(session, calendar, current, offline_after_s, device_id),
-        "per_device": stats.today_by_device(session, calendar, current, offline_after_s, device_id),
+        "overview": stats.overview(
+            session, calendar, current, offline_after_s, device_id, per_device
+        ),
+        "per_device": per_device,
         "devices": devices,
+        "shown_devices": shown,
         "day": day,
         "today": today,
         "previous_day": day - timedelta(days=1),
         "next_day": day + timedelta(days=1) if day < today else None,
-        "timeline": timeline_chart(timeline, devices, current),
+        "timeline": timeline_chart(timeline, shown, current),
         "timeline_data": timeline,
         "week": series_chart(week),
         "month": series_chart(month),
         "calendar": calendar,
     }
+
+
+def busiest(
+    devices: list[stats.DeviceStatus],
+    per_device: Mapping[str, stats.TodayFigures],
+    limit: int,
+) -> list[stats.DeviceStatus]:
+    """All devices if there are at most ``limit``, else the ``limit`` seated longest today
+    (a stretch in progress counts), in the devices' own order."""
+    if len(devices) <= limit:
+        return devices
+
+    def seated_today(device: stats.DeviceStatus) -> float:
+        figures = per_device.get(device.id)
+        return 0.0 if figures is None else figures.seated_s + figures.current_stretch_s
+
+    chosen = {d.id for d in sorted(devices, key=seated_today, reverse=True)[:limit]}
+    return [d for d in devices if d.id in chosen]
 
 
 @bp.get("/")

@@ -18,10 +18,11 @@ and the CSV call alike; ``_device_filter`` and ``Calendar.bounds`` are the piece
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from functools import cached_property
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, case, func, select
@@ -73,8 +74,16 @@ class Calendar:
         return day - timedelta(days=day.weekday())
 
 
-def _device_filter(column: InstrumentedAttribute[str], device_id: str | None) -> Sequence[Any]:
-    return () if device_id is None else (column == device_id,)
+def _device_filter(
+    column: InstrumentedAttribute[str],
+    device_id: str | None,
+    among: Collection[str] | None = None,
+) -> Sequence[Any]:
+    """WHERE terms for one device (or all: None), optionally only those ``among`` a set."""
+    terms: list[Any] = [] if device_id is None else [column == device_id]
+    if among is not None:
+        terms.append(column.in_(sorted(among)))
+    return terms
 
 
 # --- devices and the seat's current state ---------------------------------------------------
@@ -494,6 +503,9 @@ class TimelineMark:
     detail: str = ""
 
 
+_Item = TypeVar("_Item", TimelineBar, TimelineMark)
+
+
 @dataclass(frozen=True)
 class Timeline:
     day: date
@@ -503,10 +515,25 @@ class Timeline:
     marks: list[TimelineMark] = field(default_factory=list)
 
     def bars_of(self, device_id: str) -> list[TimelineBar]:
-        return [bar for bar in self.bars if bar.device_id == device_id]
+        return self._bars_by_device.get(device_id, [])
 
     def marks_of(self, device_id: str) -> list[TimelineMark]:
-        return [mark for mark in self.marks if mark.device_id == device_id]
+        return self._marks_by_device.get(device_id, [])
+
+    @cached_property
+    def _bars_by_device(self) -> dict[str, list[TimelineBar]]:
+        return _by_device(self.bars)
+
+    @cached_property
+    def _marks_by_device(self) -> dict[str, list[TimelineMark]]:
+        return _by_device(self.marks)
+
+
+def _by_device(items: list[_Item]) -> dict[str, list[_Item]]:
+    grouped: dict[str, list[_Item]] = {}
+    for item in items:
+        grouped.setdefault(item.device_id, []).append(item)
+    return grouped
 
 
 def day_timeline(
@@ -516,9 +543,10 @@ def day_timeline(
     now: datetime,
     offline_after_s: float,
     device_id: str | None = None,
+    among: Collection[str] | None = None,
 ) -> Timeline:
     """Sitting sessions that started on ``day`` (plus a stretch in progress), prompts and
-    drills, in time order."""
+    drills, in time order; for one device, all, or only those ``among`` a set."""
     now = as_utc(now)
     start, end = calendar.bounds(day)
     bars = [
@@ -528,13 +556,15 @@ def day_timeline(
             .where(
                 SittingSession.started_at >= start,
                 SittingSession.started_at < end,
-                *_device_filter(SittingSession.device_id, device_id),
+                *_device_filter(SittingSession.device_id, device_id, among),
             )
             .order_by(SittingSession.started_at)
         )
     ]
     if start <= now < end + STATE_LOOKBACK:
         for state in seat_states(session, now, offline_after_s, device_id).values():
+            if among is not None and state.device_id not in among:
+                continue
             if state.seated_since is not None and start <= state.seated_since < end:
                 bars.append(
                     TimelineBar(
@@ -549,7 +579,7 @@ def day_timeline(
                 Event.type == EventType.PROMPT.value,
                 Event.ts >= start,
                 Event.ts < end,
-                *_device_filter(Event.device_id, device_id),
+                *_device_filter(Event.device_id, device_id, among),
             )
             .order_by(Event.ts)
         )
@@ -558,7 +588,11 @@ def day_timeline(
         TimelineMark(row.device_id, as_utc(row.ts), "drill", "guided" if row.guided else "")
         for row in session.execute(
             select(Drill.device_id, Drill.ts, Drill.guided)
-            .where(Drill.ts >= start, Drill.ts < end, *_device_filter(Drill.device_id, device_id))
+            .where(
+                Drill.ts >= start,
+                Drill.ts < end,
+                *_device_filter(Drill.device_id, device_id, among),
+            )
             .order_by(Drill.ts)
         )
     ]
@@ -582,11 +616,16 @@ def overview(
     now: datetime,
     offline_after_s: float,
     device_id: str | None = None,
+    per_device: Mapping[str, TodayFigures] | None = None,
 ) -> Overview:
     """Today's figures, longest stretches and drill streaks: what the dashboard's header
-    cards and /api/v1/summary show."""
+    cards and /api/v1/summary show (``per_device``: today_by_device's answer, if at hand)."""
+    if per_device is None:
+        figures = today(session, calendar, now, offline_after_s, device_id)
+    else:
+        figures = combine_today(calendar.day_of(now), list(per_device.values()))
     return Overview(
-        today=today(session, calendar, now, offline_after_s, device_id),
+        today=figures,
         longest=longest_stretch(session, calendar, now, offline_after_s, device_id),
         streaks=drill_streaks(session, calendar, now, device_id),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -13,7 +14,20 @@ from flask.testing import FlaskClient
 from markupsafe import escape
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from web_fixtures import PASSWORD, add_user, csrf_from, login, make_app, make_engine_for, seed_small
+from web_fixtures import (
+    PASSWORD,
+    TODAY,
+    add_device,
+    add_rollup,
+    add_session,
+    add_user,
+    at,
+    csrf_from,
+    login,
+    make_app,
+    make_engine_for,
+    seed_small,
+)
 
 from sitwatch.drill import CIRCUIT
 from sitwatch.server.dashboard import series_chart
@@ -271,3 +285,32 @@ def test_bar_chart_axis_has_few_gridlines_at_any_scale(hours: float) -> None:
     top = int(chart.y_ticks[-1].label.removesuffix(" h"))
     assert top >= hours
     assert all(bar.height >= 0 and bar.y >= 0 for bar in chart.bars)  # inside the plot
+
+
+def test_a_fleet_overview_shows_the_busiest_devices_and_links_to_all(
+    logged_in: FlaskClient, engine: Engine
+) -> None:
+    from sitwatch.server.dashboard import OVERVIEW_DEVICES
+
+    fleet = 30
+    with Session(engine) as session:
+        for n in range(fleet):
+            add_device(session, f"fleet-{n:02d}", f"Fleet {n:02d}")
+        session.flush()
+        for n in range(fleet):
+            add_rollup(session, f"fleet-{n:02d}", TODAY, seated_s=36_000 + n, sessions=1)
+            add_session(session, f"fleet-{n:02d}", at(TODAY, 9), 30 + n)
+        session.commit()
+    body = logged_in.get("/").get_data(as_text=True)
+    busiest = [f"fleet-{n:02d}" for n in range(fleet - OVERVIEW_DEVICES, fleet)]
+    cards = re.findall(r'class="card device-card" href="[^"]*" data-device="([^"]+)"', body)
+    assert cards == sorted(busiest)  # in the devices' own (name) order
+    assert body.count('class="row-label"') == OVERVIEW_DEVICES
+    assert body.count('class="session"') == OVERVIEW_DEVICES  # only their bars
+    assert f'data-figure="shown_devices" data-value="{OVERVIEW_DEVICES}"' in body
+    assert f"all {fleet + 3} devices" in body
+    # The header's figures still cover every device.
+    everyone_s = 9900 + sum(36_000 + n for n in range(fleet))
+    assert f'data-figure="seated_s" data-value="{everyone_s}"' in body
+    everyone = logged_in.get("/devices").get_data(as_text=True)
+    assert everyone.count('class="pill ') == fleet + 3
