@@ -32,10 +32,11 @@ from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from sitwatch.drill import CIRCUIT
-from sitwatch.server import stats
+from sitwatch.protocol import PauseCommand
+from sitwatch.server import pausing, stats
 from sitwatch.server.app import db, now, web_state
 from sitwatch.server.models import Device
-from sitwatch.server.settings_publisher import PublishError, publish_settings
+from sitwatch.server.settings_publisher import PublishError, publish_command, publish_settings
 from sitwatch.settings import SettingsError, TrackerSettings
 
 log = logging.getLogger(__name__)
@@ -343,9 +344,10 @@ def devices() -> str:
 
 @bp.get("/devices/<device_id>")
 def device(device_id: str) -> str:
-    _device_or_404(device_id)
+    row = _device_or_404(device_id)
     page = _stats_page(device_id)
-    return render_template("device.html", device=page["devices"][0], p=page)
+    paused = pausing.paused_until(db(), row, now())
+    return render_template("device.html", device=page["devices"][0], p=page, paused_until=paused)
 
 
 @bp.get("/drill")
@@ -488,6 +490,9 @@ def _settings_page(
         rename_form=rename,
         form_errors=errors,
         number_fields=NUMBER_FIELDS,
+        pause_form=pausing.PauseForm(formdata=None),
+        paused_until=pausing.paused_until(db(), device, now()),
+        day_start_hour=web_state().calendar.day_start_hour,
     )
 
 
@@ -533,3 +538,40 @@ def rename(device_id: str) -> Any:
     db().commit()
     flash("Device renamed.", "ok")
     return redirect(url_for("dashboard.settings", device_id=device.id))
+
+
+@bp.post("/devices/<device_id>/pause")
+def pause(device_id: str) -> Any:
+    """The pause buttons: pause prompts for an hour or until tomorrow, or resume now."""
+    device = _device_or_404(device_id)
+    pause_form = pausing.PauseForm()
+    span = pause_form.span.data if pause_form.validate() else None
+    if span not in pausing.SPANS:
+        flash(f"Nothing sent: unknown pause choice {str(span)[:40]!r}.", "error")
+        return _settings_page_as_stored(device), 400
+    current, state = now(), web_state()
+    command = pausing.command_for(span, current, state.calendar)
+    verb = "resumed" if span == pausing.RESUME else "paused"
+    try:
+        publish_command(
+            state.config.mqtt, device.id, command, current_app.config["SITWATCH_PUBLISH_TIMEOUT_S"]
+        )
+    except PublishError as exc:
+        flash(f"Prompts not {verb}: {exc}. The device carries on as before.", "error")
+        return _settings_page_as_stored(device), 503
+    label = device.name or device.id
+    if isinstance(command, PauseCommand):
+        message = f"Prompts on {label} paused until {local_time(command.until, '%a %H:%M')}."
+    else:
+        message = f"Prompts on {label} resume now."
+    offline_after_s = state.config.offline_after_s
+    if not stats.is_online(device.online, device.last_seen_at, current, offline_after_s):
+        message += " The device is offline: it gets this when it reconnects."
+    flash(message, "ok")
+    return redirect(url_for("dashboard.settings", device_id=device.id))
+
+
+def _settings_page_as_stored(device: Device) -> str:
+    form = SettingsForm(formdata=None)
+    form.fill(_stored_settings(device))
+    return _settings_page(device, form, RenameForm(formdata=None, data={"name": device.name}), [])

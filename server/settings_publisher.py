@@ -1,5 +1,7 @@
-"""Publishes a device's validated settings to its retained config topic (QoS 1), waiting for
-the broker's PUBACK so the dashboard only reports "saved" once the broker holds them."""
+"""Publishes to a device from the dashboard, waiting for the broker's PUBACK so the page only
+reports success once the broker holds the message: validated settings on the retained config
+topic, and one-off commands (pause, resume) on the command topic (QoS 1, not retained; see
+docs/protocol.md for why)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class PublishError(RuntimeError):
-    """The settings did not reach the broker; the message says why, for the user."""
+    """The message did not reach the broker; the message says why, for the user."""
 
 
 def publish_settings(
@@ -31,13 +33,31 @@ def publish_settings(
     except protocol.ProtocolError as exc:
         raise PublishError(str(exc)) from None
     payload = protocol.config_payload(settings.model_dump(mode="json"))
-    publish_retained(broker, name, payload, timeout_s)
+    publish_acknowledged(broker, name, payload, timeout_s, retain=True)
     log.info("published settings to %s", name)
 
 
-def publish_retained(broker: BrokerConfig, topic: str, payload: str, timeout_s: float) -> None:
-    """One short-lived connection per publish: settings change rarely, and a web worker
-    keeping a client alive would need its own reconnect handling for little gain."""
+def publish_command(
+    broker: BrokerConfig, device_id: str, command: protocol.Command, timeout_s: float = 5.0
+) -> None:
+    """Publish ``command`` on sitwatch/<device_id>/command, QoS 1, not retained: the
+    device's persistent session queues it while the device is offline, and a retained one
+    would be delivered again on every reconnect. Raise PublishError unless the broker
+    acknowledged it within ``timeout_s`` seconds."""
+    try:
+        name = protocol.topic(device_id, protocol.COMMAND)
+    except protocol.ProtocolError as exc:
+        raise PublishError(str(exc)) from None
+    publish_acknowledged(broker, name, command.to_json(), timeout_s, retain=False)
+    log.info("published %s to %s", command.to_json(), name)
+
+
+def publish_acknowledged(
+    broker: BrokerConfig, topic: str, payload: str, timeout_s: float, *, retain: bool
+) -> None:
+    """Publish at QoS 1 and wait for the broker's PUBACK. One short-lived connection per
+    publish: dashboard publishes are rare, and a web worker keeping a client alive would need
+    its own reconnect handling for little gain."""
     where = f"MQTT broker {broker.host}:{broker.port}"
     deadline = time.monotonic() + timeout_s
     client = mqtt.Client(
@@ -61,7 +81,7 @@ def publish_retained(broker: BrokerConfig, topic: str, payload: str, timeout_s: 
     try:
         client.connect(broker.host, broker.port, keepalive=30)
     except OSError as exc:
-        log.error("cannot publish settings: %s unreachable: %s", where, exc)
+        log.error("cannot publish to %s: %s unreachable: %s", topic, where, exc)
         raise PublishError(f"cannot reach the {where}: {exc.strerror or exc}") from None
     client.loop_start()
     try:
@@ -69,7 +89,7 @@ def publish_retained(broker: BrokerConfig, topic: str, payload: str, timeout_s: 
             raise PublishError(f"the {where} did not answer within {timeout_s:g} s")
         if outcome["reason"].is_failure:
             raise PublishError(f"the {where} refused the connection: {outcome['reason']}")
-        info = client.publish(topic, payload, qos=1, retain=True)
+        info = client.publish(topic, payload, qos=1, retain=retain)
         try:
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
         except (RuntimeError, ValueError) as exc:
@@ -77,7 +97,7 @@ def publish_retained(broker: BrokerConfig, topic: str, payload: str, timeout_s: 
         if not info.is_published():
             raise PublishError(f"the {where} did not acknowledge within {timeout_s:g} s")
     except PublishError as exc:
-        log.error("cannot publish settings to %s: %s", topic, exc)
+        log.error("cannot publish to %s: %s", topic, exc)
         raise
     finally:
         client.disconnect()

@@ -1,0 +1,73 @@
+"""The dashboard's pause buttons: which command each sends, and whether a device is paused
+now (from the pause events it reported).
+
+"Until tomorrow" ends at the start of the next day as the dashboard counts days (the
+server's ``timezone`` and ``day_start_hour``, default 04:00): the same moment "today"'s
+figures roll over. Outside its active hours a device never buzzes anyway, so between that
+hour and the start of work the pause makes no difference.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from wtforms import StringField
+
+from sitwatch.protocol import MAX_PAUSE_S, Command, EventType, PauseCommand, ResumeCommand
+from sitwatch.server.models import Device, Event
+from sitwatch.server.stats import Calendar, as_utc
+
+HOUR = "hour"
+TOMORROW = "tomorrow"
+RESUME = "resume"
+SPANS = (HOUR, TOMORROW, RESUME)
+
+
+class PauseForm(FlaskForm):
+    """Three submit buttons named ``span`` (values in SPANS) and the CSRF token; the template
+    writes the buttons itself, since WTForms has no button with its own value."""
+
+    span = StringField()
+
+
+def command_for(span: str, now: datetime, calendar: Calendar) -> Command:
+    """The command a button sends at ``now`` (UTC); ``span`` must be one of SPANS."""
+    if span == RESUME:
+        return ResumeCommand(at=now)
+    if span == HOUR:
+        until = now + timedelta(hours=1)
+    elif span == TOMORROW:
+        until = calendar.bounds(calendar.day_of(now))[1]
+    else:
+        raise ValueError(f"unknown pause span {span!r:.40}")
+    return PauseCommand(pause_s=round((until - now).total_seconds(), 3), until=until)
+
+
+def paused_until(session: Session, device: Device, now: datetime) -> datetime | None:
+    """When the device's current pause ends (UTC), or None if it is not paused: from its
+    latest ``pause`` event (``ts`` + ``pause_s``; a resume reports ``pause_s`` 0). Only
+    events of the device's current boot count, since a restarted device forgets its pause;
+    and only the last MAX_PAUSE_S, the longest a pause can be (an indexed range)."""
+    row = session.execute(
+        select(Event.ts, Event.data, Event.boot_id)
+        .where(
+            Event.device_id == device.id,
+            Event.type == EventType.PAUSE.value,
+            Event.ts >= now - timedelta(seconds=MAX_PAUSE_S),
+        )
+        .order_by(Event.ts.desc(), Event.id.desc())
+        .limit(1)
+    ).first()
+    if row is None or (device.boot_id is not None and row.boot_id != device.boot_id):
+        return None
+    pause_s = row.data.get("pause_s") if isinstance(row.data, dict) else None
+    if isinstance(pause_s, bool) or not isinstance(pause_s, int | float):
+        return None
+    if not math.isfinite(pause_s):
+        return None
+    until = as_utc(row.ts) + timedelta(seconds=min(max(float(pause_s), 0.0), MAX_PAUSE_S))
+    return until if until > now else None
