@@ -200,7 +200,8 @@ class MqttLink:
             if self.config.ha_discovery:
                 topics.append((ha_discovery.HA_STATUS_TOPIC, 1))
             client.subscribe(topics)
-            online = Status(state="online", boot_id=self.boot_id, version=__version__)
+            online = Status(state="online", boot_id=self.boot_id, version=__version__,
+                            name=self._device_name or None)
             client.publish(self._topic_status, online.to_json(), qos=1, retain=True)
             self._publish_discovery()
             with self._state_lock:

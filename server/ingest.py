@@ -82,6 +82,14 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
         if status.version is not None:
             values["version"] = status.version[:40]
         connection.execute(update(Device).where(Device.id == device_id).values(**values))
+        if status.name and status.name.strip():
+            # The device's configured name, until someone names it on the dashboard (a
+            # device first stored under its id carries its id as its name).
+            connection.execute(
+                update(Device)
+                .where(Device.id == device_id, Device.name.in_(("", device_id)))
+                .values(name=" ".join(status.name.split())[:100])
+            )
     if not batch.events:
         return set()
     rows = [

@@ -206,6 +206,7 @@ class Status:
     boot_id: str | None = None
     version: str | None = None
     detail: str | None = None
+    name: str | None = None  # the device's configured name, shown until renamed on the server
 
     def to_json(self) -> str:
         body = {k: v for k, v in asdict(self).items() if v is not None}
@@ -218,7 +219,7 @@ def parse_status(payload: bytes | str) -> Status:
     if state not in ("online", "offline"):
         raise ProtocolError(f"status state must be 'online' or 'offline', got {state!r:.40}")
     extras = {}
-    for key in ("boot_id", "version", "detail"):
+    for key in ("boot_id", "version", "detail", "name"):
         value = body.get(key)
         if value is not None:
             extras[key] = str(_require(body, key, (str,)))[:200]

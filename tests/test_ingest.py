@@ -157,6 +157,26 @@ def test_status_marks_device_online_then_offline(
     assert wait_until(lambda: device_row() == (False, "boot-0042", "1.2.3"))
 
 
+def test_the_device_name_is_shown_until_renamed_on_the_dashboard(
+    engine: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
+) -> None:
+    def name() -> str | None:
+        with session_factory(engine)() as session:
+            stored = session.get(Device, desk)
+            return stored and stored.name
+
+    status_topic = protocol.topic(desk, protocol.STATUS)
+    device.publish_raw(status_topic, Status("online", name="  Ana's\n desk ").to_json())
+    assert wait_until(lambda: name() == "Ana's desk")  # whitespace folded
+    with session_factory(engine)() as session:
+        session.get(Device, desk).name = "Reception"  # renamed on the dashboard
+        session.commit()
+    device.publish_raw(status_topic, Status("online", name="Other").to_json())
+    device.publish_raw(status_topic, Status("offline").to_json())
+    assert wait_until(lambda: worker.statuses >= 3)
+    assert name() == "Reception"
+
+
 def test_retained_status_updates_presence_but_is_not_a_sign_of_life(
     broker: Mosquitto, engine: Engine, desk: str
 ) -> None:

@@ -141,6 +141,7 @@ def test_status_is_online_while_connected_and_offline_after_stop(
     wait_until(lambda: server.messages(status_topic), 10, "online status")
     online = protocol.parse_status(server.messages(status_topic)[-1][0])
     assert online.state == "online" and online.boot_id == BOOT
+    assert online.name == "Desk <b>one</b>"  # the configured name (escaped by the dashboard)
     assert desk.connection == [True]
 
     desk.link.stop()
