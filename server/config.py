@@ -48,12 +48,26 @@ class WebConfig(BaseModel):
     secret_key_file: str | None = None
 
 
+class GoalsConfig(BaseModel):
+    """What the Insights page counts as a good day (streaks, budget flags)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seat_budget_h: Annotated[
+        float, Field(gt=0, le=24, description="seated hours a day before the day is flagged")
+    ] = 6.0
+    min_drills: Annotated[
+        int, Field(ge=0, le=100, description="drills a day needed for a goal streak")
+    ] = 1
+
+
 class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     database: DatabaseConfig = DatabaseConfig()
     mqtt: BrokerConfig = BrokerConfig()
     web: WebConfig = WebConfig()
+    goals: GoalsConfig = GoalsConfig()
     timezone: str = "UTC"  # local time for days and hour-of-day figures
     day_start_hour: Annotated[int, Field(ge=0, le=23)] = 4  # late nights count to the day before
     offline_after_s: Annotated[float, Field(ge=10)] = 900  # no message for this long: offline
