@@ -1,5 +1,6 @@
-"""JSON API (/api/v1/...) and CSV export of daily rollups: the same stats functions as the
-pages, so the numbers agree. Login (the session cookie) is required like everywhere else."""
+"""JSON API (/api/v1/...) and CSV export of daily rollups and insights: the same stats and
+insights functions as the pages, so the numbers agree. Login (the session cookie) is
+required like everywhere else."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from sitwatch.server import stats
+from sitwatch.server import insights, stats
 from sitwatch.server.app import db, now, web_state
 from sitwatch.server.models import Device
 
@@ -192,3 +193,164 @@ def device_rollups_csv(device_id: str) -> Response:
     _device_or_404(device_id)
     safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", device_id)
     return _csv_response(device_id, f"sitwatch-{safe_id}-daily.csv")
+
+
+# --- insights (issue 7): funnel, bouts, heatmap, budget, streaks, exercises ----------------
+
+INSIGHT_WEEKS = 4  # the default range: this week and the three before it
+BOUT_COLUMNS = tuple(
+    f"bouts_{lo}_{hi}" if hi is not None else f"bouts_{lo}_plus"
+    for lo, hi in insights.BOUT_EDGES_MIN
+)
+INSIGHT_DAY_COLUMNS = (
+    "day",
+    "seated_s",
+    "over_budget",
+    "devices_sat",
+    "devices_over_budget",
+    "drills",
+    "meets_goals",
+    "prompts",
+    "nudges",
+    "stood_up_5min",
+    "drilled",
+    "median_to_stand_s",
+    *BOUT_COLUMNS,
+    "longest_bout_s",
+    *(f"steps_{key}" for key in insights.EXERCISE_KEYS),
+)
+HEATMAP_COLUMNS = ("weekday", "hour", "seated_s", "seated_min")
+
+
+def insights_request() -> insights.Insights:
+    """The insights a request asks for: ?from=&to= (YYYY-MM-DD, inclusive; default this
+    week and the three before it) and ?device= (a device id; default all devices). Shared
+    by the JSON, the CSV files and the Insights page."""
+    state = web_state()
+    calendar = state.calendar
+    today = calendar.day_of(now())
+    last = _date_arg("to", today) or today
+    default_first = calendar.week_start(last) - timedelta(weeks=INSIGHT_WEEKS - 1)
+    first = _date_arg("from", default_first) or default_first
+    device_id = request.args.get("device") or None
+    if device_id is not None:
+        _device_or_404(device_id)
+    try:
+        return insights.insights(
+            db(),
+            calendar,
+            first,
+            last,
+            device_id=device_id,
+            goals=insights.Goals.from_config(state.config.goals),
+            today=today,
+        )
+    except ValueError as exc:
+        abort(400, str(exc))
+
+
+def insights_json(found: insights.Insights) -> dict[str, Any]:
+    calendar = web_state().calendar
+    return {
+        "from": found.first.isoformat(),
+        "to": found.last.isoformat(),
+        "device_id": found.device_id,
+        "timezone": calendar.timezone,
+        "day_start_hour": calendar.day_start_hour,
+        "rules": {
+            "stand_within_s": insights.STAND_WITHIN_S,
+            "drill_within_s": insights.DRILL_WITHIN_S,
+            "bout_buckets_min": list(insights.BOUT_LABELS),
+        },
+        "goals": to_json(found.goals),
+        "funnel": to_json(found.funnel),
+        "weeks": to_json(found.weeks),
+        "bouts": {
+            "buckets_min": list(insights.BOUT_LABELS),
+            "counts": list(found.bouts),
+            "longest_s": found.longest_bout_s,
+        },
+        "days_over_budget": found.days_over_budget,
+        "streaks": to_json(found.streaks),
+        "exercises": to_json(found.exercises),
+        "heatmap": {
+            "weekdays": list(insights.WEEKDAYS),
+            "hours": list(found.heatmap.hours),  # display order; seated_s is by clock hour
+            "seated_s": to_json(found.heatmap.seated_s),
+        },
+        "days": to_json(found.days),
+    }
+
+
+@bp.get("/insights")
+def insights_view() -> Response:
+    """Nudge funnel, bouts, heatmap, budget, streaks and exercises (see server/insights.py
+    for the rules)."""
+    return jsonify(insights_json(insights_request()))
+
+
+def _flag(value: bool) -> int:
+    return 1 if value else 0
+
+
+def insight_day_rows(found: insights.Insights) -> Iterator[tuple[Any, ...]]:
+    for d in found.days:
+        median = d.funnel.median_to_stand_s
+        yield (
+            d.day.isoformat(),
+            f"{d.seated_s:.0f}",
+            _flag(d.over_budget),
+            d.devices_sat,
+            d.devices_over_budget,
+            d.drills,
+            _flag(d.meets_goals),
+            d.prompts,
+            d.funnel.nudges,
+            d.funnel.stood_up,
+            d.funnel.drilled,
+            "" if median is None else f"{median:.0f}",
+            *d.bouts,
+            f"{d.longest_bout_s:.0f}",
+            *(d.exercises[key] for key in insights.EXERCISE_KEYS),
+        )
+
+
+def heatmap_rows(found: insights.Insights) -> Iterator[tuple[Any, ...]]:
+    for weekday, name in enumerate(insights.WEEKDAYS):
+        for hour in found.heatmap.hours:
+            seconds = found.heatmap.seated_s[weekday][hour]
+            yield (name, f"{hour:02d}:00", f"{seconds:.0f}", f"{seconds / 60:.1f}")
+
+
+def _small_csv(columns: tuple[str, ...], rows: Iterator[tuple[Any, ...]], name: str) -> Response:
+    """A CSV computed in full before it is sent (a few hundred rows at most)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return Response(
+        buffer.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _insights_filename(found: insights.Insights, what: str) -> str:
+    who = "" if found.device_id is None else re.sub(r"[^A-Za-z0-9_-]", "_", found.device_id) + "-"
+    return f"sitwatch-{who}insights-{what}-{found.first}-{found.last}.csv"
+
+
+@bp.get("/insights/days.csv")
+def insights_days_csv() -> Response:
+    """One row per day: the insights JSON's ``days`` (same ?from= ?to= ?device=)."""
+    found = insights_request()
+    return _small_csv(
+        INSIGHT_DAY_COLUMNS, insight_day_rows(found), _insights_filename(found, "days")
+    )
+
+
+@bp.get("/insights/heatmap.csv")
+def insights_heatmap_csv() -> Response:
+    """One row per weekday and hour (168 rows, in the page's order)."""
+    found = insights_request()
+    return _small_csv(HEATMAP_COLUMNS, heatmap_rows(found), _insights_filename(found, "heatmap"))

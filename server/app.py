@@ -1,5 +1,5 @@
 """The Flask application factory: configuration, one database session per request, the
-blueprints (auth, dashboard, api), error pages and the template filters."""
+blueprints (auth, dashboard, api, insights), error pages and the template filters."""
 
 from __future__ import annotations
 
@@ -132,12 +132,13 @@ def create_app(
     app.teardown_appcontext(_close_db)
     csrf.init_app(app)
 
-    from sitwatch.server import api, auth, dashboard
+    from sitwatch.server import api, auth, dashboard, insights_page
 
     auth.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(insights_page.bp)
     dashboard.register_filters(app)
 
     app.add_url_rule("/healthz", "healthz", healthz)
