@@ -547,7 +547,8 @@ def pause(device_id: str) -> Any:
     pause_form = pausing.PauseForm()
     span = pause_form.span.data if pause_form.validate() else None
     if span not in pausing.SPANS:
-        flash(f"Nothing sent: unknown pause choice {str(span)[:40]!r}.", "error")
+        what = repr(span[:40]) if span else "(none)"
+        flash(f"Nothing sent: unknown pause choice {what}; use one of the buttons.", "error")
         return _settings_page_as_stored(device), 400
     current, state = now(), web_state()
     command = pausing.command_for(span, current, state.calendar)
