@@ -2,7 +2,8 @@
 and two data sets inserted straight through the models.
 
 ``seed_small`` is tiny and its figures are worked out by hand in tests/test_stats.py;
-``seed_demo`` is three weeks of plausible office days for the browser test's screenshot.
+``seed_week`` is one working week of two desks whose insights (tests/test_insights.py) are
+worked out by hand; ``demo_events`` is weeks of plausible office days for the browser test.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from sitwatch.server.app import create_app
-from sitwatch.server.config import BrokerConfig, DatabaseConfig, ServerConfig
+from sitwatch.server.config import BrokerConfig, DatabaseConfig, GoalsConfig, ServerConfig
 from sitwatch.server.db import create_schema, make_engine
 from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
 from sitwatch.server.users import create_user
@@ -42,12 +43,17 @@ def make_engine_for(tmp_path: Path) -> Engine:
 
 
 @contextmanager
-def seeded_engine(dialect: str, tmp_path: Path, with_user: bool = False) -> Iterator[Engine]:
-    """``seed_small`` on a fresh SQLite file or PostgreSQL schema (skips when no server
-    answers), for tests that check the same figures on both dialects."""
+def seeded_engine(
+    dialect: str,
+    tmp_path: Path,
+    with_user: bool = False,
+    seed: Callable[[Engine], None] | None = None,
+) -> Iterator[Engine]:
+    """``seed`` (default ``seed_small``) on a fresh SQLite file or PostgreSQL schema (skips
+    when no server answers), for tests that check the same figures on both dialects."""
     if dialect == "sqlite":
         engine = make_engine_for(tmp_path)
-        _seed(engine, with_user)
+        _seed(engine, with_user, seed or seed_small)
         yield engine
         engine.dispose()
         return
@@ -56,15 +62,15 @@ def seeded_engine(dialect: str, tmp_path: Path, with_user: bool = False) -> Iter
     with postgres_schema() as url:
         engine = make_engine(url)
         create_schema(engine)
-        _seed(engine, with_user)
+        _seed(engine, with_user, seed or seed_small)
         yield engine
         engine.dispose()
 
 
-def _seed(engine: Engine, with_user: bool) -> None:
+def _seed(engine: Engine, with_user: bool, seed: Callable[[Engine], None]) -> None:
     if with_user:
         add_user(engine)
-    seed_small(engine)
+    seed(engine)
 
 
 def make_app(
@@ -72,11 +78,13 @@ def make_app(
     now: datetime = NOW,
     mqtt_host: str = "127.0.0.1",
     mqtt_port: int = 1883,
+    goals: GoalsConfig | None = None,
     **extra: Any,
 ) -> Flask:
     config = ServerConfig(
         database=DatabaseConfig(url=str(engine.url)),
         mqtt=BrokerConfig(host=mqtt_host, port=mqtt_port),
+        goals=goals or GoalsConfig(),
         timezone="UTC",
         day_start_hour=4,
         offline_after_s=900,
@@ -242,6 +250,120 @@ def seed_small(engine: Engine) -> None:
             add_rollup(s, "desk-a", day, seated_s=seated, sessions=sessions, longest_s=longest,
                        breaks=sessions - 1, drills=drills)  # fmt: skip
         s.commit()
+
+
+# --- a working week for the insights, worked out by hand in tests/test_insights.py --------
+
+# Monday 2026-11-16 to Sunday 2026-11-22; "now" is Friday afternoon (days start 04:00 UTC).
+WEEK_FIRST = date(2026, 11, 16)
+WEEK_LAST = date(2026, 11, 22)
+WEEK_NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+WEEK_TODAY = date(2026, 11, 20)
+HOSTILE_STEP = "<script>alert(1)</script>"
+
+
+def prompt(s: Session, device_id: str, ts: datetime, level: int = 1, quiet: bool = False) -> None:
+    add_event(s, device_id, "prompt", ts, level=level, seated_s=1800, quiet=quiet)
+
+
+def ack(s: Session, device_id: str, ts: datetime, how: str, response_s: float) -> None:
+    add_event(s, device_id, "prompt_ack", ts, how=how, response_s=response_s)
+
+
+def guided_drill(s: Session, device_id: str, start: datetime, step_s: float = 30) -> None:
+    """drill_started, one drill_step per circuit step, drill_completed (as the tracker)."""
+    from sitwatch.drill import CIRCUIT
+
+    add_event(s, device_id, "drill_started", start, guided=True)
+    for index, step in enumerate(CIRCUIT):
+        add_event(s, device_id, "drill_step", start + timedelta(seconds=index * step_s),
+                  index=index, step=step.key)  # fmt: skip
+    add_drill(s, device_id, start + timedelta(seconds=len(CIRCUIT) * step_s))
+
+
+def seed_week(engine: Engine) -> None:
+    """Two desks, Monday 16 to Friday 20 November 2026 (times UTC), events as the tracker
+    sends them plus the derived session and drill rows; rollups rebuilt by ingest's own
+    ``rebuild_all_rollups``. What each day holds is spelled out next to the expected
+    figures in tests/test_insights.py."""
+    from zoneinfo import ZoneInfo
+
+    from sitwatch.server.derive import DayRules, rebuild_all_rollups
+
+    mon, tue, wed, thu, fri = (WEEK_FIRST + timedelta(days=n) for n in range(5))
+    with Session(engine) as s:
+        add_device(s, "desk-a", "Desk A", last_seen=WEEK_NOW)
+        add_device(s, "desk-b", "Desk B", last_seen=WEEK_NOW)
+        s.flush()
+        # desk-a, Monday: prompt 08:30 answered by the drill at 08:32, stood 08:34.
+        add_session(s, "desk-a", at(mon, 8), 34)
+        prompt(s, "desk-a", at(mon, 8, 30))
+        ack(s, "desk-a", at(mon, 8, 32), "drill", 120)
+        guided_drill(s, "desk-a", at(mon, 8, 32))  # completed 08:35
+        # A nudge escalating four times, stood up 70 min after the first prompt.
+        add_session(s, "desk-a", at(mon, 9), 100)
+        for level, minute in enumerate((30, 45, 60, 75), start=1):
+            prompt(s, "desk-a", at(mon, 9) + timedelta(minutes=minute), min(level, 3))
+        ack(s, "desk-a", at(mon, 10, 40), "stood_up", 4200)
+        add_session(s, "desk-a", at(mon, 11), 10)
+        # A silent prompt at 13:30, an audible one at 13:45, stood 13:49, drill at 14:10.
+        add_session(s, "desk-a", at(mon, 13), 49)
+        prompt(s, "desk-a", at(mon, 13, 30), quiet=True)
+        prompt(s, "desk-a", at(mon, 13, 45), 2)
+        ack(s, "desk-a", at(mon, 13, 49), "stood_up", 1140)
+        add_drill(s, "desk-a", at(mon, 14, 10))
+        # desk-a, Tuesday: 7 h seated (over budget), three nudges each answered after 90 min.
+        add_session(s, "desk-a", at(tue, 8), 120)
+        prompt(s, "desk-a", at(tue, 8, 30))
+        prompt(s, "desk-a", at(tue, 8, 45), 2)
+        ack(s, "desk-a", at(tue, 10), "stood_up", 5400)
+        add_session(s, "desk-a", at(tue, 10, 5), 120)
+        prompt(s, "desk-a", at(tue, 10, 35))
+        ack(s, "desk-a", at(tue, 12, 5), "stood_up", 5400)
+        add_session(s, "desk-a", at(tue, 13), 120)
+        prompt(s, "desk-a", at(tue, 13, 30))
+        ack(s, "desk-a", at(tue, 15), "stood_up", 5400)
+        add_session(s, "desk-a", at(tue, 15, 10), 60)
+        add_drill(s, "desk-a", at(tue, 16, 20))
+        # desk-a, Thursday: short bouts (one exactly 15 min), a drill, and a late night
+        # 23:30-01:10 with a silent prompt at midnight (all of it counts to Thursday).
+        add_session(s, "desk-a", at(thu, 9), 20)
+        add_session(s, "desk-a", at(thu, 9, 30), 15)
+        add_session(s, "desk-a", at(thu, 10), 14)
+        add_drill(s, "desk-a", at(thu, 10, 20))
+        add_session(s, "desk-a", at(thu, 23, 30), 100)
+        prompt(s, "desk-a", at(fri, 0), quiet=True)
+        ack(s, "desk-a", at(fri, 1, 10), "stood_up", 4200)
+        # desk-a, Friday: stood 10 min after the prompt, no drill yet; seated again since
+        # 14:00 (a stretch in progress, not a bout).
+        add_session(s, "desk-a", at(fri, 8), 40)
+        prompt(s, "desk-a", at(fri, 8, 30))
+        ack(s, "desk-a", at(fri, 8, 40), "stood_up", 600)
+        add_event(s, "desk-a", "seated", at(fri, 14))
+
+        # desk-b, Monday: exactly 30 min, then the guided circuit.
+        add_session(s, "desk-b", at(mon, 9), 30)
+        guided_drill(s, "desk-b", at(mon, 9, 35))
+        # desk-b, Tuesday: stood a minute after the prompt, drill 10 min later.
+        add_session(s, "desk-b", at(tue, 10), 31)
+        prompt(s, "desk-b", at(tue, 10, 30))
+        ack(s, "desk-b", at(tue, 10, 31), "stood_up", 60)
+        add_drill(s, "desk-b", at(tue, 10, 40))
+        # desk-b, Wednesday: no sitting, one drill step with a name no circuit has.
+        add_event(s, "desk-b", "drill_step", at(wed, 17), index=0, step=HOSTILE_STEP)
+        # desk-b, Friday: a drill at 09:25; then a prompt at 10:30 answered by a drill
+        # done seated, a new nudge at 11:05 and the stand-up only at 11:40.
+        add_session(s, "desk-b", at(fri, 9), 20)
+        add_drill(s, "desk-b", at(fri, 9, 25))
+        add_session(s, "desk-b", at(fri, 10), 100)
+        prompt(s, "desk-b", at(fri, 10, 30))
+        ack(s, "desk-b", at(fri, 10, 31), "drill", 60)
+        add_drill(s, "desk-b", at(fri, 10, 34))
+        prompt(s, "desk-b", at(fri, 11, 5), 2)
+        ack(s, "desk-b", at(fri, 11, 40), "stood_up", 2100)
+        s.commit()
+    with engine.begin() as connection:
+        rebuild_all_rollups(connection, DayRules(ZoneInfo("UTC"), 4))
 
 
 # --- weeks of plausible office days from the real tracker, for the browser test ------------

@@ -1,0 +1,345 @@
+"""Insights against figures worked out by hand from the week in web_fixtures.seed_week, on
+SQLite and PostgreSQL; and the heatmap and day cut across DST changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from web_fixtures import (
+    HOSTILE_STEP,
+    WEEK_FIRST,
+    WEEK_LAST,
+    WEEK_TODAY,
+    add_device,
+    add_drill,
+    add_event,
+    add_session,
+    seed_week,
+    seeded_engine,
+)
+
+from sitwatch.server import insights
+from sitwatch.server.config import ServerConfig, ServerConfigError, load_server_config
+from sitwatch.server.insights import Funnel, Goals
+from sitwatch.server.stats import Calendar
+
+CAL = Calendar("UTC", 4)
+MON, TUE, WED, THU, FRI, SAT, SUN = (WEEK_FIRST + timedelta(days=n) for n in range(7))
+MIN = 60
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with seeded_engine(request.param, tmp_path, seed=seed_week) as engine:
+        yield engine
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+def week(session: Session, device_id: str | None, **kwargs: object) -> insights.Insights:
+    kwargs.setdefault("today", WEEK_TODAY)
+    return insights.insights(session, CAL, WEEK_FIRST, WEEK_LAST, device_id=device_id, **kwargs)  # type: ignore[arg-type]
+
+
+# --- the week by hand -------------------------------------------------------------------------
+#
+# Delay from a nudge's first audible prompt to the first stand-up before the next nudge:
+# desk-a  Mon 08:30 -> 08:34 (4 min, drill 08:35)   Mon 09:30 -> 10:40 (70; re-prompts 09:45,
+#         10:00, 10:15 are the same nudge)          Mon 13:45 -> 13:49 (4; the 13:30 prompt
+#         was silent; drill 14:10, 25 min after)    Tue 08:30, 10:35, 13:30 -> 90 min each
+#         Thu: only a silent prompt (none)          Fri 08:30 -> 08:40 (10)
+# desk-b  Tue 10:30 -> 10:31 (1, drill 10:40)       Fri 10:30: answered by a drill while
+#         seated, no stand-up before the next nudge at 11:05 -> 11:40 (35)
+# Bouts (minutes) desk-a: Mon 34 100 10 49 | Tue 120 120 120 60 | Thu 20 15 14 100 | Fri 40
+#                 desk-b: Mon 30 | Tue 31 | Fri 20 100
+# Drills desk-a: Mon 2, Tue 1, Thu 1 | desk-b: Mon 1, Tue 1, Fri 2.
+# Prompt events (all, as the rollups count them) desk-a: Mon 7, Tue 4, Thu 1 (midnight
+# counts to Thursday), Fri 1 | desk-b: Tue 1, Fri 2.
+
+# (nudges, stood up, drilled, median s, bouts, longest s, seated s, drills, prompts,
+#  devices sat, over budget, meets goals)
+ZERO = (0, 0, 0, None, (0, 0, 0, 0, 0), 0, 0, 0, 0, 0, False, False)
+DESK_A = {
+    MON: (3, 2, 2, 4 * MIN, (1, 0, 2, 0, 1), 100 * MIN, 193 * MIN, 2, 7, 1, False, True),
+    TUE: (3, 0, 0, 90 * MIN, (0, 0, 0, 1, 3), 120 * MIN, 420 * MIN, 1, 4, 1, True, False),
+    WED: ZERO,
+    THU: (0, 0, 0, None, (1, 2, 0, 0, 1), 100 * MIN, 149 * MIN, 1, 1, 1, False, True),
+    FRI: (1, 0, 0, 10 * MIN, (0, 0, 1, 0, 0), 40 * MIN, 40 * MIN, 0, 1, 1, False, False),
+    SAT: ZERO,
+    SUN: ZERO,
+}
+DESK_B = {
+    MON: (0, 0, 0, None, (0, 0, 1, 0, 0), 30 * MIN, 30 * MIN, 1, 0, 1, False, True),
+    TUE: (1, 1, 1, 1 * MIN, (0, 0, 1, 0, 0), 31 * MIN, 31 * MIN, 1, 1, 1, False, True),
+    WED: ZERO,
+    THU: ZERO,
+    FRI: (2, 0, 0, 35 * MIN, (0, 1, 0, 0, 1), 100 * MIN, 120 * MIN, 2, 2, 1, False, True),
+    SAT: ZERO,
+    SUN: ZERO,
+}
+ALL = {
+    MON: (3, 2, 2, 4 * MIN, (1, 0, 3, 0, 1), 100 * MIN, 223 * MIN, 3, 7, 2, False, True),
+    # Delays 90, 90, 90 and 1 min: the median is the mean of the middle two.
+    TUE: (4, 1, 1, 90 * MIN, (0, 0, 1, 1, 3), 120 * MIN, 451 * MIN, 2, 5, 2, True, False),
+    WED: ZERO,
+    THU: (0, 0, 0, None, (1, 2, 0, 0, 1), 100 * MIN, 149 * MIN, 1, 1, 1, False, True),
+    # 10 and 35 min -> 22.5; desk-a has no drill yet, so the day does not meet the goals.
+    FRI: (3, 0, 0, 22.5 * MIN, (0, 1, 1, 0, 1), 100 * MIN, 160 * MIN, 2, 3, 2, False, False),
+    SAT: ZERO,
+    SUN: ZERO,
+}
+EXPECTED = {"desk-a": DESK_A, "desk-b": DESK_B, None: ALL}
+
+
+def as_tuple(d: insights.DayInsight) -> tuple[object, ...]:
+    f = d.funnel
+    return (
+        f.nudges,
+        f.stood_up,
+        f.drilled,
+        f.median_to_stand_s,
+        d.bouts,
+        d.longest_bout_s,
+        d.seated_s,
+        d.drills,
+        d.prompts,
+        d.devices_sat,
+        d.over_budget,
+        d.meets_goals,
+    )
+
+
+@pytest.mark.parametrize("device_id", ["desk-a", "desk-b", None])
+def test_each_day_of_the_week(session: Session, device_id: str | None) -> None:
+    found = week(session, device_id)
+    assert [d.day for d in found.days] == list(EXPECTED[device_id])
+    for day in found.days:
+        assert as_tuple(day) == EXPECTED[device_id][day.day], day.day
+
+
+def test_funnel_for_the_week(session: Session) -> None:
+    # All delays: 1 4 4 10 [35] 70 90 90 90 -> the median is 35 min.
+    assert week(session, None).funnel == Funnel(10, 3, 3, 35 * MIN)
+    # desk-a: 4 4 10 [70] 90 90 90.
+    assert week(session, "desk-a").funnel == Funnel(7, 2, 2, 70 * MIN)
+    assert week(session, "desk-b").funnel == Funnel(3, 1, 1, 18 * MIN)  # (1 + 35) / 2
+    weeks = week(session, None).weeks
+    assert [(w.week_start, w.funnel) for w in weeks] == [(MON, Funnel(10, 3, 3, 35 * MIN))]
+
+
+def test_weeks_are_cut_to_the_range(session: Session) -> None:
+    found = insights.insights(session, CAL, date(2026, 11, 12), TUE)
+    assert [(w.week_start, w.funnel) for w in found.weeks] == [
+        (date(2026, 11, 9), Funnel()),  # Thursday 12 to Sunday 15: nothing
+        (MON, Funnel(7, 3, 3, 70 * MIN)),  # Monday and Tuesday only: 1 4 4 [70] 90 90 90
+    ]
+
+
+def test_a_stretch_in_progress_is_not_a_bout(session: Session) -> None:
+    # desk-a has been seated since 14:00 on Friday: Friday holds only the 40 min bout.
+    friday = week(session, "desk-a").days[4]
+    assert friday.bouts == (0, 0, 1, 0, 0) and friday.longest_bout_s == 40 * MIN
+
+
+def test_bout_histogram_and_budget_totals(session: Session) -> None:
+    found = week(session, None)
+    # 10 14 | 15 20 20 | 30 31 34 40 49 | 60 | 100 100 100 120 120 120 (17 bouts)
+    assert found.bouts == (2, 3, 5, 1, 6)
+    assert found.longest_bout_s == 120 * MIN
+    assert found.days_over_budget == 1  # Tuesday, desk-a's 7 h
+    assert found.days[1].devices_over_budget == 1 and found.days[1].devices_meeting_goals == 1
+
+
+def test_the_budget_comes_from_the_goals(session: Session) -> None:
+    # A 3 h budget: desk-a's Monday (3 h 13 min) is over too; a 2-drill goal leaves
+    # desk-b only Friday.
+    tight = week(session, "desk-a", goals=Goals(seat_budget_s=3 * 3600))
+    assert [d.day for d in tight.days if d.over_budget] == [MON, TUE]
+    picky = week(session, "desk-b", goals=Goals(min_drills=2))
+    assert [d.day for d in picky.days if d.meets_goals] == [FRI]
+    assert picky.streaks == insights.GoalStreaks(current=1, best=1, last_day=FRI)
+
+
+def test_goal_streaks(session: Session) -> None:
+    # desk-b: Monday, Tuesday, (nobody sat Wednesday and Thursday), Friday.
+    assert week(session, "desk-b").streaks == insights.GoalStreaks(3, 3, FRI)
+    # desk-a: Monday met, Tuesday over budget, Thursday met; Friday (today) has no drill
+    # yet but is under budget, so it is still open.
+    assert week(session, "desk-a").streaks == insights.GoalStreaks(1, 1, THU)
+    # Looking back from next week, Friday is over and missed the drill goal.
+    assert week(session, "desk-a", today=date(2026, 11, 27)).streaks == insights.GoalStreaks(
+        0, 1, THU
+    )
+    # All devices: every device that sat must meet them (Tuesday breaks, Friday open).
+    assert week(session, None).streaks == insights.GoalStreaks(1, 1, THU)
+
+
+def test_exercise_counts(session: Session) -> None:
+    found = week(session, None)
+    counts = {e.key: e.count for e in found.exercises}
+    # Two guided circuits (desk-a and desk-b on Monday) and one unknown step name.
+    assert counts == {
+        "setup": 2,
+        "glute_bridge": 2,
+        "clams": 2,
+        "reverse_clams": 2,
+        "athletic_stance": 2,
+        "band_walks": 2,
+        "other": 1,
+    }
+    assert found.days[2].exercises["other"] == 1  # Wednesday
+    assert {e.key: e.count for e in week(session, "desk-a").exercises}["other"] == 0
+    assert HOSTILE_STEP not in {e.key for e in found.exercises}
+    assert [e.title for e in found.exercises][:2] == ["Bands on", "Glute bridges"]
+
+
+def test_heatmap_splits_sessions_at_hour_boundaries(session: Session) -> None:
+    found = week(session, None).heatmap
+    minutes = {
+        (weekday, hour): round(found.seated_s[weekday][hour] / 60, 3)
+        for weekday in range(7)
+        for hour in range(24)
+        if found.seated_s[weekday][hour]
+    }
+    assert minutes == {
+        # Monday: 08:00-08:34, 09:00-10:40 and desk-b 09:00-09:30, 11:00-11:10, 13:00-13:49
+        (0, 8): 34, (0, 9): 90, (0, 10): 40, (0, 11): 10, (0, 13): 49,
+        # Tuesday: 08-10, 10:05-12:05 and desk-b 10:00-10:31, 13-15, 15:10-16:10
+        (1, 8): 60, (1, 9): 60, (1, 10): 86, (1, 11): 60, (1, 12): 5,
+        (1, 13): 60, (1, 14): 60, (1, 15): 50, (1, 16): 10,
+        # Thursday: 09:00-09:20, 09:30-09:45, 10:00-10:14 and 23:30-01:10, whose hours
+        # after midnight stay in Thursday's row (days start at 04:00)
+        (3, 9): 35, (3, 10): 14, (3, 23): 30, (3, 0): 60, (3, 1): 10,
+        # Friday: 08:00-08:40, desk-b 09:00-09:20 and 10:00-11:40
+        (4, 8): 40, (4, 9): 20, (4, 10): 60, (4, 11): 40,
+    }  # fmt: skip
+    assert found.hours[0] == 4 and found.hours[-1] == 3
+    assert found.peak_s == 90 * MIN
+
+
+def test_ranges_are_checked(session: Session) -> None:
+    with pytest.raises(ValueError, match="after"):
+        insights.insights(session, CAL, TUE, MON)
+    with pytest.raises(ValueError, match="too long"):
+        insights.insights(session, CAL, date(2000, 1, 1), date(2010, 1, 1))
+    with pytest.raises(ValueError, match="between"):
+        insights.insights(session, CAL, date(1999, 12, 30), date(2000, 1, 2))
+
+
+def test_an_empty_range_is_all_zeros(session: Session) -> None:
+    found = insights.insights(session, CAL, date(2026, 1, 5), date(2026, 1, 11))
+    assert found.funnel == Funnel() and found.bouts == (0, 0, 0, 0, 0)
+    assert found.streaks == insights.GoalStreaks(0, 0, None)
+    assert found.heatmap.peak_s == 0 and len(found.days) == 7
+
+
+# --- time zones ---------------------------------------------------------------------------------
+
+
+def test_offset_spans_are_cut_at_dst_changes() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime(2026, 10, 20, 2, 0, tzinfo=UTC)
+    end = datetime(2026, 10, 30, 3, 0, tzinfo=UTC)
+    change_ms = insights.epoch_ms(datetime(2026, 10, 25, 1, 0, tzinfo=UTC))
+    assert insights.offset_spans(berlin, start, end) == [
+        insights.OffsetSpan(insights.epoch_ms(start), change_ms, 2 * 3600_000),
+        insights.OffsetSpan(change_ms, insights.epoch_ms(end), 3600_000),
+    ]
+    # A whole year: spring and autumn; and a zone with a 45-minute offset and no DST.
+    year = insights.offset_spans(
+        berlin, datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    )
+    assert [s.offset_ms // 60_000 for s in year] == [60, 120, 60]
+    nepal = insights.offset_spans(ZoneInfo("Asia/Kathmandu"), start, end)
+    assert [s.offset_ms // 60_000 for s in nepal] == [345]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with seeded_engine(request.param, tmp_path, seed=lambda engine: None) as engine:
+        yield engine
+
+
+def test_heatmap_and_days_across_dst_changes(empty_engine: Engine) -> None:
+    """Berlin, days from 04:00: clocks go forward on Sunday 29 March 2026 (02:00 CET ->
+    03:00 CEST, 01:00 UTC) and back on Sunday 25 October (03:00 CEST -> 02:00 CET,
+    01:00 UTC)."""
+    berlin = Calendar("Europe/Berlin", 4)
+
+    def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, month, day, hour, minute, tzinfo=UTC)
+
+    with Session(empty_engine) as s:
+        add_device(s, "desk-z", "Desk Z", last_seen=utc(10, 26, 12))
+        s.flush()
+        # Spring: 00:30-01:30 UTC is 01:30-02:00 CET then 03:00-03:30 CEST; hour 2 never was.
+        add_session(s, "desk-z", utc(3, 29, 0, 30), 60)
+        # Autumn: 00:30-02:30 UTC is 02:30-03:00 CEST, 02:00-03:00 CET (the hour again),
+        # 03:00-03:30 CET: 90 min in hour 2. Before 04:00, so Saturday's row.
+        add_session(s, "desk-z", utc(10, 25, 0, 30), 120)
+        # 08:00 UTC is 10:00 in summer (Friday 23 October) and 09:00 in winter (Monday 26).
+        add_session(s, "desk-z", utc(10, 23, 8), 30)
+        add_session(s, "desk-z", utc(10, 26, 8), 30)
+        # Prompts either side of Sunday's 04:00 (CET): 02:40 UTC = 03:40 -> Saturday,
+        # 03:40 UTC = 04:40 -> Sunday; stood up 2 and 3 min later, a drill after the second.
+        add_session(s, "desk-z", utc(10, 25, 2, 35), 7)
+        add_event(s, "desk-z", "prompt", utc(10, 25, 2, 40), level=1, seated_s=1800, quiet=False)
+        add_event(s, "desk-z", "prompt_ack", utc(10, 25, 2, 42), how="stood_up", response_s=120)
+        add_session(s, "desk-z", utc(10, 25, 3, 35), 8)
+        add_event(s, "desk-z", "prompt", utc(10, 25, 3, 40), level=1, seated_s=1800, quiet=False)
+        add_event(s, "desk-z", "prompt_ack", utc(10, 25, 3, 43), how="stood_up", response_s=180)
+        add_drill(s, "desk-z", utc(10, 25, 3, 50))
+        s.commit()
+        spring = insights.heatmap(s, berlin, date(2026, 3, 27), date(2026, 3, 29))
+        assert spring.seated_s[5][1] == 30 * MIN and spring.seated_s[5][3] == 30 * MIN
+        assert spring.seated_s[5][2] == 0 and spring.peak_s == 30 * MIN
+
+        autumn = insights.insights(s, berlin, date(2026, 10, 19), date(2026, 10, 26))
+        grid = autumn.heatmap.seated_s
+        # Saturday's late night: the 120 min, and 03:35-03:42 CET (02:35 UTC).
+        assert grid[5][2] == 90 * MIN and grid[5][3] == (30 + 7) * MIN
+        assert grid[4][10] == 30 * MIN and grid[0][9] == 30 * MIN  # summer and winter time
+        assert grid[6][4] == 8 * MIN  # 03:35 UTC is 04:35 CET: Sunday
+        assert sum(map(sum, grid)) == (120 + 30 + 30 + 7 + 8) * MIN
+        by_day = {d.day: d for d in autumn.days}
+        saturday, sunday = by_day[date(2026, 10, 24)], by_day[date(2026, 10, 25)]
+        assert saturday.funnel == Funnel(1, 1, 0, 2 * MIN)
+        assert sunday.funnel == Funnel(1, 1, 1, 3 * MIN)  # stood at 03:43, drill 03:50
+        assert saturday.bouts == (1, 0, 0, 0, 1)  # 7 min, and the 120 min across the change
+
+        # A range from Sunday 25 October starts at 04:00 CET (03:00 UTC): the night before
+        # is left out, Sunday's 8 min and Monday's 30 min are in.
+        sunday_on = insights.heatmap(s, berlin, date(2026, 10, 25), date(2026, 10, 26))
+        assert sum(map(sum, sunday_on.seated_s)) == (8 + 30) * MIN
+
+        # A range ending on Saturday 24 October ends at 04:00 CET on Sunday: the 120 min
+        # session is all in (it ended 02:30 UTC = 03:30 CET).
+        up_to_saturday = insights.heatmap(s, berlin, date(2026, 10, 24), date(2026, 10, 24))
+        assert sum(map(sum, up_to_saturday.seated_s)) == (120 + 7) * MIN
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def test_goals_in_the_server_config(tmp_path: Path) -> None:
+    assert ServerConfig().goals.seat_budget_h == 6 and ServerConfig().goals.min_drills == 1
+    path = tmp_path / "server.toml"
+    path.write_text("[goals]\nseat_budget_h = 7.5\nmin_drills = 2\n", encoding="utf-8")
+    goals = Goals.from_config(load_server_config(path, environ={}).goals)
+    assert goals == Goals(seat_budget_s=7.5 * 3600, min_drills=2)
+    path.write_text("[goals]\nseat_budget_h = 0\nmin_drills = -1\nbogus = 1\n", encoding="utf-8")
+    with pytest.raises(ServerConfigError) as failed:
+        load_server_config(path, environ={})
+    message = str(failed.value)
+    assert "goals.seat_budget_h" in message and "goals.min_drills" in message
+    assert "goals.bogus" in message
