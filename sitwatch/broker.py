@@ -172,8 +172,11 @@ class EmbeddedBroker:
         return self.process is not None and self.process.poll() is None
 
 
-def start_any_broker(workdir: str, port: int | None = None) -> Mosquitto | EmbeddedBroker:
-    """Mosquitto when installed, otherwise the embedded amqtt broker."""
-    if find_mosquitto() is not None:
+def start_any_broker(
+    workdir: str, port: int | None = None, kind: str = "auto"
+) -> Mosquitto | EmbeddedBroker:
+    """Mosquitto when installed (or ``kind="mosquitto"``), otherwise (or ``kind="embedded"``)
+    the embedded amqtt broker."""
+    if kind == "mosquitto" or (kind == "auto" and find_mosquitto() is not None):
         return Mosquitto(port=port, workdir=workdir).start()
     return EmbeddedBroker(port=port, workdir=workdir).start()

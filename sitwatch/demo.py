@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from sitwatch.broker import free_port, start_any_broker, wait_for_port
+from sitwatch.broker import BrokerError, free_port, start_any_broker, wait_for_port
 from sitwatch.settings import WEEKDAYS
 
 log = logging.getLogger("sitwatch.demo")
@@ -101,7 +101,10 @@ class Processes:
 
     def start(self, name: str, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         with open(log_path, "ab") as out:
-            child = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+            # Own process groups: Ctrl-C reaches only the demo, which stops them in order.
+            child = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.children.append((name, child))
         return child
 
@@ -111,10 +114,10 @@ class Processes:
                 raise click.ClickException(f"{name} exited with code {child.returncode}")
 
     def stop(self) -> None:
+        """Desks first (their goodbye reaches the still-running server), then the server."""
         for _name, child in reversed(self.children):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        for _name, child in reversed(self.children):
             try:
                 child.wait(15)
             except subprocess.TimeoutExpired:
@@ -138,7 +141,8 @@ def _bin(name: str) -> str:
 @click.option("--devices", type=click.IntRange(1, 20), default=2, show_default=True)
 @click.option(
     "--seed-history/--no-seed-history",
-    default=False,
+    default=True,
+    show_default=True,
     help="Fill weeks of realistic history first, so the charts have something to show.",
 )
 @click.option(
@@ -162,6 +166,14 @@ def _bin(name: str) -> str:
     help="Stop by itself after this many seconds (default: run until Ctrl-C).",
 )
 @click.option(
+    "--broker",
+    "broker_kind",
+    type=click.Choice(["auto", "mosquitto", "embedded"]),
+    default="auto",
+    show_default=True,
+    help="auto: Mosquitto if installed, else the embedded amqtt broker.",
+)
+@click.option(
     "--workdir",
     type=click.Path(file_okay=False),
     default=None,
@@ -174,6 +186,7 @@ def main(
     days: int,
     port: int,
     duration: float | None,
+    broker_kind: str,
     workdir: str | None,
 ) -> None:
     """Run broker, server and simulated desks; print the dashboard's address and login."""
@@ -183,7 +196,10 @@ def main(
     work = Path(workdir or tempfile.mkdtemp(prefix="sitwatch-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "broker").mkdir(exist_ok=True)
-    broker = start_any_broker(str(work / "broker"))
+    try:
+        broker = start_any_broker(str(work / "broker"), kind=broker_kind)
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"broker: {type(broker).__name__} on 127.0.0.1:{broker.port}")
     web_port = port if _port_free(port) else free_port()
     server_toml = server_config(work, broker.port, web_port)

@@ -30,7 +30,9 @@ def count_events(db: Path) -> int:
 
 @pytest.mark.timeout(180)
 @pytest.mark.slow
-def test_demo_runs_end_to_end_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", ["mosquitto", "embedded"])
+def test_demo_runs_end_to_end_and_stops_on_ctrl_c(tmp_path: Path, broker: str) -> None:
+    """With Mosquitto, and with the embedded amqtt broker a machine without it gets."""
     port = free_port()
     demo = subprocess.Popen(
         [
@@ -48,6 +50,8 @@ def test_demo_runs_end_to_end_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             str(port),
             "--workdir",
             str(tmp_path),
+            "--broker",
+            broker,
         ],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
@@ -85,6 +89,10 @@ def test_demo_runs_end_to_end_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert demo.returncode == 0, out
     assert "dashboard: http://127.0.0.1:" in out and "login:" in out
     assert "stopped" in out
+    with sqlite3.connect(tmp_path / "sitwatch.db") as connection:
+        names = dict(connection.execute("select id, name from devices where not online"))
+    # The desks said goodbye before the server stopped, and their configured names show.
+    assert names == {"desk-1": "Desk 1", "desk-2": "Desk 2"}
     # nothing of the demo may still listen
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)

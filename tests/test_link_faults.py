@@ -214,5 +214,10 @@ def test_device_killed_with_events_unacknowledged_resends_them_after_restart(
         restarted.close()
     assert_all_delivered(server, ids)
     assert len(server.events()) > len(ids)  # duplicates happened, and de-dup by id handles them
-    online = [protocol.parse_status(p) for p, _ in server.messages(status)]
-    assert online[-1].state == "offline" and online[-1].detail == "stopped"
+
+    def last_status() -> protocol.Status:
+        return protocol.parse_status(server.messages(status)[-1][0])
+
+    # The goodbye is published on stop; the server's subscriber may see it a moment later.
+    wait_until(lambda: last_status().detail == "stopped", 10, "the goodbye status")
+    assert last_status().state == "offline"
