@@ -1,7 +1,8 @@
 """The whole path in real headless Chromium: events the real SittingTracker emits are
 published to a real Mosquitto, stored by the real ingest worker, and the dashboard served
 over HTTP must show them: log in through the form, rename a desk through the settings page,
-read today's figures, see the charts drawn, keep a screenshot for the README."""
+read today's figures, see the charts drawn (the Insights page's funnel, histogram and
+heatmap too), keep screenshots for the README."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from sitwatch.server.stats import Calendar
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
+INSIGHTS_SCREENSHOT = SCREENSHOT.with_name("insights.png")
 # A Thursday afternoon: five weeks of history and a day well under way.
 NOW = datetime(2026, 11, 26, 15, 40, tzinfo=UTC)
 DESKS = {"desk-anna": "Anna's desk", "desk-ben": "Ben's standing desk", "desk-lab": "Lab bench"}
@@ -213,6 +215,8 @@ def test_ingested_day_renders_in_chromium(
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
 
+            check_insights_page(page, served, events)
+
             # A hostile name is shown as text and runs nothing.
             with Session(engine) as session:
                 session.get(Device, "desk-ben").name = '"><img src=x onerror=alert(1)>'
@@ -226,3 +230,58 @@ def test_ingested_day_renders_in_chromium(
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 10_000
+    assert INSIGHTS_SCREENSHOT.stat().st_size > 10_000
+
+
+def check_insights_page(page: Any, served: str, events: list[Any]) -> None:
+    """The Insights page through the nav link: funnel, bout histogram and heatmap drawn
+    with real sizes, their numbers the API's, the bout count the raw events'."""
+    page.click("nav >> text=Insights")
+    page.wait_for_url(f"{served}/insights")
+    api = page.request.get(f"{served}/api/v1/insights").json()
+    calendar = Calendar("UTC", 4)
+    first, last = date.fromisoformat(api["from"]), date.fromisoformat(api["to"])
+    bouts = [
+        e
+        for e in events
+        if e.type is EventType.STOOD_UP
+        and first <= calendar.day_of(e.ts - timedelta(seconds=e.data["session_s"])) <= last
+    ]
+    assert sum(api["bouts"]["counts"]) == len(bouts) > 20
+    assert api["funnel"]["nudges"] > 0 and api["funnel"]["stood_up"] > 0
+
+    funnel = page.locator('svg[data-chart="funnel"]')
+    assert funnel.locator("rect.funnel").count() == 3
+    nudged = funnel.locator('rect[data-key="nudges"]')
+    assert nudged.get_attribute("data-value") == str(api["funnel"]["nudges"])
+    nudged_box = nudged.bounding_box()
+    stood_box = funnel.locator('rect[data-key="stood_up"]').bounding_box()
+    assert nudged_box is not None and stood_box is not None
+    assert nudged_box["width"] > 100 and 0 < stood_box["width"] <= nudged_box["width"]
+    shown = page.locator('[data-figure="funnel_nudges"]').inner_text()
+    assert shown == str(api["funnel"]["nudges"])
+
+    histogram = page.locator('svg[data-chart="histogram"]')
+    assert histogram.locator("rect.bar").count() == 5
+    heights = [
+        (box or {"height": 0})["height"]
+        for box in (bar.bounding_box() for bar in histogram.locator("rect.bar").all())
+    ]
+    tallest = max(range(5), key=lambda i: api["bouts"]["counts"][i])
+    assert heights[tallest] == max(heights) > 30
+
+    heatmap = page.locator('svg[data-chart="heatmap"]')
+    assert heatmap.locator("rect.heat").count() == 7 * 24
+    assert heatmap.locator("rect.heat-5").count() >= 1
+    assert heatmap.locator("rect.heat-0").count() > 24  # nights and weekends
+    # The stylesheet shades the cells: the busiest opaque, an empty one light grey.
+    busiest = heatmap.locator("rect.heat-5").first
+    assert busiest.evaluate("e => getComputedStyle(e).fillOpacity") == "1"
+    empty = heatmap.locator("rect.heat-0").first.evaluate("e => getComputedStyle(e).fill")
+    assert empty == "rgb(238, 241, 245)"
+    peak = max(max(row) for row in api["heatmap"]["seated_s"])
+    values = heatmap.locator("rect.heat").evaluate_all("els => els.map(e => +e.dataset.value)")
+    assert max(values) == round(peak) > 0
+    assert int(busiest.get_attribute("data-value") or 0) > 0.8 * peak
+    assert page.locator('svg[data-chart="budget"] rect.bar').count() == len(api["days"])
+    page.screenshot(path=str(INSIGHTS_SCREENSHOT), full_page=True)
