@@ -61,7 +61,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    Integer,
     Select,
     and_,
     case,
@@ -80,7 +79,7 @@ from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import EventType
 from sitwatch.server.config import GoalsConfig
 from sitwatch.server.derive import MAX_DURATION_S
-from sitwatch.server.models import DailyRollup, Drill, Event, SittingSession
+from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
 from sitwatch.server.stats import MAX_RANGE_DAYS, Calendar, _device_filter
 
 STAND_WITHIN_S = 5 * 60
@@ -110,7 +109,6 @@ _JULIAN_EPOCH = 2440587.5  # SQLite's julianday() of 1970-01-01 00:00 UTC
 _MS_HOUR = 3_600_000
 _MS_DAY = 24 * _MS_HOUR
 _OFFSET_SAMPLE = timedelta(hours=6)  # zones change offset at most twice a year
-_MAX_BOUT_HOURS = int(MAX_DURATION_S // 3600) + 2
 
 
 @dataclass(frozen=True)
@@ -301,6 +299,15 @@ def _smaller(dialect: str) -> Any:
     return func.least if dialect == "postgresql" else func.min
 
 
+def _on_devices(column: Any, device_id: str | None) -> tuple[ColumnElement[bool], ...]:
+    """One device, or every known device: ``device_id IN (SELECT id FROM devices)`` looks
+    silly but lets the database seek the (device_id, ts) index once per device for the time
+    range, where no device condition at all would scan the whole events table."""
+    if device_id is not None:
+        return (column == device_id,)
+    return (column.in_(select(Device.id)),)
+
+
 def _count_where(condition: ColumnElement[bool]) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
@@ -343,7 +350,7 @@ class _Range:
 # --- nudge funnel ---------------------------------------------------------------------------
 
 
-def _nudge_rows(r: _Range) -> Any:
+def _nudge_rows(r: _Range) -> Select[Any]:
     """One row per nudge that began in the range: its day number and the milliseconds from
     its first prompt to the first stand-up and to the first drill (NULL when none came
     before the device's next nudge)."""
@@ -363,7 +370,7 @@ def _nudge_rows(r: _Range) -> Any:
             Event.ts >= r.start - CYCLE_MARGIN,
             Event.ts < r.end + CYCLE_MARGIN,
             or_(Event.type == ack, quiet.is_not(true())),
-            *_device_filter(Event.device_id, r.device_id),
+            *_on_devices(Event.device_id, r.device_id),
         )
         .subquery("cycle")
     )
@@ -402,51 +409,78 @@ def _nudge_rows(r: _Range) -> Any:
         .scalar_subquery()
     )
     start_ms = r.ms(nudges.c.ts)
-    return (
-        select(
-            _day_number(start_ms, r.spans, r.calendar).label("day_no"),
-            (r.ms(first_stand) - start_ms).label("stand_ms"),
-            (r.ms(first_drill) - start_ms).label("drill_ms"),
-        )
-        .where(nudges.c.ts >= r.start, nudges.c.ts < r.end)
-        .subquery("nudge_rows")
-    )
+    return select(
+        _day_number(start_ms, r.spans, r.calendar).label("day_no"),
+        (r.ms(first_stand) - start_ms).label("stand_ms"),
+        (r.ms(first_drill) - start_ms).label("drill_ms"),
+    ).where(nudges.c.ts >= r.start, nudges.c.ts < r.end)
 
 
-def _funnel_counts(session: Session, rows: Any) -> dict[int, tuple[int, int, int]]:
+@dataclass(frozen=True)
+class _FunnelFigures:
+    days: dict[int, Funnel]  # by day number
+    weeks: dict[int, Funnel]  # by the day number of the week's Monday
+    total: Funnel
+
+
+def _funnel_figures(session: Session, r: _Range) -> _FunnelFigures:
+    """Nudge counts and medians per day, per week and for the range, in one statement: the
+    nudge rows are computed once (a CTE used three times is materialized by SQLite and
+    PostgreSQL alike), numbered by time to stand within their day, week and the range, and
+    grouped three ways. The median is the middle row, or the mean of the two middle rows,
+    of those with a stand-up."""
+    rows = _nudge_rows(r).cte("nudge_rows")
+    if r.dialect == "postgresql":
+        # Used once, so PostgreSQL would inline it and run the per-nudge lookups again in
+        # every window below (six times: 10x slower on 100 desks); on SQLite the hint
+        # measured slower, so it is left to its planner there.
+        rows = rows.prefix_with("MATERIALIZED")
     stood = rows.c.stand_ms <= STAND_WITHIN_S * 1000
     drilled = and_(stood, rows.c.drill_ms <= DRILL_WITHIN_S * 1000)
-    stmt = select(rows.c.day_no, func.count(), _count_where(stood), _count_where(drilled)).group_by(
-        rows.c.day_no
-    )
-    return {int(row[0]): (int(row[1]), int(row[2]), int(row[3])) for row in session.execute(stmt)}
+    week_no = rows.c.day_no - (rows.c.day_no + 3) % 7  # the Monday's day number
+    fastest_first = rows.c.stand_ms.asc().nulls_last()
 
-
-def _medians_s(session: Session, rows: Any, key: str | None) -> dict[int, float]:
-    """Median seconds to stand per ``key`` ("day_no", "week_no" or None for the whole
-    range), in SQL: the middle row, or the mean of the two middle rows, by row_number."""
-    keyed = select(
-        rows.c.stand_ms,
-        (rows.c.day_no - (rows.c.day_no + 3) % 7).label("week_no"),
-        rows.c.day_no,
-    ).subquery("keyed")
-    part = keyed.c[key] if key else None
-    ranked = (
-        select(
-            *([keyed.c[key].label("k")] if key else [literal(0, Integer).label("k")]),
-            keyed.c.stand_ms,
-            func.row_number().over(partition_by=part, order_by=keyed.c.stand_ms).label("rn"),
-            func.count().over(partition_by=part).label("n"),
+    def numbered(name: str, partition: Any) -> tuple[Any, Any]:
+        return (
+            func.row_number()
+            .over(partition_by=partition, order_by=fastest_first)
+            .label(f"rn_{name}"),
+            func.count(rows.c.stand_ms).over(partition_by=partition).label(f"n_{name}"),
         )
-        .where(keyed.c.stand_ms.is_not(None))
-        .subquery("ranked")
+
+    ranked = select(
+        rows.c.day_no,
+        week_no.label("week_no"),
+        rows.c.stand_ms,
+        case((stood, 1), else_=0).label("stood"),
+        case((drilled, 1), else_=0).label("drilled"),
+        *numbered("day", rows.c.day_no),
+        *numbered("week", week_no),
+        *numbered("all", None),
+    ).cte("ranked")
+
+    def grouped(kind: str, key: Any, name: str) -> Select[Any]:
+        rn, n = ranked.c[f"rn_{name}"], ranked.c[f"n_{name}"]
+        middle = and_(ranked.c.stand_ms.is_not(None), rn >= (n + 1) // 2, rn <= (n + 2) // 2)
+        return select(
+            literal(kind).label("kind"),
+            key.label("k"),
+            func.count(),
+            func.coalesce(func.sum(ranked.c.stood), 0),
+            func.coalesce(func.sum(ranked.c.drilled), 0),
+            func.avg(case((middle, ranked.c.stand_ms))),
+        )
+
+    stmt = union_all(
+        grouped("day", ranked.c.day_no, "day").group_by(ranked.c.day_no),
+        grouped("week", ranked.c.week_no, "week").group_by(ranked.c.week_no),
+        grouped("all", literal(0, BigInteger), "all"),
     )
-    stmt = (
-        select(ranked.c.k, func.avg(ranked.c.stand_ms))
-        .where(ranked.c.rn >= (ranked.c.n + 1) // 2, ranked.c.rn <= (ranked.c.n + 2) // 2)
-        .group_by(ranked.c.k)
-    )
-    return {int(k): float(ms) / 1000 for k, ms in session.execute(stmt)}
+    found: dict[str, dict[int, Funnel]] = {"day": {}, "week": {}, "all": {}}
+    for kind, key, nudges, stood_up, drills, median_ms in session.execute(stmt):
+        median_s = None if median_ms is None else float(median_ms) / 1000
+        found[kind][int(key)] = Funnel(int(nudges), int(stood_up), int(drills), median_s)
+    return _FunnelFigures(found["day"], found["week"], found["all"].get(0, Funnel()))
 
 
 # --- bouts, budget, exercises, heatmap ------------------------------------------------------
@@ -462,7 +496,7 @@ def _bout_rows(session: Session, r: _Range) -> dict[int, tuple[tuple[int, ...], 
         .where(
             SittingSession.started_at >= r.start,
             SittingSession.started_at < r.end,
-            *_device_filter(SittingSession.device_id, r.device_id),
+            *_on_devices(SittingSession.device_id, r.device_id),
         )
         .subquery("bouts")
     )
@@ -533,7 +567,7 @@ def _exercise_rows(session: Session, r: _Range) -> dict[int, dict[str, int]]:
             Event.type == EventType.DRILL_STEP.value,
             Event.ts >= r.start,
             Event.ts < r.end,
-            *_device_filter(Event.device_id, r.device_id),
+            *_on_devices(Event.device_id, r.device_id),
         )
         .subquery("steps")
     )
@@ -565,8 +599,6 @@ def _heatmap(session: Session, r: _Range) -> Heatmap:
         for span in r.spans
     ]
     spans = (spans_rows[0] if len(spans_rows) == 1 else union_all(*spans_rows)).cte("spans")
-    numbers = select(literal(0, Integer).label("n")).cte("numbers", recursive=True)
-    numbers = numbers.union_all(select(numbers.c.n + 1).where(numbers.c.n < _MAX_BOUT_HOURS))
     bigger, smaller = _bigger(r.dialect), _smaller(r.dialect)
     start_ms, end_ms = r.ms(SittingSession.started_at), r.ms(SittingSession.ended_at)
     # Each session's part inside one offset span (the spans cover exactly the range), in
@@ -582,23 +614,20 @@ def _heatmap(session: Session, r: _Range) -> Heatmap:
             SittingSession.started_at >= r.start - timedelta(seconds=MAX_DURATION_S),
             SittingSession.started_at < r.end,
             SittingSession.ended_at > r.start,
-            *_device_filter(SittingSession.device_id, r.device_id),
+            *_on_devices(SittingSession.device_id, r.device_id),
         )
         .subquery("pieces")
     )
-    hour = pieces.c.a // _MS_HOUR + numbers.c.n  # a local hour, counted from 1970
-    cells = (
-        select(
-            (hour % 24).label("clock_hour"),
-            (((hour - r.calendar.day_start_hour) // 24 + 3) % 7).label("weekday"),
-            (
-                smaller(pieces.c.b, (hour + 1) * _MS_HOUR) - bigger(pieces.c.a, hour * _MS_HOUR)
-            ).label("ms"),
-        )
-        .select_from(pieces)
-        .join(numbers, hour * _MS_HOUR < pieces.c.b)
-        .subquery("cells")
-    )
+    # Cut at each local hour boundary: one row per hour a piece touches, from ``a``.
+    split = select(pieces.c.a, pieces.c.b).cte("split", recursive=True)
+    next_hour = (split.c.a // _MS_HOUR + 1) * _MS_HOUR
+    split = split.union_all(select(next_hour, split.c.b).where(next_hour < split.c.b))
+    hour = split.c.a // _MS_HOUR  # a local hour, counted from 1970
+    cells = select(
+        (hour % 24).label("clock_hour"),
+        (((hour - r.calendar.day_start_hour) // 24 + 3) % 7).label("weekday"),
+        (smaller(split.c.b, (hour + 1) * _MS_HOUR) - split.c.a).label("ms"),
+    ).subquery("cells")
     stmt: Select[Any] = select(cells.c.weekday, cells.c.clock_hour, func.sum(cells.c.ms)).group_by(
         cells.c.weekday, cells.c.clock_hour
     )
@@ -630,15 +659,6 @@ def goal_streaks(days: Sequence[DayInsight], today: date | None = None) -> GoalS
     return GoalStreaks(current=run, best=best, last_day=last_day)
 
 
-def _sum_funnels(funnels: Sequence[Funnel], median_s: float | None) -> Funnel:
-    return Funnel(
-        nudges=sum(f.nudges for f in funnels),
-        stood_up=sum(f.stood_up for f in funnels),
-        drilled=sum(f.drilled for f in funnels),
-        median_to_stand_s=median_s,
-    )
-
-
 def insights(
     session: Session,
     calendar: Calendar,
@@ -654,11 +674,7 @@ def insights(
     that is reversed, too long or outside 2000-2199."""
     goals = goals or Goals()
     r = _Range.of(session, calendar, first, last, device_id)
-    nudges = _nudge_rows(r)
-    counts = _funnel_counts(session, nudges)
-    day_medians = _medians_s(session, nudges, "day_no")
-    week_medians = _medians_s(session, nudges, "week_no")
-    total_median = _medians_s(session, nudges, None).get(0)
+    funnels = _funnel_figures(session, r)
     bouts = _bout_rows(session, r)
     budget = _budget_rows(session, r, goals)
     exercises = _exercise_rows(session, r)
@@ -668,14 +684,13 @@ def insights(
     for offset in range((last - first).days + 1):
         day = first + timedelta(days=offset)
         number = _number_of_day(day)
-        nudged, stood, drilled = counts.get(number, (0, 0, 0))
         buckets, longest_s = bouts.get(number, no_bouts)
         spent = budget.get(day, _BudgetRow(0.0, 0, 0, 0, 0, 0))
         steps = exercises.get(number, {})
         days.append(
             DayInsight(
                 day=day,
-                funnel=Funnel(nudged, stood, drilled, day_medians.get(number)),
+                funnel=funnels.days.get(number, Funnel()),
                 prompts=spent.prompts,
                 bouts=buckets,
                 longest_bout_s=longest_s,
@@ -692,9 +707,7 @@ def insights(
     weeks = []
     week = calendar.week_start(first)
     while week <= last:
-        in_week = [d for d in days if week <= d.day < week + timedelta(days=7)]
-        median = week_medians.get(_number_of_day(week))
-        weeks.append(WeekInsight(week, _sum_funnels([d.funnel for d in in_week], median)))
+        weeks.append(WeekInsight(week, funnels.weeks.get(_number_of_day(week), Funnel())))
         week += timedelta(days=7)
     titles = {step.key: step.title for step in CIRCUIT} | {OTHER_STEP: "Other steps"}
     return Insights(
@@ -702,7 +715,7 @@ def insights(
         last=last,
         device_id=device_id,
         goals=goals,
-        funnel=_sum_funnels([d.funnel for d in days], total_median),
+        funnel=funnels.total,
         bouts=tuple(sum(d.bouts[i] for d in days) for i in range(len(BOUT_EDGES_MIN))),
         longest_bout_s=max((d.longest_bout_s for d in days), default=0.0),
         days_over_budget=sum(d.over_budget for d in days),

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 from web_fixtures import (
     HOSTILE_STEP,
@@ -343,3 +344,27 @@ def test_goals_in_the_server_config(tmp_path: Path) -> None:
     message = str(failed.value)
     assert "goals.seat_budget_h" in message and "goals.min_drills" in message
     assert "goals.bogus" in message
+
+
+def test_queries_seek_the_time_indexes(engine: Engine, session: Session) -> None:
+    """All devices over a range must seek each device's (device_id, time) index, never scan
+    the events or sessions tables (a fleet has millions of rows)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("reads SQLite's EXPLAIN QUERY PLAN")
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        week(session, None)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    with engine.connect() as connection:
+        for statement, parameters in seen:
+            plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            details = " | ".join(str(row[-1]) for row in plan)
+            assert "SCAN events" not in details, details
+            assert "SCAN sitting_sessions" not in details, details
+            assert "SCAN drills" not in details, details
