@@ -25,8 +25,8 @@ devices together. The rules, as a user reads them:
 - **Heatmap**: seated seconds per local clock hour and weekday, summed over the range.
   Each session is cut at hour boundaries and at DST changes, so an hour shows what was
   sat in it (the repeated hour of an autumn change can hold up to 2 h). The weekday is
-  that of the stats day, so 02:00 on a Tuesday night belongs to Tuesday's row when days
-  start at 04:00; the columns start at ``day_start_hour``.
+  that of the stats day, so 02:00 in the night from Tuesday to Wednesday is in Tuesday's
+  row when days start at 04:00; the columns start at ``day_start_hour``.
 - **Budget**: a device is over budget on a day when its seated time (DailyRollup.seated_s,
   sessions counted to the day they started) is more than ``Goals.seat_budget_s``
   (6 h by default, ``[goals] seat_budget_h``). With all devices, a day is flagged when
