@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import FakeClock
 from sitwatch.server.db import session_factory
+from sitwatch.server.ingest import IngestWorker
 from sitwatch.server.models import SittingSession
 
 MIN = 60.0
@@ -61,6 +62,55 @@ def test_network_cut_mid_stream_loses_nothing(
         finally:
             desk.close()
             proxy.close()
+
+
+def working_hour(desk: Desk) -> None:
+    """A stretch past the limit with a prompt and a re-prompt, a drill, a break."""
+    desk.sit(True)
+    desk.live(50 * MIN)
+    desk.press(0.3)
+    desk.sit(False)
+    desk.live(4 * MIN)
+
+
+@pytest.mark.timeout(120)
+def test_broker_killed_and_server_restarted_during_a_burst(
+    private_broker: Mosquitto,
+    mock_factory,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """The whole system: a desk, Mosquitto and the ingest worker on SQLite. The broker is
+    SIGKILLed mid-burst and restarted; then the worker dies mid-burst (its queue dropped
+    unstored, as in a crash) and a new one starts. Every event is stored exactly once and
+    both sides serve afterwards."""
+    from web_fixtures import make_app
+
+    config = server_config(tmp_path / "server.db", private_broker.port, "rel-burst")
+    with running_server(config) as (engine, worker):
+        desk = Desk(mock_factory, tmp_path / "dev", private_broker.port, FakeClock(), "desk-b")
+        try:
+            assert wait_until(lambda: desk.service.link.is_connected, timeout=10)
+            working_hour(desk)
+            private_broker.kill()
+            working_hour(desk)  # the desk keeps working; the events wait in its outbox
+            private_broker.start()
+            assert wait_until(lambda: desk.service.link.is_connected, timeout=30)
+            working_hour(desk)
+            worker.stop(drain=False)  # the server dies with messages unstored
+            working_hour(desk)
+            restarted = IngestWorker(config, engine).start()  # same client id and session
+            try:
+                assert restarted.wait_ready(10)
+                working_hour(desk)
+                assert_exactly_once(desk, engine)
+                assert {e.type.value for e in desk.sent} >= {"prompt", "drill_completed"}
+                # Still serving: the desk's link is up and the dashboard answers.
+                assert desk.service.link.is_connected
+                assert make_app(engine).test_client().get("/healthz").status_code == 200
+            finally:
+                restarted.stop()
+        finally:
+            desk.close()
 
 
 @pytest.mark.timeout(60)
