@@ -124,7 +124,7 @@ class Mosquitto:
 
 class EmbeddedBroker:
     """amqtt (pure-Python MQTT 3.1.1 broker from PyPI) for machines without Mosquitto.
-    Used by the demo only: the tests always run against a real Mosquitto."""
+    Used by the demo only (and its test): the other tests run against a real Mosquitto."""
 
     def __init__(self, port: int | None = None, workdir: str | None = None) -> None:
         binary = shutil.which("amqtt") or str(Path(sys.executable).with_name("amqtt"))
