@@ -146,8 +146,7 @@ def bench_ingest(report: Report, plan: Plan, workdir: Path, pg_ok: bool, end: da
         report.attempt(f"ingest SQLite #{rep + 1}", sqlite)
         if pg_ok:
             report.attempt(f"ingest PostgreSQL, 2 workers #{rep + 1}", lambda: postgres(2))
-    if pg_ok:
-        report.attempt("ingest PostgreSQL, 1 worker", lambda: postgres(1))
+            report.attempt(f"ingest PostgreSQL, 1 worker #{rep + 1}", lambda: postgres(1))
 
     if "ingest.ceiling" not in runs:
         return
