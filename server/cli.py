@@ -124,7 +124,25 @@ def _config(ctx: click.Context) -> ServerConfig:
     return load_config(ctx.obj)
 
 
+def _config_here(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.obj = value
+
+
+# ``--config`` is taken before the sub-command (``sitwatch-server --config F run``) and after
+# it (``sitwatch-server run --config F``, as the systemd units write it).
+config_option = click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    expose_value=False,
+    is_eager=True,
+    callback=_config_here,
+    help="TOML config file (overrides one given before the sub-command).",
+)
+
+
 @main.command()
+@config_option
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Ingest and dashboard in one process."""
@@ -144,6 +162,7 @@ def run(ctx: click.Context) -> None:
 
 
 @main.command()
+@config_option
 @click.pass_context
 def ingest(ctx: click.Context) -> None:
     """Only the MQTT ingest worker."""
@@ -156,6 +175,7 @@ def ingest(ctx: click.Context) -> None:
 
 
 @main.command()
+@config_option
 @click.pass_context
 def web(ctx: click.Context) -> None:
     """Only the dashboard."""
@@ -167,6 +187,7 @@ def web(ctx: click.Context) -> None:
 
 
 @main.command("init-db")
+@config_option
 @click.pass_context
 def init_db(ctx: click.Context) -> None:
     """Create or upgrade the database schema (Alembic upgrade to the latest revision)."""
@@ -179,6 +200,7 @@ def init_db(ctx: click.Context) -> None:
 
 
 @main.command("create-user")
+@config_option
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--reset", is_flag=True, help="Set a new password for an existing user.")
@@ -212,6 +234,7 @@ def create_user_command(
 
 
 @main.command("rebuild-rollups")
+@config_option
 @click.pass_context
 def rebuild_rollups(ctx: click.Context) -> None:
     """Recompute every daily rollup from the stored events (after changing the time zone

@@ -173,6 +173,23 @@ def test_exec_start_names_an_installed_console_script(path: Path) -> None:
         assert config == "/etc/sitwatch/device.toml"
 
 
+@pytest.mark.parametrize("path", UNITS, ids=unit_id)
+def test_exec_start_parses_and_reads_the_named_config(path: Path, tmp_path: Path) -> None:
+    """The unit's own command line, run by the real CLI with the config path swapped for a
+    missing file: the program must get as far as reading that file (a misplaced option
+    would stop it at the argument parser instead)."""
+    import sys
+
+    argv = exec_start(load_unit(path))
+    script = Path(sys.executable).with_name(argv[0].removeprefix(VENV_BIN))
+    missing = tmp_path / "not-there.toml"
+    args = [str(missing) if arg.startswith("/etc/sitwatch/") else arg for arg in argv[1:]]
+    result = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "No such option" not in result.stderr and "Usage:" not in result.stderr
+    assert f"cannot read config file {missing}" in result.stderr, result.stderr
+
+
 def test_device_unit_can_reach_the_gpio_chips() -> None:
     unit = load_unit(SYSTEMD_DIR / "sitwatch-device.service")
     assert "gpio" in words(unit, "Service", "SupplementaryGroups")
