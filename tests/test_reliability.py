@@ -266,3 +266,79 @@ def test_a_week_of_backlog_drains_on_the_first_send(broker: Mosquitto, tmp_path:
             outbox.close()
         assert worker.duplicates == 0  # nothing was sent twice
         assert sorted(stored_ids(engine)) == sorted(e.id for e in events)
+
+
+@pytest.mark.timeout(120)
+def test_device_agent_killed_mid_outbox_and_restarted(broker: Mosquitto, tmp_path: Path) -> None:
+    """The real ``sitwatch-device`` process (simulated pins, a scripted day at 600x) is
+    SIGKILLed while the server is away and its outbox holds unacknowledged events, then
+    started again on the same data directory. The outbox numbers every event it records
+    (``seq``), so the stored events must be exactly 1..N: none lost, none twice."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    from contextlib import closing
+
+    from sqlalchemy import func
+
+    from sitwatch.server.models import Event as StoredEvent
+
+    data = tmp_path / "desk"
+    command = [
+        str(Path(sys.executable).with_name("sitwatch-device")), "--simulate", "--scripted",
+        "--speed", "600", "--data-dir", str(data), "--device-id", "desk-kill",
+        "--mqtt-port", str(broker.port), "--log-level", "WARNING",
+    ]
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def queued() -> int:
+        try:
+            with closing(sqlite3.connect(data / "outbox.db")) as outbox:
+                return outbox.execute("select count(*) from events").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    config = server_config(tmp_path / "server.db", broker.port, "rel-kill")
+    with running_server(config) as (engine, worker):
+        desk = start()
+        try:
+            def stored() -> int:
+                with session_factory(engine)() as session:
+                    return session.scalar(select(func.count()).select_from(StoredEvent)) or 0
+
+            assert wait_until(lambda: stored() >= 10, timeout=30), "no events from the desk"
+            worker.stop()  # the server goes away; the desk keeps recording
+            assert wait_until(lambda: queued() >= 10, timeout=30), "nothing queued"
+        finally:
+            os.kill(desk.pid, signal.SIGKILL)
+            desk.wait(10)
+        left = queued()
+        assert left >= 10
+        restarted_worker = IngestWorker(config, engine).start()
+        desk = start()
+        try:
+            assert restarted_worker.wait_ready(10)
+            assert wait_until(lambda: stored() > 0 and queued() == 0, timeout=60), (
+                f"{queued()} still queued"
+            )
+        finally:
+            desk.send_signal(signal.SIGTERM)
+            desk.wait(15)
+            restarted_worker.stop()
+        with session_factory(engine)() as session:
+            stored_seqs = list(session.scalars(select(StoredEvent.seq)))
+            boots = set(session.scalars(select(StoredEvent.boot_id)))
+        # The scripted day went on until the stop: what it recorded last may still wait in
+        # the outbox (for the next start). Stored and waiting together are every number
+        # from 1 up, each exactly once.
+        with closing(sqlite3.connect(data / "outbox.db")) as outbox:
+            waiting = [row[0] for row in outbox.execute("select seq from events")]
+        everything = sorted(stored_seqs + waiting)
+        assert everything == list(range(1, len(everything) + 1))
+        assert len(stored_seqs) > left
+        assert len(boots) == 2  # from before the kill and after the restart
