@@ -220,6 +220,7 @@ INSIGHT_DAY_COLUMNS = (
     *(f"steps_{key}" for key in insights.EXERCISE_KEYS),
 )
 HEATMAP_COLUMNS = ("weekday", "hour", "seated_s", "seated_min")
+INSIGHT_WEEK_COLUMNS = ("week_start", "nudges", "stood_up_5min", "drilled", "median_to_stand_s")
 
 
 def insights_request() -> insights.Insights:
@@ -295,7 +296,6 @@ def _flag(value: bool) -> int:
 
 def insight_day_rows(found: insights.Insights) -> Iterator[tuple[Any, ...]]:
     for d in found.days:
-        median = d.funnel.median_to_stand_s
         yield (
             d.day.isoformat(),
             f"{d.seated_s:.0f}",
@@ -305,14 +305,26 @@ def insight_day_rows(found: insights.Insights) -> Iterator[tuple[Any, ...]]:
             d.drills,
             _flag(d.meets_goals),
             d.prompts,
-            d.funnel.nudges,
-            d.funnel.stood_up,
-            d.funnel.drilled,
-            "" if median is None else f"{median:.0f}",
+            *_funnel_cells(d.funnel),
             *d.bouts,
             f"{d.longest_bout_s:.0f}",
             *(d.exercises[key] for key in insights.EXERCISE_KEYS),
         )
+
+
+def _funnel_cells(funnel: insights.Funnel) -> tuple[Any, ...]:
+    median = funnel.median_to_stand_s
+    return (
+        funnel.nudges,
+        funnel.stood_up,
+        funnel.drilled,
+        "" if median is None else f"{median:.0f}",
+    )
+
+
+def insight_week_rows(found: insights.Insights) -> Iterator[tuple[Any, ...]]:
+    for week in found.weeks:
+        yield (week.week_start.isoformat(), *_funnel_cells(week.funnel))
 
 
 def heatmap_rows(found: insights.Insights) -> Iterator[tuple[Any, ...]]:
@@ -346,6 +358,15 @@ def insights_days_csv() -> Response:
     found = insights_request()
     return _small_csv(
         INSIGHT_DAY_COLUMNS, insight_day_rows(found), _insights_filename(found, "days")
+    )
+
+
+@bp.get("/insights/weeks.csv")
+def insights_weeks_csv() -> Response:
+    """One row per week (from its Monday): the nudge funnel, as the JSON's ``weeks``."""
+    found = insights_request()
+    return _small_csv(
+        INSIGHT_WEEK_COLUMNS, insight_week_rows(found), _insights_filename(found, "weeks")
     )
 
 

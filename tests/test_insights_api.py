@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from web_fixtures import HOSTILE_STEP, WEEK_NOW, login, make_app, seed_week, seeded_engine
 
-from sitwatch.server.api import HEATMAP_COLUMNS, INSIGHT_DAY_COLUMNS
+from sitwatch.server.api import HEATMAP_COLUMNS, INSIGHT_DAY_COLUMNS, INSIGHT_WEEK_COLUMNS
 from sitwatch.server.config import GoalsConfig
 from sitwatch.server.models import Device
 
@@ -63,7 +63,12 @@ def read_csv(client: FlaskClient, path: str) -> list[dict[str, str]]:
 
 def test_insights_need_login(engine: Engine) -> None:
     anonymous = make_app(engine, now=WEEK_NOW).test_client()
-    for path in ("/api/v1/insights", "/api/v1/insights/days.csv", "/api/v1/insights/heatmap.csv"):
+    for path in (
+        "/api/v1/insights",
+        "/api/v1/insights/days.csv",
+        "/api/v1/insights/weeks.csv",
+        "/api/v1/insights/heatmap.csv",
+    ):
         assert anonymous.get(path).status_code == 401
     response = anonymous.get("/insights")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
@@ -174,6 +179,24 @@ def test_days_csv_equals_the_json(client: FlaskClient) -> None:
         "longest_bout_s": "6000",
         "steps_glute_bridge": "2",
     }
+
+
+def test_weeks_csv_equals_the_json(client: FlaskClient) -> None:
+    query = "from=2026-11-02&to=2026-11-22"  # three weeks, the generated one last
+    body = client.get(f"/api/v1/insights?{query}").get_json()
+    rows = read_csv(client, f"/api/v1/insights/weeks.csv?{query}")
+    assert tuple(rows[0]) == INSIGHT_WEEK_COLUMNS
+    assert [r["week_start"] for r in rows] == ["2026-11-02", "2026-11-09", "2026-11-16"]
+    assert [r["week_start"] for r in rows] == [w["week_start"] for w in body["weeks"]]
+    for row, week in zip(rows, body["weeks"], strict=True):
+        funnel = week["funnel"]
+        median = funnel["median_to_stand_s"]
+        assert (row["nudges"], row["stood_up_5min"], row["drilled"]) == (
+            str(funnel["nudges"]), str(funnel["stood_up"]), str(funnel["drilled"])
+        )
+        assert row["median_to_stand_s"] == ("" if median is None else f"{median:.0f}")
+    assert int(rows[-1]["nudges"]) > 0  # the generated week has nudges
+    assert rows[0]["nudges"] == "0" and rows[0]["median_to_stand_s"] == ""
 
 
 def test_heatmap_csv(client: FlaskClient) -> None:
