@@ -296,6 +296,7 @@ def _stats_page(device_id: str | None) -> dict[str, Any]:
             session, calendar, current, offline_after_s, device_id, per_device
         ),
         "per_device": per_device,
+        "paused": pausing.paused_devices(session, current, device_id),
         "devices": devices,
         "shown_devices": shown,
         "day": day,
@@ -336,9 +337,13 @@ def index() -> str:
 @bp.get("/devices")
 def devices() -> str:
     state = web_state()
-    rows = stats.device_statuses(db(), now(), state.config.offline_after_s)
+    current = now()
+    rows = stats.device_statuses(db(), current, state.config.offline_after_s)
     return render_template(
-        "devices.html", devices=rows, offline_after_s=state.config.offline_after_s
+        "devices.html",
+        devices=rows,
+        offline_after_s=state.config.offline_after_s,
+        paused=pausing.paused_devices(db(), current),
     )
 
 

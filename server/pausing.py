@@ -13,7 +13,7 @@ import math
 from datetime import datetime, timedelta
 
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from wtforms import StringField
 
@@ -48,26 +48,49 @@ def command_for(span: str, now: datetime, calendar: Calendar) -> Command:
 
 
 def paused_until(session: Session, device: Device, now: datetime) -> datetime | None:
-    """When the device's current pause ends (UTC), or None if it is not paused: from its
-    latest ``pause`` event (``ts`` + ``pause_s``; a resume reports ``pause_s`` 0). Only
-    events of the device's current boot count, since a restarted device forgets its pause;
-    and only the last MAX_PAUSE_S, the longest a pause can be (an indexed range)."""
-    row = session.execute(
-        select(Event.ts, Event.data, Event.boot_id)
-        .where(
-            Event.device_id == device.id,
-            Event.type == EventType.PAUSE.value,
-            Event.ts >= now - timedelta(seconds=MAX_PAUSE_S),
-        )
-        .order_by(Event.ts.desc(), Event.id.desc())
-        .limit(1)
-    ).first()
-    if row is None or (device.boot_id is not None and row.boot_id != device.boot_id):
-        return None
-    pause_s = row.data.get("pause_s") if isinstance(row.data, dict) else None
+    """When the device's current pause ends (UTC), or None if it is not paused."""
+    return paused_devices(session, now, device.id).get(device.id)
+
+
+def paused_devices(
+    session: Session, now: datetime, device_id: str | None = None
+) -> dict[str, datetime]:
+    """The devices paused at ``now`` (all, or one) and when each pause ends (UTC), in one
+    query: from each device's latest ``pause`` event (``ts`` + ``pause_s``; a resume reports
+    ``pause_s`` 0). Only events of the device's current boot count, since a restarted
+    device forgets its pause; and only the last MAX_PAUSE_S, the longest a pause can be
+    (an indexed range)."""
+    recent = [Event.type == EventType.PAUSE.value, Event.ts >= now - timedelta(seconds=MAX_PAUSE_S)]
+    if device_id is not None:
+        recent.append(Event.device_id == device_id)
+    latest = (
+        select(Event.device_id, func.max(Event.ts).label("ts"))
+        .where(*recent)
+        .group_by(Event.device_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Event.device_id, Event.ts, Event.data, Event.boot_id, Device.boot_id)
+        .join(latest, (Event.device_id == latest.c.device_id) & (Event.ts == latest.c.ts))
+        .join(Device, Device.id == Event.device_id)
+        .where(*recent)
+        .order_by(Event.id)  # of two pauses stamped alike, the one stored last wins
+    ).all()
+    last = {row[0]: row for row in rows}
+    paused = {}
+    for device, ts, data, boot_id, current_boot in last.values():
+        if current_boot is not None and boot_id != current_boot:
+            continue
+        until = _pause_end(as_utc(ts), data)
+        if until is not None and until > now:
+            paused[device] = until
+    return paused
+
+
+def _pause_end(ts: datetime, data: object) -> datetime | None:
+    pause_s = data.get("pause_s") if isinstance(data, dict) else None
     if isinstance(pause_s, bool) or not isinstance(pause_s, int | float):
         return None
     if not math.isfinite(pause_s):
         return None
-    until = as_utc(row.ts) + timedelta(seconds=min(max(float(pause_s), 0.0), MAX_PAUSE_S))
-    return until if until > now else None
+    return ts + timedelta(seconds=min(max(float(pause_s), 0.0), MAX_PAUSE_S))

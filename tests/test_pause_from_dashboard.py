@@ -233,6 +233,20 @@ def test_the_device_page_shows_a_running_pause_until_it_ends_or_is_resumed(
     assert badge(client, "/devices/desk-a") is None
 
 
+def test_the_overview_and_devices_list_show_which_desks_are_paused(engine: Engine) -> None:
+    client = logged_in(engine, free_port())
+    add_pause(engine, NOW - timedelta(minutes=10), 3600)
+    add_pause(engine, NOW - timedelta(minutes=5), 7200, device_id="desk-b")
+    add_pause(engine, NOW - timedelta(minutes=1), 0, device_id="desk-b")  # resumed since
+    add_pause(engine, NOW - timedelta(hours=3), 3600, device_id="desk-c")  # long over
+    for path in ("/", "/devices"):
+        page = client.get(path).get_data(as_text=True)
+        assert page.count('class="pill paused"') == 1, path
+        assert badge(client, path) == "paused until Wed 16:20"
+    card = client.get("/").get_data(as_text=True).split('data-device="desk-a"', 1)[1]
+    assert card.split("</a>", 1)[0].count("paused until") == 1  # on desk-a's own card
+
+
 def test_a_pause_from_before_the_device_restarted_is_not_shown(engine: Engine) -> None:
     client = logged_in(engine, free_port())
     add_pause(engine, NOW - timedelta(minutes=10), 3600)  # boot "boot0001"
