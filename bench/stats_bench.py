@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from common import timed_runs
 from sqlalchemy import Engine, Table, func, select, text, update
 from workload import last_weekday
 
@@ -131,12 +132,7 @@ def time_runs(
     work()
     first = time.perf_counter() - start
     runs = max(least, min(runs, int(budget_s / max(first, 1e-6))))
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        work()
-        samples.append(time.perf_counter() - start)
-    return samples
+    return timed_runs(work, runs, warmup=0)
 
 
 # --- one desk, through the real ingest path ---------------------------------------------

@@ -19,12 +19,10 @@ from sqlalchemy.orm import Session
 from web_fixtures import (
     NOW,
     add_event,
-    add_user,
     csrf_from,
     login,
     make_app,
-    make_engine_for,
-    seed_small,
+    seeded_engine,
 )
 
 from sitwatch import protocol
@@ -57,11 +55,8 @@ def listening(broker: Mosquitto, topic: str) -> Iterator[queue.Queue[mqtt.MQTTMe
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine_for(tmp_path)
-    add_user(engine)
-    seed_small(engine)
-    yield engine
-    engine.dispose()
+    with seeded_engine("sqlite", tmp_path, with_user=True) as engine:
+        yield engine
 
 
 def logged_in(engine: Engine, port: int) -> FlaskClient:

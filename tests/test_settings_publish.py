@@ -14,7 +14,12 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from web_fixtures import add_user, csrf_from, login, make_app, make_engine_for, seed_small
+from web_fixtures import (
+    csrf_from,
+    login,
+    make_app,
+    seeded_engine,
+)
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
@@ -48,11 +53,8 @@ def read_retained(broker: Mosquitto, topic: str, timeout_s: float = 5.0) -> byte
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine_for(tmp_path)
-    add_user(engine)
-    seed_small(engine)
-    yield engine
-    engine.dispose()
+    with seeded_engine("sqlite", tmp_path, with_user=True) as engine:
+        yield engine
 
 
 def _client(engine: Engine, port: int) -> FlaskClient:

@@ -26,7 +26,7 @@ from web_fixtures import (
     login,
     make_app,
     make_engine_for,
-    seed_small,
+    seeded_engine,
 )
 
 from sitwatch.drill import CIRCUIT
@@ -39,11 +39,8 @@ HOSTILE_NAMES = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine_for(tmp_path)
-    add_user(engine)
-    seed_small(engine)
-    yield engine
-    engine.dispose()
+    with seeded_engine("sqlite", tmp_path, with_user=True) as engine:
+        yield engine
 
 
 @pytest.fixture
