@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Table, case, func, select
 
 from sitwatch.protocol import DATA_SCHEMA, Event, EventType, ProtocolError
+from sitwatch.server.bulk import insert_rows
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.models import DailyRollup, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow
@@ -147,30 +148,23 @@ def rollup_deltas(events: Iterable[Event], rules: DayRules) -> list[dict[str, An
     return [rows[key] for key in sorted(rows)]
 
 
-def dialect_insert(connection: Connection, table: Any) -> Any:
-    """``INSERT`` with the dialect's ``ON CONFLICT`` support (SQLite or PostgreSQL)."""
-    name = connection.dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        raise NotImplementedError(f"database {name!r} is not supported (use SQLite or PostgreSQL)")
-    return insert(table)
-
-
 def add_to_rollups(connection: Connection, deltas: list[dict[str, Any]]) -> None:
     if not deltas:
         return
     table: Table = DailyRollup.__table__  # type: ignore[assignment]
-    stmt = dialect_insert(connection, table)
-    new = stmt.excluded
     bigger = func.greatest if connection.dialect.name == "postgresql" else func.max
-    updates = {name: table.c[name] + new[name] for name in (*_COUNTERS, "drills", "seated_s")}
-    updates["longest_s"] = bigger(table.c.longest_s, new.longest_s)
-    connection.execute(
-        stmt.on_conflict_do_update(index_elements=["device_id", "day"], set_=updates), deltas
-    )
+
+    def add(stmt: Any) -> Any:
+        new = stmt.excluded
+        updates = {name: table.c[name] + new[name] for name in (*_COUNTERS, "drills", "seated_s")}
+        updates["longest_s"] = bigger(table.c.longest_s, new.longest_s)
+        return stmt.on_conflict_do_update(index_elements=["device_id", "day"], set_=updates)
+
+    insert_rows(connection, table, deltas, add)
+
+
+def _keep_first(stmt: Any) -> Any:
+    return stmt.on_conflict_do_nothing(index_elements=["event_id"])
 
 
 def derive(connection: Connection, new_events: list[Event], rules: DayRules) -> None:
@@ -180,8 +174,7 @@ def derive(connection: Connection, new_events: list[Event], rules: DayRules) -> 
         (Drill, drill_rows(new_events)),
     ):
         if rows:
-            stmt = dialect_insert(connection, model.__table__)
-            connection.execute(stmt.on_conflict_do_nothing(index_elements=["event_id"]), rows)
+            insert_rows(connection, model.__table__, rows, _keep_first)
     add_to_rollups(connection, rollup_deltas(new_events, rules))
 
 

@@ -8,7 +8,6 @@ duplicates are acked again and a batch that failed to commit is not acked at all
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -20,13 +19,14 @@ from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from sqlalchemy import Connection, Engine, text, update
+from sqlalchemy import Connection, Engine, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from sitwatch import protocol
 from sitwatch.protocol import Event, ProtocolError, Status
+from sitwatch.server.bulk import insert_rows
 from sitwatch.server.config import ServerConfig
-from sitwatch.server.derive import DayRules, check_event, derive, dialect_insert
+from sitwatch.server.derive import DayRules, check_event, derive
 from sitwatch.server.models import Device
 from sitwatch.server.models import Event as EventRow
 
@@ -55,27 +55,34 @@ class Batch:
         return by_device
 
 
+def _touch_device(stmt: Any) -> Any:
+    return stmt.on_conflict_do_update(
+        index_elements=["id"], set_={"last_seen_at": stmt.excluded.last_seen_at}
+    )
+
+
+def _keep_device(stmt: Any) -> Any:
+    return stmt.on_conflict_do_nothing(index_elements=["id"])
+
+
+def _new_event_ids(stmt: Any) -> Any:
+    return stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+        EventRow.__table__.c.event_id
+    )
+
+
 def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: datetime) -> set[str]:
     """Upsert devices, insert new events, derive from them; returns the newly stored ids."""
     alive = {e.device_id for e, _ in batch.events.values()}
     alive |= {device_id for device_id, _, retained in batch.statuses if not retained}
     known = {device_id for device_id, _, _ in batch.statuses} - alive
-    table = Device.__table__
-    for devices, on_conflict in ((sorted(alive), "update"), (sorted(known), "nothing")):
-        if not devices:
-            continue
-        stmt = dialect_insert(connection, table)
-        if on_conflict == "update":
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["id"], set_={"last_seen_at": stmt.excluded.last_seen_at}
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["id"])
-        rows = [
-            {"id": d, "name": d, "online": False, "first_seen_at": now, "last_seen_at": now}
-            for d in devices
-        ]
-        connection.execute(stmt, rows)
+    for devices, finish in ((sorted(alive), _touch_device), (sorted(known), _keep_device)):
+        if devices:
+            rows = [
+                {"id": d, "name": d, "online": False, "first_seen_at": now, "last_seen_at": now}
+                for d in devices
+            ]
+            insert_rows(connection, Device.__table__, rows, finish)
     for device_id, status, _retained in batch.statuses:
         values: dict[str, Any] = {"online": status.state == "online"}
         if status.boot_id is not None:
@@ -108,39 +115,9 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
         }
         for e, data in sorted(batch.events.values(), key=lambda item: item[0].id)
     ]  # sorted: concurrent workers lock unique-index entries in the same order
-    if connection.dialect.name == "postgresql":
-        new_ids = _insert_events_unnest(connection, rows)
-    else:
-        stmt = dialect_insert(connection, EventRow.__table__)
-        stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(
-            EventRow.__table__.c.event_id
-        )
-        new_ids = set(connection.execute(stmt, rows).scalars())
+    new_ids = set(insert_rows(connection, EventRow.__table__, rows, _new_event_ids).scalars())
     derive(connection, [e for e, _ in batch.events.values() if e.id in new_ids], rules)
     return new_ids
-
-
-# PostgreSQL: one array per column, unnested into rows. The statement text stays the same
-# whatever the batch size, so the driver parses it once (a multi-row VALUES list is parsed
-# anew for every batch, which was a third of a worker's time).
-_UNNEST_INSERT = text(
-    "INSERT INTO events (event_id, device_id, boot_id, seq, type, ts, mono, clock_synced,"
-    " data, received_at)"
-    " SELECT u.event_id, u.device_id, u.boot_id, u.seq, u.type, u.ts, u.mono, u.clock_synced,"
-    " CAST(u.data AS json), u.received_at"
-    " FROM unnest(CAST(:event_id AS varchar[]), CAST(:device_id AS varchar[]),"
-    " CAST(:boot_id AS varchar[]), CAST(:seq AS integer[]), CAST(:type AS varchar[]),"
-    " CAST(:ts AS timestamptz[]), CAST(:mono AS float8[]), CAST(:clock_synced AS boolean[]),"
-    " CAST(:data AS text[]), CAST(:received_at AS timestamptz[]))"
-    " AS u(event_id, device_id, boot_id, seq, type, ts, mono, clock_synced, data, received_at)"
-    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-)
-
-
-def _insert_events_unnest(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
-    columns: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in rows[0]}
-    columns["data"] = [json.dumps(value, separators=(",", ":")) for value in columns["data"]]
-    return set(connection.execute(_UNNEST_INSERT, columns).scalars())
 
 
 class IngestWorker:
