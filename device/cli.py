@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-
-import click
+from typing import Any, NoReturn
 
 from sitwatch import __version__
 from sitwatch.clock import ScaledClock, SystemClock
@@ -45,99 +46,129 @@ def _override(config: DeviceConfig, **changes: object) -> DeviceConfig:
     return parse_config(data, where="command line")
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help=f"TOML config file (default: {DEFAULT_PATH} if it exists, else built-in defaults)",
-)
-@click.option(
-    "--simulate", is_flag=True, help="Run without a Pi: mock pins driven from the keyboard."
-)
-@click.option(
-    "--scripted", is_flag=True, help="With --simulate: a scripted day instead of the keyboard."
-)
-@click.option(
-    "--speed",
-    type=click.FloatRange(min=0.01, max=10_000),
-    default=1.0,
-    show_default=True,
-    help="With --simulate: how many times faster than real time (60 = a minute a second).",
-)
-@click.option("--check", is_flag=True, help="Self-test: LED, buzzer, mat, button and broker.")
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False), help="Where the outbox and settings live."
-)
-@click.option("--device-id", help="Override the device id.")
-@click.option("--mqtt-host", help="Override the broker host.")
-@click.option("--mqtt-port", type=int, help="Override the broker port.")
-@click.option(
-    "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default="INFO"
-)
-@click.version_option(__version__, prog_name="sitwatch-device")
-@click.pass_context
-def main(
-    ctx: click.Context,
-    config_path: str | None,
-    simulate: bool,
-    scripted: bool,
-    speed: float,
-    check: bool,
-    data_dir: str | None,
-    device_id: str | None,
-    mqtt_host: str | None,
-    mqtt_port: int | None,
-    log_level: str,
-) -> None:
-    """Watch a chair and nudge its user to move."""
-    logging.basicConfig(
-        level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+def _ranged(kind: type[float] | type[int], low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not in the range {low}..{high}")
+        return value
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    """argparse (standard library) rather than click: the agent runs for months on a small
+    Pi, and click's modules were a megabyte of its resident memory (bench/README.md)."""
+    parser = argparse.ArgumentParser(
+        prog="sitwatch-device", description="Watch a chair and nudge its user to move."
     )
+    parser.add_argument(
+        "--config",
+        dest="config_path",
+        metavar="FILE",
+        help=f"TOML config file (default: {DEFAULT_PATH} if it exists, else built-in defaults)",
+    )
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="Run without a Pi: mock pins driven from the keyboard.",
+    )
+    parser.add_argument(
+        "--scripted",
+        action="store_true",
+        help="With --simulate: a scripted day instead of the keyboard.",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_ranged(float, 0.01, 10_000),
+        default=1.0,
+        help="With --simulate: how many times faster than real time (60 = a minute a "
+        "second; default 1).",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="Self-test: LED, buzzer, mat, button and broker."
+    )
+    parser.add_argument("--data-dir", help="Where the outbox and settings live.")
+    parser.add_argument("--device-id", help="Override the device id.")
+    parser.add_argument("--mqtt-host", help="Override the broker host.")
+    parser.add_argument(
+        "--mqtt-port", type=_ranged(int, 1, 65535), help="Override the broker port."
+    )
+    parser.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO"
+    )
+    parser.add_argument("--version", action="version", version=f"sitwatch-device {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="[calibrate]")
+    calibrate_cmd = commands.add_parser(
+        "calibrate",
+        help="Two-point calibration of an analog (FSR/Velostat) mat on the MCP3008.",
+        description="Two-point calibration of an analog (FSR/Velostat) mat on the MCP3008.",
+    )
+    calibrate_cmd.add_argument(
+        "--samples",
+        type=_ranged(int, 3, 1000),
+        default=30,
+        help="Readings averaged for each of the two points, 10 per second (default 30).",
+    )
+    return parser
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"sitwatch-device: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    data_dir = args.data_dir
     try:
-        config = _load(config_path)
-        if simulate and data_dir is None and config_path is None:
+        config = _load(args.config_path)
+        if args.simulate and data_dir is None and args.config_path is None:
             data_dir = str(_simulation_dir())
         config = _override(
             config,
             data_dir=data_dir,
-            device_id=device_id,
-            **{"mqtt.host": mqtt_host, "mqtt.port": mqtt_port},
+            device_id=args.device_id,
+            **{"mqtt.host": args.mqtt_host, "mqtt.port": args.mqtt_port},
         )
     except ConfigError as exc:
-        click.echo(f"sitwatch-device: {exc}", err=True)
-        sys.exit(2)
-    if ctx.invoked_subcommand is not None:
-        ctx.obj = config
+        _fail(str(exc))
+    if args.command == "calibrate":
+        run_calibration(config, args.samples)
         return
-    if speed != 1.0 and not simulate:
-        click.echo("sitwatch-device: --speed needs --simulate", err=True)
-        sys.exit(2)
-    if check:
+    if args.speed != 1.0 and not args.simulate:
+        _fail("--speed needs --simulate")
+    if args.check:
         from sitwatch.device.selfcheck import run_check
 
-        sys.exit(0 if run_check(config, say=click.echo) else 1)
+        sys.exit(0 if run_check(config, say=print) else 1)
     try:
-        run_agent(config, simulate=simulate, scripted=scripted, speed=speed)
+        run_agent(config, simulate=args.simulate, scripted=args.scripted, speed=args.speed)
     except PermissionError as exc:
-        click.echo(
-            f"sitwatch-device: cannot write {exc.filename}: permission denied "
-            "(set data_dir in the config or use --data-dir)",
-            err=True,
+        _fail(
+            f"cannot write {exc.filename}: permission denied "
+            "(set data_dir in the config or use --data-dir)"
         )
-        sys.exit(2)
 
 
-@main.command()
-@click.option(
-    "--samples",
-    type=click.IntRange(3, 1000),
-    default=30,
-    show_default=True,
-    help="Readings averaged for each of the two points (10 per second).",
-)
-@click.pass_obj
-def calibrate(config: DeviceConfig, samples: int) -> None:
+def _ask(message: str) -> None:
+    """Show ``message`` and wait for Enter."""
+    try:
+        input(f"{message} ")
+    except EOFError:
+        _fail("calibration cancelled (end of input)")
+
+
+def run_calibration(config: DeviceConfig, samples: int) -> None:
     """Two-point calibration of an analog (FSR/Velostat) mat on the MCP3008."""
     from gpiozero import MCP3008
 
@@ -147,25 +178,21 @@ def calibrate(config: DeviceConfig, samples: int) -> None:
     with MCP3008(channel=config.pins.adc_channel) as adc:
         try:
             result = calibrate(
-                lambda: float(adc.value),
-                lambda message: click.prompt(message, default="", show_default=False),
-                samples=samples,
-                pause=lambda: pause.wait(0.1),
+                lambda: float(adc.value), _ask, samples=samples, pause=lambda: pause.wait(0.1)
             )
         except CalibrationError as exc:
-            click.echo(f"sitwatch-device: calibration failed: {exc}", err=True)
-            sys.exit(2)
+            _fail(f"calibration failed: {exc}")
     config.data_path.mkdir(parents=True, exist_ok=True)
     save_calibration(config.calibration_path, result)
     analog = config.analog
     on_at = result.reading_at(analog.trigger_fraction)
     off_below = result.reading_at(analog.trigger_fraction - analog.hysteresis)
-    click.echo(
+    print(
         f"saved {config.calibration_path}: empty {result.empty:.3f}, occupied "
         f"{result.occupied:.3f}; seated from {on_at:.3f}, empty again past {off_below:.3f}"
     )
     if config.pins.mat_kind != "mcp3008":
-        click.echo('set mat_kind = "mcp3008" under [pins] in the config to use it')
+        print('set mat_kind = "mcp3008" under [pins] in the config to use it')
 
 
 def run_agent(

@@ -50,38 +50,52 @@ def discovery_messages(
         "qos": 1,
     }
     entities = [
-        ("binary_sensor", "seat", {
-            "name": "Seat",
-            "state_topic": protocol.topic(device_id, protocol.SEAT),
-            "payload_on": "ON",
-            "payload_off": "OFF",
-            "device_class": "occupancy",
-        }),
-        ("sensor", "seated_today", {
-            "name": "Seated today",
-            "state_topic": today,
-            "value_template": "{{ value_json.seated_min }}",
-            "unit_of_measurement": "min",
-            "device_class": "duration",
-            "state_class": "total_increasing",  # resets at midnight; HA reads a drop as a reset
-            "icon": "mdi:seat",
-        }),
-        ("sensor", "drills_today", {
-            "name": "Drills today",
-            "state_topic": today,
-            "value_template": "{{ value_json.drills }}",
-            "state_class": "total_increasing",
-            "icon": "mdi:human-handsup",
-        }),
+        (
+            "binary_sensor",
+            "seat",
+            {
+                "name": "Seat",
+                "state_topic": protocol.topic(device_id, protocol.SEAT),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "device_class": "occupancy",
+            },
+        ),
+        (
+            "sensor",
+            "seated_today",
+            {
+                "name": "Seated today",
+                "state_topic": today,
+                "value_template": "{{ value_json.seated_min }}",
+                "unit_of_measurement": "min",
+                "device_class": "duration",
+                "state_class": "total_increasing",  # resets at midnight; HA reads a drop as a reset
+                "icon": "mdi:seat",
+            },
+        ),
+        (
+            "sensor",
+            "drills_today",
+            {
+                "name": "Drills today",
+                "state_topic": today,
+                "value_template": "{{ value_json.drills }}",
+                "state_class": "total_increasing",
+                "icon": "mdi:human-handsup",
+            },
+        ),
     ]
     messages = []
     for component, what, fields in entities:
         oid = object_id(device_id, what)
         body = {**fields, **common, "unique_id": oid}
-        messages.append(DiscoveryMessage(
-            topic=f"{prefix}/{component}/{oid}/config",
-            payload=json.dumps(body, separators=(",", ":"), sort_keys=True),
-        ))
+        messages.append(
+            DiscoveryMessage(
+                topic=f"{prefix}/{component}/{oid}/config",
+                payload=json.dumps(body, separators=(",", ":"), sort_keys=True),
+            )
+        )
     return messages
 
 

@@ -55,8 +55,9 @@ class HookRunner:
                 command, shell=True, env=env, timeout=self._timeout_s, capture_output=True
             )
         except subprocess.TimeoutExpired:
-            log.warning("hook for %s timed out after %.0f s: %s", event.type, self._timeout_s,
-                        command)
+            log.warning(
+                "hook for %s timed out after %.0f s: %s", event.type, self._timeout_s, command
+            )
             return
         if done.returncode != 0:
             log.warning(

@@ -135,8 +135,12 @@ class MqttLink:
         self._stopping.clear()
         if self.config.heartbeat_s > 0:
             self._next_heartbeat = self._clock.monotonic() + self.config.heartbeat_s
-        log.info("connecting to MQTT broker at %s as sitwatch-%s (%d events queued)",
-                 self._where, self.device_id, len(self._outbox))
+        log.info(
+            "connecting to MQTT broker at %s as sitwatch-%s (%d events queued)",
+            self._where,
+            self.device_id,
+            len(self._outbox),
+        )
         self._client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
         self._client.loop_start()
         self._sender = threading.Thread(
@@ -185,13 +189,19 @@ class MqttLink:
 
     # -- paho callbacks (paho's thread; an exception here would kill its loop) ------------
 
-    def _when_connected(self, client: mqtt.Client, userdata: object,
-                        flags: mqtt.ConnectFlags, reason_code: mqtt.ReasonCode,
-                        properties: object) -> None:
+    def _when_connected(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: object,
+    ) -> None:
         try:
             if reason_code.is_failure:
-                log.error("broker at %s refused the connection: %s; retrying",
-                          self._where, reason_code)
+                log.error(
+                    "broker at %s refused the connection: %s; retrying", self._where, reason_code
+                )
                 return
             self._unreachable_logged = False
             topics = [(self._topic_ack, 1), (self._topic_config, 1)]
@@ -200,8 +210,12 @@ class MqttLink:
             if self.config.ha_discovery:
                 topics.append((ha_discovery.HA_STATUS_TOPIC, 1))
             client.subscribe(topics)
-            online = Status(state="online", boot_id=self.boot_id, version=__version__,
-                            name=self._device_name or None)
+            online = Status(
+                state="online",
+                boot_id=self.boot_id,
+                version=__version__,
+                name=self._device_name or None,
+            )
             client.publish(self._topic_status, online.to_json(), qos=1, retain=True)
             self._publish_discovery()
             with self._state_lock:
@@ -212,8 +226,12 @@ class MqttLink:
                     self._publish_today_locked()
             # What the broker held for us may be gone (it may have been killed): resend all.
             self._outbox.forget_sent()
-            log.info("connected to MQTT broker at %s (session present: %s); %d events queued",
-                     self._where, flags.session_present, len(self._outbox))
+            log.info(
+                "connected to MQTT broker at %s (session present: %s); %d events queued",
+                self._where,
+                flags.session_present,
+                len(self._outbox),
+            )
             self._tell_connection(True)
             self._wake.set()
         except Exception:
@@ -225,14 +243,24 @@ class MqttLink:
                 log.debug("broker at %s still unreachable", self._where)
                 return
             self._unreachable_logged = True
-            log.warning("broker unreachable at %s, buffering events (%d queued); retrying"
-                        " with backoff up to %d s", self._where, len(self._outbox), RECONNECT_MAX_S)
+            log.warning(
+                "broker unreachable at %s, buffering events (%d queued); retrying"
+                " with backoff up to %d s",
+                self._where,
+                len(self._outbox),
+                RECONNECT_MAX_S,
+            )
         except Exception:
             log.exception("error while handling a failed connection")
 
-    def _when_disconnected(self, client: mqtt.Client, userdata: object,
-                           flags: mqtt.DisconnectFlags, reason_code: mqtt.ReasonCode,
-                           properties: object) -> None:
+    def _when_disconnected(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: mqtt.ReasonCode,
+        properties: object,
+    ) -> None:
         try:
             was_connected = self._connected.is_set()
             self._connected.clear()
@@ -240,14 +268,18 @@ class MqttLink:
                 log.info("disconnected from MQTT broker at %s", self._where)
                 return
             if was_connected:
-                log.warning("lost the MQTT broker at %s (%s), buffering events; reconnecting",
-                            self._where, reason_code)
+                log.warning(
+                    "lost the MQTT broker at %s (%s), buffering events; reconnecting",
+                    self._where,
+                    reason_code,
+                )
                 self._tell_connection(False)
         except Exception:
             log.exception("error while handling a disconnection")
 
-    def _when_message(self, client: mqtt.Client, userdata: object,
-                      message: mqtt.MQTTMessage) -> None:
+    def _when_message(
+        self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage
+    ) -> None:
         try:
             if message.topic == self._topic_ack:
                 self._take_ack(message.payload)
@@ -283,8 +315,10 @@ class MqttLink:
 
     def _take_config(self, payload: bytes) -> None:
         if not payload:
-            log.info("the retained config on %s was cleared; keeping the current settings",
-                     self._topic_config)
+            log.info(
+                "the retained config on %s was cleared; keeping the current settings",
+                self._topic_config,
+            )
             return
         try:
             settings = TrackerSettings.parse(protocol.parse_config(payload), "remote settings")
@@ -299,8 +333,11 @@ class MqttLink:
         try:
             save_settings(self._settings_path, settings)
         except OSError as exc:
-            log.error("cannot save remote settings to %s (%s); applying them for this run only",
-                      self._settings_path, exc)
+            log.error(
+                "cannot save remote settings to %s (%s); applying them for this run only",
+                self._settings_path,
+                exc,
+            )
         try:
             self._on_settings(settings)
         except Exception as exc:
@@ -323,8 +360,10 @@ class MqttLink:
         # A command queued while we were away may be stale: ``until`` says how much is left.
         remaining_s = command.remaining_s(self._clock.wall(), self._clock.is_synced())
         if remaining_s <= 0 or self._on_pause is None:
-            log.info("ignoring a pause that has already ended (until %s)",
-                     protocol.format_ts(command.until))
+            log.info(
+                "ignoring a pause that has already ended (until %s)",
+                protocol.format_ts(command.until),
+            )
             return
         log.info("server asks for a pause of %.0f s", remaining_s)
         try:
@@ -411,15 +450,17 @@ class MqttLink:
         if now < self._next_heartbeat:
             return
         self._next_heartbeat = now + self.config.heartbeat_s
-        self._outbox.add(Event(
-            type=EventType.HEARTBEAT,
-            device_id=self.device_id,
-            boot_id=self.boot_id,
-            mono=now,
-            ts=self._clock.wall(),
-            clock_synced=self._clock.is_synced(),
-            data={"queued": len(self._outbox)},
-        ))
+        self._outbox.add(
+            Event(
+                type=EventType.HEARTBEAT,
+                device_id=self.device_id,
+                boot_id=self.boot_id,
+                mono=now,
+                ts=self._clock.wall(),
+                clock_synced=self._clock.is_synced(),
+                data={"queued": len(self._outbox)},
+            )
+        )
 
     def _send_due(self) -> None:
         resend_after_s = self.config.resend_after_s
@@ -432,8 +473,9 @@ class MqttLink:
             batch = self._outbox.due(now, resend_after_s, limit)
             sent = []
             for event in batch:
-                info = self._client.publish(self._topic_event, self._restamped(event).to_json(),
-                                            qos=1)
+                info = self._client.publish(
+                    self._topic_event, self._restamped(event).to_json(), qos=1
+                )
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     break  # disconnected meanwhile: the reconnect makes everything due again
                 sent.append(event.id)

@@ -70,8 +70,9 @@ class Outbox:
             # A device that cannot start is worse than one that lost its backlog: keep the
             # damaged file for inspection and begin a new one.
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            log.error("outbox %s is unreadable (%s); moved to %s, starting empty",
-                      self.path, exc, aside)
+            log.error(
+                "outbox %s is unreadable (%s); moved to %s, starting empty", self.path, exc, aside
+            )
             self.path.rename(aside)
             for suffix in ("-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
@@ -84,8 +85,13 @@ class Outbox:
         event could never be acknowledged and would sit in the outbox for ever."""
         protocol.parse_event(event.to_json())
         row = (
-            event.id, str(event.type), event.device_id, event.boot_id, event.mono,
-            protocol.format_ts(event.ts), int(event.clock_synced),
+            event.id,
+            str(event.type),
+            event.device_id,
+            event.boot_id,
+            event.mono,
+            protocol.format_ts(event.ts),
+            int(event.clock_synced),
             json.dumps(event.data, separators=(",", ":")),
         )
         with self._lock, self._conn:
@@ -123,7 +129,9 @@ class Outbox:
                 log.warning(
                     "outbox %s holds %d events, over its bound of %d: nothing left to drop but"
                     " events that must be kept; is the server acknowledging?",
-                    self.path, self._count, self.max_rows,
+                    self.path,
+                    self._count,
+                    self.max_rows,
                 )
                 self._over_bound_warned = True
         else:

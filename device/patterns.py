@@ -56,9 +56,7 @@ TIME_TO_MOVE = (
     Pattern("time to move 2", 5, 0.10, 0.10, LedPattern(LedMode.PULSE, 0.4, 0.4)),
     Pattern("time to move 3", 16, 0.07, 0.07, LedPattern(LedMode.BLINK, 0.15, 0.15)),
 )
-DRILL_STEP = Pattern(
-    "drill step", 1, 0.4, 0.1, LedPattern(LedMode.BLINK, 0.1, 0.1, times=2)
-)
+DRILL_STEP = Pattern("drill step", 1, 0.4, 0.1, LedPattern(LedMode.BLINK, 0.1, 0.1, times=2))
 DRILL_DONE = Pattern("drill done", 3, 0.3, 0.1, LedPattern(LedMode.BLINK, 3.0, 0.01, times=1))
 SNOOZED = Pattern("snoozed", 1, 0.1, 0.1, LedPattern(LedMode.OFF))
 REFUSED = Pattern("refused", 2, 0.05, 0.1, LedPattern(LedMode.BLINK, 0.05, 0.1, times=2))

@@ -57,8 +57,14 @@ def running_server(config: ServerConfig) -> Iterator[tuple[Engine, IngestWorker]
 class Desk:
     """A device service plus the person at it, in fake time."""
 
-    def __init__(self, factory: Any, data_dir: Path, mqtt_port: int, clock: FakeClock,
-                 device_id: str = "desk-e2e") -> None:
+    def __init__(
+        self,
+        factory: Any,
+        data_dir: Path,
+        mqtt_port: int,
+        clock: FakeClock,
+        device_id: str = "desk-e2e",
+    ) -> None:
         self.clock = clock
         self.factory = factory
         config = DeviceConfig(

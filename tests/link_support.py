@@ -60,8 +60,14 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str
 class FakeServer:
     """Subscribes to every device's events, records them, and acks each one (if ``acking``)."""
 
-    def __init__(self, host: str, port: int, acking: bool = True, client_id: str = "",
-                 setup: Callable[[mqtt.Client], None] | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        acking: bool = True,
+        client_id: str = "",
+        setup: Callable[[mqtt.Client], None] | None = None,
+    ) -> None:
         self.acking = acking
         self.received: list[Event] = []
         self.raw: list[tuple[str, bytes, bool]] = []  # (topic, payload, retain) on watched topics
@@ -81,9 +87,16 @@ class FakeServer:
         wait_until(self._ready.is_set, 10, "fake server to subscribe")
 
     def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
-        client.subscribe([("sitwatch/+/event", 1), ("sitwatch/+/status", 1),
-                          ("sitwatch/+/config/result", 1), ("sitwatch/+/seat", 1),
-                          ("sitwatch/+/today", 1), ("homeassistant/#", 1)])
+        client.subscribe(
+            [
+                ("sitwatch/+/event", 1),
+                ("sitwatch/+/status", 1),
+                ("sitwatch/+/config/result", 1),
+                ("sitwatch/+/seat", 1),
+                ("sitwatch/+/today", 1),
+                ("homeassistant/#", 1),
+            ]
+        )
         self.connects += 1
         self._ready.set()
 
@@ -98,8 +111,9 @@ class FakeServer:
         with self._lock:
             self.received.append(event)
         if self.acking:
-            client.publish(protocol.topic(device_id, protocol.ACK),
-                           protocol.ack_payload([event.id]), qos=1)
+            client.publish(
+                protocol.topic(device_id, protocol.ACK), protocol.ack_payload([event.id]), qos=1
+            )
 
     def wait_connected(self, times: int, timeout: float = 10) -> None:
         wait_until(lambda: self.connects >= times, timeout, f"fake server connect #{times}")
@@ -124,22 +138,28 @@ class FakeServer:
         self._client.loop_stop()
 
 
-RETAINED_LEAVES = (protocol.STATUS, protocol.SEAT, protocol.TODAY, protocol.CONFIG,
-                   protocol.CONFIG_RESULT)
+RETAINED_LEAVES = (
+    protocol.STATUS,
+    protocol.SEAT,
+    protocol.TODAY,
+    protocol.CONFIG,
+    protocol.CONFIG_RESULT,
+)
 
 
-def clear_retained(host: str, port: int, device_id: str, extra_topics: tuple[str, ...] = ()
-                   ) -> None:
+def clear_retained(
+    host: str, port: int, device_id: str, extra_topics: tuple[str, ...] = ()
+) -> None:
     """Empty the retained topics a test device left on a shared broker, so other tests'
     wildcard subscribers (the ingest tests) do not see them."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=f"cleaner-{device_id}-{time.monotonic_ns()}")
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"cleaner-{device_id}-{time.monotonic_ns()}"
+    )
     client.connect(host, port)
     client.loop_start()
     try:
         topics = [protocol.topic(device_id, leaf) for leaf in RETAINED_LEAVES]
-        infos = [client.publish(name, b"", qos=1, retain=True)
-                 for name in (*topics, *extra_topics)]
+        infos = [client.publish(name, b"", qos=1, retain=True) for name in (*topics, *extra_topics)]
         for info in infos:
             info.wait_for_publish(5)
     finally:

@@ -3,11 +3,11 @@ class over MockFactory SPI, and the calibrate command."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from gpiozero import MCP3008
 from mock_mcp3008 import MockMCP3008
 
@@ -124,13 +124,48 @@ def test_uncalibrated_analog_mat_is_a_clear_error(
         Agent(config, clock, pin_factory=mock_factory)
 
 
-def test_calibrate_command(adc_chip: MockMCP3008, tmp_path: Path) -> None:
+def test_calibrate_command(
+    adc_chip: MockMCP3008,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from sitwatch.device.cli import main
 
     adc_chip.values[0] = 0.3  # a sensor that does not respond: both readings alike
-    result = CliRunner().invoke(
-        main, ["--data-dir", str(tmp_path), "calibrate", "--samples", "3"], input="\n\n"
-    )
-    assert result.exit_code == 2
-    assert "too close" in result.output
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n\n"))
+    with pytest.raises(SystemExit) as exited:
+        main(["--data-dir", str(tmp_path), "calibrate", "--samples", "3"])
+    assert exited.value.code == 2
+    said = capsys.readouterr()
+    assert "Leave the seat EMPTY" in said.out
+    assert "too close" in said.err
     assert not (tmp_path / "calibration.json").exists()
+
+
+def test_calibrate_command_saves_both_readings(
+    adc_chip: MockMCP3008,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sitwatch.device.cli import main
+
+    class User(io.StringIO):
+        """Presses Enter on an empty seat, then sits down and presses Enter again."""
+
+        readings = iter([0.1, 0.7])
+
+        def readline(self, *_args: object) -> str:
+            adc_chip.values[0] = next(self.readings)
+            return "\n"
+
+    monkeypatch.setattr("sys.stdin", User())
+    main(["--data-dir", str(tmp_path), "calibrate", "--samples", "3"])
+    said = capsys.readouterr().out
+    assert "Now SIT normally" in said
+    assert "saved" in said and 'set mat_kind = "mcp3008"' in said
+    saved = load_calibration(tmp_path / "calibration.json")
+    assert saved is not None
+    assert saved.empty == pytest.approx(0.1, abs=0.01)
+    assert saved.occupied == pytest.approx(0.7, abs=0.01)

@@ -51,6 +51,31 @@ def test_speed_needs_simulate() -> None:
     assert done.returncode == 2 and "--speed needs --simulate" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--simulate", "--speed", "0"], "--speed: 0 is not in the range 0.01..10000"),
+        (["--mqtt-port", "http"], "--mqtt-port: 'http' is not a whole number"),
+        (["--mqtt-port", "70000"], "--mqtt-port: 70000 is not in the range 1..65535"),
+        (["--log-level", "LOUD"], "--log-level: invalid choice: 'LOUD'"),
+        (["calibrate", "--samples", "2"], "--samples: 2 is not in the range 3..1000"),
+        (["--device-id", "desk 1"], "device_id = 'desk 1'"),
+    ],
+)
+def test_bad_options_are_clear_errors(args: list[str], said: str) -> None:
+    done = run_device(*args)
+    assert done.returncode == 2
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_help_and_version() -> None:
+    done = run_device("--help")
+    assert done.returncode == 0
+    assert "--simulate" in done.stdout and "calibrate" in done.stdout
+    assert run_device("--version").stdout.startswith("sitwatch-device ")
+
+
 def test_simulator_driven_from_the_keyboard(broker: Mosquitto, tmp_path: Path) -> None:
     # At 1200x a 30-minute limit takes 1.5 s: sit down, wait 8 x 5 min, show status, press.
     script = "s\n" + "w\n" * 8 + "t\nb\n"

@@ -52,7 +52,9 @@ class Browser:
 
 
 def test_a_sitting_session_travels_from_the_pin_to_the_dashboard(
-    broker: Mosquitto, mock_factory, tmp_path: Path  # type: ignore[no-untyped-def]
+    broker: Mosquitto,
+    mock_factory,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     config = server_config(tmp_path / "server.db", broker.port)
     with running_server(config) as (engine, _worker):
@@ -98,7 +100,9 @@ def test_a_sitting_session_travels_from_the_pin_to_the_dashboard(
 
 
 def test_a_pause_command_from_the_server_silences_the_desk(
-    broker: Mosquitto, mock_factory, tmp_path: Path  # type: ignore[no-untyped-def]
+    broker: Mosquitto,
+    mock_factory,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     import paho.mqtt.client as mqtt
 

@@ -71,14 +71,22 @@ def ha_link(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[MqttLink, str]]
     device_id = f"desk-{uuid.uuid4().hex[:10]}"
     outbox = Outbox(tmp_path / "outbox.db")
     config = MqttConfig(host=broker.host, port=broker.port, heartbeat_s=0, ha_discovery=True)
-    link = MqttLink(config, device_id, "boot0000aaaa", outbox, SystemClock(),
-                    settings_path=tmp_path / "settings.json", on_settings=lambda s: None,
-                    device_name="Desk")
+    link = MqttLink(
+        config,
+        device_id,
+        "boot0000aaaa",
+        outbox,
+        SystemClock(),
+        settings_path=tmp_path / "settings.json",
+        on_settings=lambda s: None,
+        device_name="Desk",
+    )
     yield link, device_id
     link.stop()
     outbox.close()
-    clear_retained(broker.host, broker.port, device_id,
-                   tuple(m.topic for m in discovery_messages(device_id)))
+    clear_retained(
+        broker.host, broker.port, device_id, tuple(m.topic for m in discovery_messages(device_id))
+    )
 
 
 def test_the_link_publishes_discovery_and_resends_it_when_home_assistant_restarts(
@@ -112,15 +120,22 @@ def test_no_discovery_unless_opted_in(broker: Mosquitto, tmp_path: Path) -> None
     device_id = f"desk-{uuid.uuid4().hex[:10]}"
     watcher = FakeServer(broker.host, broker.port)
     outbox = Outbox(tmp_path / "outbox.db")
-    link = MqttLink(MqttConfig(host=broker.host, port=broker.port, heartbeat_s=0), device_id,
-                    "boot0000aaaa", outbox, SystemClock(),
-                    settings_path=tmp_path / "s.json", on_settings=lambda s: None)
+    link = MqttLink(
+        MqttConfig(host=broker.host, port=broker.port, heartbeat_s=0),
+        device_id,
+        "boot0000aaaa",
+        outbox,
+        SystemClock(),
+        settings_path=tmp_path / "s.json",
+        on_settings=lambda s: None,
+    )
     try:
         link.start()
         status = protocol.topic(device_id, protocol.STATUS)
         wait_until(lambda: watcher.messages(status), 10, "online status")
-        assert not any(device_id in topic for topic, _, _ in watcher.raw
-                       if topic.startswith("homeassistant/"))
+        assert not any(
+            device_id in topic for topic, _, _ in watcher.raw if topic.startswith("homeassistant/")
+        )
     finally:
         link.stop()
         outbox.close()

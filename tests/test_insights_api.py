@@ -192,7 +192,9 @@ def test_weeks_csv_equals_the_json(client: FlaskClient) -> None:
         funnel = week["funnel"]
         median = funnel["median_to_stand_s"]
         assert (row["nudges"], row["stood_up_5min"], row["drilled"]) == (
-            str(funnel["nudges"]), str(funnel["stood_up"]), str(funnel["drilled"])
+            str(funnel["nudges"]),
+            str(funnel["stood_up"]),
+            str(funnel["drilled"]),
         )
         assert row["median_to_stand_s"] == ("" if median is None else f"{median:.0f}")
     assert int(rows[-1]["nudges"]) > 0  # the generated week has nudges

@@ -63,8 +63,13 @@ def fresh_device_id() -> str:
 def make_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
     desks: list[Desk] = []
 
-    def make(broker: Mosquitto, clock: Clock | None = None, start: bool = True,
-             device_id: str | None = None, **mqtt: object) -> Desk:
+    def make(
+        broker: Mosquitto,
+        clock: Clock | None = None,
+        start: bool = True,
+        device_id: str | None = None,
+        **mqtt: object,
+    ) -> Desk:
         device_id = device_id or fresh_device_id()
         options: dict[str, object] = {"heartbeat_s": 0, "resend_after_s": 1}
         options.update(mqtt)
@@ -73,7 +78,11 @@ def make_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
         settings_path = tmp_path / f"{device_id}-settings.json"
         desk: Desk
         link = MqttLink(
-            config, device_id, BOOT, outbox, clock or SystemClock(),
+            config,
+            device_id,
+            BOOT,
+            outbox,
+            clock or SystemClock(),
             settings_path=settings_path,
             on_settings=lambda s: desk.applied.append(s),
             on_connection=lambda up: desk.connection.append(up),
@@ -193,10 +202,12 @@ def test_events_stamped_before_the_clock_synced_are_restamped(
     clock = FakeClock(synced=False)
     desk = make_desk(broker, clock=clock, start=False)
     # Stamped with the stale boot-time wall clock, 100 s before "now" on the monotonic clock.
-    stale = make_event(device_id=desk.device_id, mono=clock.monotonic(), ts=clock.wall(),
-                       clock_synced=False)
-    other_boot = make_event(device_id=desk.device_id, boot_id="otherboot999", ts=clock.wall(),
-                            clock_synced=False)
+    stale = make_event(
+        device_id=desk.device_id, mono=clock.monotonic(), ts=clock.wall(), clock_synced=False
+    )
+    other_boot = make_event(
+        device_id=desk.device_id, boot_id="otherboot999", ts=clock.wall(), clock_synced=False
+    )
     desk.outbox.add(stale)
     desk.outbox.add(other_boot)
     clock.advance(100)
@@ -216,8 +227,10 @@ def test_a_day_of_backlog_drains_in_seconds(
     broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
 ) -> None:
     desk = make_desk(broker, start=False)
-    ids = [desk.outbox.add(make_event(EventType.HEARTBEAT, device_id=desk.device_id)).id
-           for _ in range(3000)]
+    ids = [
+        desk.outbox.add(make_event(EventType.HEARTBEAT, device_id=desk.device_id)).id
+        for _ in range(3000)
+    ]
     desk.link.start()
     wait_until(lambda: len(desk.outbox) == 0, 15, "3000 events to drain")
     assert server.unique_ids() == ids
@@ -263,9 +276,12 @@ def test_a_resume_command_says_how_long_ago_it_was_sent(
 
 # -- remote settings ------------------------------------------------------------------------
 
+
 def config_results(server: FakeServer, desk: Desk) -> list[tuple[bool, str | None]]:
-    return [protocol.parse_config_result(payload)
-            for payload, _ in server.messages(desk.topic(protocol.CONFIG_RESULT))]
+    return [
+        protocol.parse_config_result(payload)
+        for payload, _ in server.messages(desk.topic(protocol.CONFIG_RESULT))
+    ]
 
 
 def test_valid_remote_settings_are_applied_saved_and_confirmed(
@@ -284,14 +300,18 @@ def test_valid_remote_settings_are_applied_saved_and_confirmed(
 
 
 def test_invalid_remote_settings_are_rejected_with_the_reason(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk],
+    broker: Mosquitto,
+    server: FakeServer,
+    make_desk: Callable[..., Desk],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     desk = make_desk(broker)
     save_settings(desk.settings_path, TrackerSettings(sitting_limit_s=1200))
     with caplog.at_level(logging.WARNING, logger="sitwatch.device.link"):
-        server.publish(desk.topic(protocol.CONFIG),
-                       protocol.config_payload({"sitting_limit_s": 5, "volume": 11}))
+        server.publish(
+            desk.topic(protocol.CONFIG),
+            protocol.config_payload({"sitting_limit_s": 5, "volume": 11}),
+        )
         wait_until(lambda: config_results(server, desk), 10, "config result")
 
     accepted, reason = config_results(server, desk)[-1]
@@ -307,8 +327,11 @@ def test_retained_settings_reach_a_device_that_connects_later_and_survive_restar
     broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
 ) -> None:
     device_id = fresh_device_id()
-    server.publish(protocol.topic(device_id, protocol.CONFIG),
-                   protocol.config_payload({"break_s": 300}), retain=True)
+    server.publish(
+        protocol.topic(device_id, protocol.CONFIG),
+        protocol.config_payload({"break_s": 300}),
+        retain=True,
+    )
     desk = make_desk(broker, device_id=device_id)
     wait_until(lambda: desk.applied, 10, "retained settings applied")
     desk.link.stop()
@@ -319,8 +342,16 @@ def test_retained_settings_reach_a_device_that_connects_later_and_survive_restar
 
 
 HOSTILE = [
-    b"", b"null", b"[]", b"\xff\xfe\x00", b"{", b"{}" * 10000, b"x" * 100_000,
-    b'{"v":2,"settings":{}}', b'{"v":1}', b'{"v":1,"settings":[]}',
+    b"",
+    b"null",
+    b"[]",
+    b"\xff\xfe\x00",
+    b"{",
+    b"{}" * 10000,
+    b"x" * 100_000,
+    b'{"v":2,"settings":{}}',
+    b'{"v":1}',
+    b'{"v":1,"settings":[]}',
     b'{"v":1,"settings":{"sitting_limit_s":"lots"}}',
     b'{"v":1,"settings":{"sitting_limit_s":NaN}}',
     b'{"v":1,"settings":{"sitting_limit_s":1e999}}',
@@ -330,9 +361,12 @@ HOSTILE = [
     b'{"v":1,"settings":{"__class__":{}}}',
     b'{"v":1,"ids":' + b"9" * 5000 + b"}",
     b"[" * 5000 + b"]" * 5000,
-    b'{"v":1,"ids":["../../etc"]}', b'{"v":1,"ids":"abc"}', b'{"v":1,"ids":[1,2]}',
+    b'{"v":1,"ids":["../../etc"]}',
+    b'{"v":1,"ids":"abc"}',
+    b'{"v":1,"ids":[1,2]}',
     b'{"v":1,"ids":' + json.dumps(["a" * 10] * 1001).encode() + b"}",
-    b'{"v":1,"command":"resume"}', b'{"v":1,"command":"resume","at":"soon"}',
+    b'{"v":1,"command":"resume"}',
+    b'{"v":1,"command":"resume","at":"soon"}',
     b'{"v":1,"command":"resume","at":"2026-03-02T15:00:00"}',
 ]
 
@@ -360,8 +394,9 @@ def assert_still_works(server: FakeServer, desk: Desk) -> None:
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=15), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=15), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 SETTING_KEYS = list(TrackerSettings.model_fields) + ["start", "end", "v"]
@@ -372,7 +407,8 @@ PAYLOADS = st.one_of(
     SETTINGS_LIKE.map(lambda s: json.dumps({"v": 1, "settings": s}).encode()),
     JSON_VALUES.map(lambda ids: json.dumps({"v": 1, "ids": ids}).encode()),
     st.lists(st.text(max_size=70), max_size=5).map(
-        lambda ids: json.dumps({"v": 1, "ids": ids}).encode()),
+        lambda ids: json.dumps({"v": 1, "ids": ids}).encode()
+    ),
 )
 
 
@@ -384,10 +420,17 @@ def test_generated_payloads_on_config_and_ack_never_crash_the_link(
     previous_hook = threading.excepthook
     threading.excepthook = lambda args: paho_thread_errors.append(args.exc_value)  # type: ignore
     try:
-        @settings(max_examples=200, deadline=None, database=None,
-                  suppress_health_check=[HealthCheck.too_slow])
-        @given(payload=PAYLOADS,
-               leaf=st.sampled_from([protocol.CONFIG, protocol.ACK, protocol.COMMAND]))
+
+        @settings(
+            max_examples=200,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
+        @given(
+            payload=PAYLOADS,
+            leaf=st.sampled_from([protocol.CONFIG, protocol.ACK, protocol.COMMAND]),
+        )
         def publish(payload: bytes, leaf: str) -> None:
             server.publish(desk.topic(leaf), payload)
 

@@ -37,8 +37,15 @@ class Desk:
         self.device_id = device_id
         self.outbox = Outbox(path / "outbox.db")
         config = MqttConfig(host=host, port=port, heartbeat_s=0, resend_after_s=1)
-        self.link = MqttLink(config, device_id, BOOT, self.outbox, SystemClock(),
-                             settings_path=path / "settings.json", on_settings=lambda s: None)
+        self.link = MqttLink(
+            config,
+            device_id,
+            BOOT,
+            self.outbox,
+            SystemClock(),
+            settings_path=path / "settings.json",
+            on_settings=lambda s: None,
+        )
         self.ids: list[str] = []
 
     def add(self, count: int = 1, pause_s: float = 0.0) -> None:
@@ -89,6 +96,7 @@ def assert_all_delivered(server: FakeServer, ids: list[str]) -> None:
 
 def stream_while(desk: Desk, action: threading.Event, count: int) -> threading.Thread:
     """Adds ``count`` events, 10 ms apart, in the background (the agent keeps recording)."""
+
     def run() -> None:
         desk.add(count // 2, pause_s=0.01)
         action.set()
@@ -182,10 +190,12 @@ def test_device_killed_with_events_unacknowledged_resends_them_after_restart(
     device_id = "desk-crash"
     db = tmp_path / "outbox.db"
     server.acking = False  # the server is slow: nothing confirmed before the crash
-    script = CRASHING_DEVICE.format(tests=str(TESTS), db=str(db), port=private_broker.port,
-                                    device=device_id, count=20)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                               text=True, start_new_session=True)
+    script = CRASHING_DEVICE.format(
+        tests=str(TESTS), db=str(db), port=private_broker.port, device=device_id, count=20
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         assert process.stdout is not None
         ids = [process.stdout.readline().strip() for _ in range(20)]
@@ -196,14 +206,21 @@ def test_device_killed_with_events_unacknowledged_resends_them_after_restart(
         if process.stdout is not None:
             process.stdout.close()
     status = protocol.topic(device_id, protocol.STATUS)
-    wait_until(lambda: any(protocol.parse_status(p).detail == "connection lost"
-                           for p, _ in server.messages(status)), 10, "the Last Will")
+    wait_until(
+        lambda: any(
+            protocol.parse_status(p).detail == "connection lost" for p, _ in server.messages(status)
+        ),
+        10,
+        "the Last Will",
+    )
 
     # Recorded but never published: the agent wrote them just before the crash.
     with Outbox(db) as outbox:
         assert len(outbox) == 20
-        ids += [outbox.add(make_event(device_id=device_id, boot_id="bootcrash0001")).id
-                for _ in range(5)]
+        ids += [
+            outbox.add(make_event(device_id=device_id, boot_id="bootcrash0001")).id
+            for _ in range(5)
+        ]
 
     server.acking = True
     restarted = Desk(private_broker.host, private_broker.port, tmp_path, device_id)

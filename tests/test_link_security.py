@@ -20,8 +20,10 @@ from sitwatch.device.outbox import Outbox
 
 pytestmark = [
     pytest.mark.timeout(30),
-    pytest.mark.skipif(not (shutil.which("openssl") and shutil.which("mosquitto_passwd")),
-                       reason="needs openssl and mosquitto_passwd"),
+    pytest.mark.skipif(
+        not (shutil.which("openssl") and shutil.which("mosquitto_passwd")),
+        reason="needs openssl and mosquitto_passwd",
+    ),
 ]
 USER, PASSWORD = "desk-user", "pa55-Secret-do-not-log"
 
@@ -33,16 +35,37 @@ class SecureMosquitto(Mosquitto):
         conf = super()._write_config()
         cert, key, passwd = (self.workdir / name for name in ("cert.pem", "key.pem", "passwd"))
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-             "-addext", "subjectAltName=IP:127.0.0.1"],
-            check=True, capture_output=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ],
+            check=True,
+            capture_output=True,
         )
-        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), USER, PASSWORD],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mosquitto_passwd", "-b", "-c", str(passwd), USER, PASSWORD],
+            check=True,
+            capture_output=True,
+        )
         text = conf.read_text()
-        text = text.replace(f"listener {self.port} {self.host}\n",
-                            f"listener {self.port} {self.host}\ncertfile {cert}\nkeyfile {key}\n")
+        text = text.replace(
+            f"listener {self.port} {self.host}\n",
+            f"listener {self.port} {self.host}\ncertfile {cert}\nkeyfile {key}\n",
+        )
         # (the base config already runs mosquitto as root when we are root, so it can read
         # these files in pytest's 0700 directory)
         secured = f"allow_anonymous false\npassword_file {passwd}\n"
@@ -65,11 +88,24 @@ def secure_broker(tmp_path: Path) -> Iterator[SecureMosquitto]:
 
 
 def make_link(broker: SecureMosquitto, tmp_path: Path, password: str) -> tuple[MqttLink, Outbox]:
-    config = MqttConfig(host=broker.host, port=broker.port, username=USER, password=password,
-                        tls=TlsConfig(ca_certs=broker.ca_file), heartbeat_s=0)
+    config = MqttConfig(
+        host=broker.host,
+        port=broker.port,
+        username=USER,
+        password=password,
+        tls=TlsConfig(ca_certs=broker.ca_file),
+        heartbeat_s=0,
+    )
     outbox = Outbox(tmp_path / "outbox.db")
-    link = MqttLink(config, "desk-1", "boot0000aaaa", outbox, SystemClock(),
-                    settings_path=tmp_path / "settings.json", on_settings=lambda s: None)
+    link = MqttLink(
+        config,
+        "desk-1",
+        "boot0000aaaa",
+        outbox,
+        SystemClock(),
+        settings_path=tmp_path / "settings.json",
+        on_settings=lambda s: None,
+    )
     return link, outbox
 
 
@@ -115,5 +151,12 @@ def test_a_wrong_password_is_logged_and_retried_without_crashing(
 def test_missing_certificate_file_is_a_config_error(tmp_path: Path) -> None:
     config = MqttConfig(tls=TlsConfig(ca_certs=str(tmp_path / "missing-ca.pem")))
     with Outbox(tmp_path / "outbox.db") as outbox, pytest.raises(ConfigError, match="mqtt.tls"):
-        MqttLink(config, "desk-1", "boot0000aaaa", outbox, SystemClock(),
-                 settings_path=tmp_path / "s.json", on_settings=lambda s: None)
+        MqttLink(
+            config,
+            "desk-1",
+            "boot0000aaaa",
+            outbox,
+            SystemClock(),
+            settings_path=tmp_path / "s.json",
+            on_settings=lambda s: None,
+        )

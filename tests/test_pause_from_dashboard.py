@@ -77,8 +77,11 @@ def test_the_settings_page_has_the_three_buttons_and_no_script(
     broker: Mosquitto, engine: Engine
 ) -> None:
     page = logged_in(engine, broker.port).get("/devices/desk-a/settings").get_data(as_text=True)
-    for value, label in (("hour", "Pause prompts for 1 hour"),
-                         ("tomorrow", "Pause until tomorrow"), ("resume", "Resume now")):
+    for value, label in (
+        ("hour", "Pause prompts for 1 hour"),
+        ("tomorrow", "Pause until tomorrow"),
+        ("resume", "Resume now"),
+    ):
         assert f'name="span" value="{value}">{label}</button>' in page
     assert 'action="/devices/desk-a/pause"' in page
     assert "<script" not in page
@@ -143,8 +146,19 @@ def test_an_unreachable_broker_is_a_clear_error(engine: Engine) -> None:
 
 
 HOSTILE_SPANS = [
-    None, "", " hour", "HOUR", "forever", "1e308", "-3600", "NaN", "hour\x00",
-    "<script>alert(1)</script>", "tomorrow'; DROP TABLE events; --", "x" * 20_000, "\u202e",
+    None,
+    "",
+    " hour",
+    "HOUR",
+    "forever",
+    "1e308",
+    "-3600",
+    "NaN",
+    "hour\x00",
+    "<script>alert(1)</script>",
+    "tomorrow'; DROP TABLE events; --",
+    "x" * 20_000,
+    "\u202e",
 ]
 
 
@@ -163,16 +177,15 @@ def test_hostile_choices_are_refused_with_a_clear_message_and_nothing_is_sent(
             received.get(timeout=0.3)
 
 
-def test_forms_without_token_login_or_device_are_refused(
-    broker: Mosquitto, engine: Engine
-) -> None:
+def test_forms_without_token_login_or_device_are_refused(broker: Mosquitto, engine: Engine) -> None:
     client = logged_in(engine, broker.port)
     assert client.post("/devices/desk-a/pause", data={"span": "hour"}).status_code == 400
     assert client.get("/devices/desk-a/pause").status_code == 405
     token = csrf_from(client.get("/devices/desk-a/settings").get_data(as_text=True))
     for device_id in ("no-such-desk", "..%2F..%2Fetc", "desk%00a"):
-        answer = client.post(f"/devices/{device_id}/pause", data={"csrf_token": token,
-                                                                    "span": "hour"})
+        answer = client.post(
+            f"/devices/{device_id}/pause", data={"csrf_token": token, "span": "hour"}
+        )
         assert answer.status_code == 404
     stranger = make_app(engine, mqtt_port=broker.port).test_client()
     answer = stranger.post("/devices/desk-a/pause", data={"span": "hour"})
@@ -255,7 +268,9 @@ def test_a_pause_from_before_the_device_restarted_is_not_shown(engine: Engine) -
 
 
 def test_a_button_on_the_dashboard_pauses_and_resumes_a_real_desk(
-    broker: Mosquitto, mock_factory, tmp_path: Path  # type: ignore[no-untyped-def]
+    broker: Mosquitto,
+    mock_factory,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     """Dashboard -> Mosquitto -> the device's link -> agent -> tracker; the tracker's pause
     event -> ingest -> database -> the badge on the device page."""
@@ -271,9 +286,15 @@ def test_a_button_on_the_dashboard_pauses_and_resumes_a_real_desk(
         desk = Desk(mock_factory, tmp_path / "device", broker.port, FakeClock(), "desk-pz")
         try:
             assert wait_until(lambda: desk.service.link.is_connected, timeout=10)
-            app = create_app(config, engine=engine, test_config={
-                "TESTING": True, "SECRET_KEY": "t", "SITWATCH_NOW": desk.clock.wall,
-            })
+            app = create_app(
+                config,
+                engine=engine,
+                test_config={
+                    "TESTING": True,
+                    "SECRET_KEY": "t",
+                    "SITWATCH_NOW": desk.clock.wall,
+                },
+            )
             client = app.test_client()
             assert login(client, "ana", "s3cret-pass").status_code == 302
             assert wait_until(lambda: client.get("/devices/desk-pz").status_code == 200, 10)

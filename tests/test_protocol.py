@@ -132,7 +132,9 @@ def test_resume_command_round_trip_and_how_long_ago_it_was_sent() -> None:
     sent = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
     command = protocol.ResumeCommand(at=sent)
     assert json.loads(command.to_json()) == {
-        "v": 1, "command": "resume", "at": "2026-03-02T15:00:00.000Z"
+        "v": 1,
+        "command": "resume",
+        "at": "2026-03-02T15:00:00.000Z",
     }
     parsed = protocol.parse_command(command.to_json())
     assert parsed == command
@@ -155,8 +157,10 @@ def test_resume_command_round_trip_and_how_long_ago_it_was_sent() -> None:
         ('{"v": 2, "command": "resume", "at": "2026-03-02T15:00:00Z"}', "unsupported protocol"),
         ('{"v": 1, "command": "RESUME", "at": "2026-03-02T15:00:00Z"}', "unknown command"),
         ('{"v": 1, "command": ["resume"]}', "field 'command' must be str"),
-        ('{"v": 1, "command": "pause", "pause_s": 1e999, "until": "2026-03-02T15:00:00Z"}',
-         "must be finite"),
+        (
+            '{"v": 1, "command": "pause", "pause_s": 1e999, "until": "2026-03-02T15:00:00Z"}',
+            "must be finite",
+        ),
     ],
 )
 def test_malformed_commands_raise_protocol_error(payload: str, message: str) -> None:

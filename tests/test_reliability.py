@@ -246,8 +246,10 @@ def test_a_week_of_backlog_drains_on_the_first_send(broker: Mosquitto, tmp_path:
     from sitwatch.protocol import EventType
 
     outbox = Outbox(tmp_path / "outbox.db")
-    events = [make_event(EventType.HEARTBEAT, device_id="desk-week", mono=300.0 * n,
-                         data={"queued": n}) for n in range(2400)]
+    events = [
+        make_event(EventType.HEARTBEAT, device_id="desk-week", mono=300.0 * n, data={"queued": n})
+        for n in range(2400)
+    ]
     for event in events:
         outbox.add(event)
     config = server_config(tmp_path / "server.db", broker.port, "rel-week")
@@ -255,9 +257,15 @@ def test_a_week_of_backlog_drains_on_the_first_send(broker: Mosquitto, tmp_path:
     mqtt_settings = config.mqtt.model_copy(update={"batch_wait_s": 0.5, "batch_size": 1000})
     config = config.model_copy(update={"mqtt": mqtt_settings})
     with running_server(config) as (engine, worker):
-        link = MqttLink(MqttConfig(port=broker.port, heartbeat_s=0, resend_after_s=3600),
-                        "desk-week", "boot-week-1", outbox, SystemClock(),
-                        settings_path=tmp_path / "settings.json", on_settings=lambda _s: None)
+        link = MqttLink(
+            MqttConfig(port=broker.port, heartbeat_s=0, resend_after_s=3600),
+            "desk-week",
+            "boot-week-1",
+            outbox,
+            SystemClock(),
+            settings_path=tmp_path / "settings.json",
+            on_settings=lambda _s: None,
+        )
         link.start()
         try:
             assert wait_until(lambda: len(outbox) == 0, timeout=60), f"{len(outbox)} left"
@@ -287,14 +295,29 @@ def test_device_agent_killed_mid_outbox_and_restarted(broker: Mosquitto, tmp_pat
 
     data = tmp_path / "desk"
     command = [
-        str(Path(sys.executable).with_name("sitwatch-device")), "--simulate", "--scripted",
-        "--speed", "600", "--data-dir", str(data), "--device-id", "desk-kill",
-        "--mqtt-port", str(broker.port), "--log-level", "WARNING",
+        str(Path(sys.executable).with_name("sitwatch-device")),
+        "--simulate",
+        "--scripted",
+        "--speed",
+        "600",
+        "--data-dir",
+        str(data),
+        "--device-id",
+        "desk-kill",
+        "--mqtt-port",
+        str(broker.port),
+        "--log-level",
+        "WARNING",
     ]
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def queued() -> int:
         try:
@@ -307,6 +330,7 @@ def test_device_agent_killed_mid_outbox_and_restarted(broker: Mosquitto, tmp_pat
     with running_server(config) as (engine, worker):
         desk = start()
         try:
+
             def stored() -> int:
                 with session_factory(engine)() as session:
                     return session.scalar(select(func.count()).select_from(StoredEvent)) or 0

@@ -27,10 +27,19 @@ def test_no_file_means_no_saved_settings(tmp_path: Path, caplog: pytest.LogCaptu
     assert caplog.records == []
 
 
-@pytest.mark.parametrize("content", [
-    b"", b"{", b"\xff\xfe garbage", b"[]", b'{"v": 2, "settings": {}}',
-    b'{"v": 1, "settings": {"sitting_limit_s": -5}}', b'{"v": 1}', b"[" * 100_000,
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b"\xff\xfe garbage",
+        b"[]",
+        b'{"v": 2, "settings": {}}',
+        b'{"v": 1, "settings": {"sitting_limit_s": -5}}',
+        b'{"v": 1}',
+        b"[" * 100_000,
+    ],
+)
 def test_a_damaged_file_is_ignored_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes
 ) -> None:
