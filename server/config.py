@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sitwatch.settings import describe_errors
 
 DEFAULT_PATH = Path("/etc/sitwatch/server.toml")
+# A client id or shared-subscription group: no topic separators or wildcards, and short
+# enough for any broker.
+MQTT_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class ServerConfigError(ValueError):
@@ -32,9 +35,11 @@ class BrokerConfig(BaseModel):
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
     tls_ca_certs: str | None = None
-    client_id: str = "sitwatch-ingest"
-    # Several ingest workers with the same group split the fleet ($share/<group>/...).
-    share_group: str | None = None
+    # Unique per worker: the broker disconnects the older of two clients with one id.
+    client_id: Annotated[str, Field(pattern=MQTT_NAME)] = "sitwatch-ingest"
+    # Several ingest workers with the same group split the fleet ($share/<group>/...); the
+    # sitwatch-ingest@.service template sets both per instance (docs/deploy.md).
+    share_group: Annotated[str, Field(pattern=MQTT_NAME)] | None = None
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     batch_wait_s: Annotated[float, Field(ge=0.001, le=10)] = 0.05
 
@@ -90,6 +95,8 @@ ENV_OVERRIDES = {
     "SITWATCH_MQTT_PORT": ("mqtt", "port"),
     "SITWATCH_MQTT_USERNAME": ("mqtt", "username"),
     "SITWATCH_MQTT_PASSWORD": ("mqtt", "password"),
+    "SITWATCH_MQTT_CLIENT_ID": ("mqtt", "client_id"),
+    "SITWATCH_MQTT_SHARE_GROUP": ("mqtt", "share_group"),
     "SITWATCH_WEB_HOST": ("web", "host"),
     "SITWATCH_WEB_PORT": ("web", "port"),
     "SITWATCH_SECRET_KEY": ("web", "secret_key"),

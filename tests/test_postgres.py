@@ -3,15 +3,21 @@ rollups and the idempotent insert path on the second dialect."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
-from server_helpers import DevicePublisher, heartbeats, postgres_schema
+from server_helpers import DevicePublisher, heartbeats, postgres_schema, wait_until
 from sqlalchemy import Engine
 from test_ingest import EXPECTED_DAYS, ingest_config, rollups, scripted_day, stored_ids
+from test_systemd_units import SYSTEMD_DIR, VENV_BIN, exec_start, load_unit, words
 
 from sitwatch.broker import Mosquitto
 from sitwatch.server.db import make_engine
@@ -105,3 +111,59 @@ def test_servers_starting_together_migrate_once() -> None:
         finally:
             for engine in engines:
                 engine.dispose()
+
+
+def test_ingest_unit_template_instances_split_the_fleet(
+    broker: Mosquitto, pg_engine: Engine, tmp_path: Path
+) -> None:
+    """systemd/sitwatch-ingest@.service as systemd would run instances 1 and 2: its own
+    command line and Environment= lines (%i expanded), as real processes."""
+    unit = load_unit(SYSTEMD_DIR / "sitwatch-ingest@.service")
+    argv = exec_start(unit)
+    config = tmp_path / "server.toml"
+    url = pg_engine.url.render_as_string(hide_password=False)
+    config.write_text(
+        f'[database]\nurl = "{url}"\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+    )
+    script = Path(sys.executable).with_name(argv[0].removeprefix(VENV_BIN))
+    args = [str(config) if arg.startswith("/etc/sitwatch/") else arg for arg in argv[1:]]
+    logs = [tmp_path / f"ingest-{n}.log" for n in (1, 2)]
+    workers = []
+    for n, log in zip((1, 2), logs, strict=True):
+        unit_env = dict(
+            item.replace("%i", str(n)).split("=", 1)
+            for item in words(unit, "Service", "Environment")
+        )
+        with log.open("w") as stderr:
+            workers.append(
+                subprocess.Popen(
+                    [str(script), *args], env={**os.environ, **unit_env}, stderr=stderr
+                )
+            )
+    desks = [f"desk-{uuid.uuid4().hex[:6]}" for _ in range(4)]
+    events = [e for d in desks for e in heartbeats(d, 300)]
+    device = DevicePublisher(broker.host, broker.port, desks)
+    try:
+        for n, log in zip((1, 2), logs, strict=True):
+            assert wait_until(
+                lambda log=log: "subscribing to $share/sitwatch-ingest/" in log.read_text(), 30
+            ), log.read_text()
+            assert f"as sitwatch-ingest-{n} " in log.read_text()
+        device.publish(events)
+        assert device.resend_unacked(events, timeout=30)
+    finally:
+        device.close()
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(30)
+    assert [worker.returncode for worker in workers] == [0, 0]
+    ids = stored_ids(pg_engine)
+    assert len(ids) == len(set(ids)) == len(events)
+    stored = []
+    for log in logs:
+        said = log.read_text()
+        assert "Traceback" not in said
+        stored.append(int(said.rsplit("ingest stopped: ", 1)[1].split()[0]))
+    assert sum(stored) == len(events)
+    assert min(stored) > 0, f"one instance stored nothing: {stored}"

@@ -51,12 +51,29 @@ def assert_clear_error(result: Result, *fragments: str) -> None:
         ('[mqtt]\nport = "many"\n', "mqtt.port"),
         ("[web]\nbogus = 1\n", "web.bogus"),
         ('timezone = "Mars/Olympus"\n', "unknown time zone"),
+        ('[mqtt]\nshare_group = "ingest/#"\n', "mqtt.share_group = 'ingest/#'"),
+        ('[mqtt]\nclient_id = ""\n', "mqtt.client_id = ''"),
     ],
 )
 def test_bad_config_file_is_one_clear_line_and_exit_2(
     tmp_path: Path, body: str, fragment: str
 ) -> None:
     assert_clear_error(invoke("--config", str(write_config(tmp_path, body)), "init-db"), fragment)
+
+
+def test_environment_names_the_ingest_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What sitwatch-ingest@.service sets per instance; bad values name the variable's key."""
+    from sitwatch.server.config import load_server_config
+
+    config = sqlite_config(tmp_path, '[mqtt]\nclient_id = "from-file"\n')
+    environ = {"SITWATCH_MQTT_CLIENT_ID": "ingest-2", "SITWATCH_MQTT_SHARE_GROUP": "office"}
+    loaded = load_server_config(config, environ=environ)
+    assert (loaded.mqtt.client_id, loaded.mqtt.share_group) == ("ingest-2", "office")
+    assert load_server_config(config, environ={}).mqtt.client_id == "from-file"
+    monkeypatch.setenv("SITWATCH_MQTT_SHARE_GROUP", "+")
+    assert_clear_error(invoke("--config", str(config), "ingest"), "mqtt.share_group = '+'")
 
 
 def test_missing_config_file(tmp_path: Path) -> None:

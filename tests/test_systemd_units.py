@@ -186,7 +186,7 @@ def test_exec_start_parses_and_reads_the_named_config(path: Path, tmp_path: Path
     args = [str(missing) if arg.startswith("/etc/sitwatch/") else arg for arg in argv[1:]]
     result = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
-    assert "No such option" not in result.stderr and "Usage:" not in result.stderr
+    assert "No such option" not in result.stderr and "usage:" not in result.stderr.lower()
     assert f"cannot read config file {missing}" in result.stderr, result.stderr
 
 
@@ -253,7 +253,9 @@ def verify_problems(path: Path) -> list[str]:
         timeout=60,
     )
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    ours = [line for line in lines if path.name in line or str(path) in line]
+    # A template (name@.service) is verified as an instance of it (name@i.service).
+    name = path.name.split("@")[0] + "@" if "@" in path.name else path.name
+    ours = [line for line in lines if name in line or str(path) in line]
     problems = [line for line in ours if not any(p.search(line) for p in TOLERATED)]
     if result.returncode != 0 and not problems and len(ours) == 0:
         problems = [f"exit {result.returncode} without a message about {path.name}: {lines}"]
@@ -355,3 +357,21 @@ def test_wiring_diagram_is_well_formed_and_names_every_default_pin() -> None:
         header_pin = BCM_TO_HEADER[bcm]
         shown = re.search(rf"\bpin {header_pin}\b|>{header_pin}<", source)
         assert shown, f"wiring.svg does not show header pin {header_pin} (BCM{bcm})"
+
+
+def test_deploy_guide_lists_every_environment_override() -> None:
+    from sitwatch.server.config import ENV_OVERRIDES
+
+    guide = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert [name for name in ENV_OVERRIDES if f"`{name}`" not in guide] == []
+
+
+def test_ingest_template_names_each_instance_in_one_share_group() -> None:
+    unit = load_unit(SYSTEMD_DIR / "sitwatch-ingest@.service")
+    env = dict(item.split("=", 1) for item in words(unit, "Service", "Environment"))
+    assert "%i" in env["SITWATCH_MQTT_CLIENT_ID"]
+    assert "%i" not in env["SITWATCH_MQTT_SHARE_GROUP"]
+    assert exec_start(unit)[1] == "ingest"
+    assert {"sitwatch-server.service", "sitwatch-ingest.service"} <= set(
+        words(unit, "Unit", "Conflicts")
+    )
