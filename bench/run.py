@@ -116,8 +116,11 @@ def bench_ingest(report: Report, plan: Plan, workdir: Path, pg_ok: bool, end: da
     labels = {
         "ingest.sqlite": "ingest, SQLite (WAL, batched), 1 worker",
         "ingest.postgres_2w": "ingest, PostgreSQL, 2 workers (shared subscription)",
-        "ingest.postgres_1w": "ingest, PostgreSQL, 1 worker",
+        "ingest.postgres_1w": "ingest, PostgreSQL, 1 worker (for comparison)",
     }
+    # The PostgreSQL target is for several workers on a shared subscription; one
+    # worker is measured beside it to show what the second one buys.
+    targeted = {"ingest.sqlite", "ingest.postgres_2w"}
 
     def ceiling() -> None:
         runs.setdefault("ingest.ceiling", []).append(ingest_bench.ceiling(payloads, len(events)))
@@ -171,9 +174,13 @@ def bench_ingest(report: Report, plan: Plan, workdir: Path, pg_ok: bool, end: da
                 checks["every worker took a share"] = checks.get("every worker took a share",
                                                                  True) and share
         ratio = found["rate"] / limit["rate"] if found["rate"] and limit["rate"] else None
+        fast = ratio is not None and ratio >= 0.5
+        if key in targeted:
+            target, passed = ">= 50% of ceiling", fast and all(checks.values())
+        else:  # no speed target, but losing or doubling events is still a failure
+            target, passed = None, None if all(checks.values()) else False
         report.add(Figure(
-            key, label, found["rate"], "events/s", target=">= 50% of ceiling",
-            passed=ratio is not None and ratio >= 0.5 and all(checks.values()),
+            key, label, found["rate"], "events/s", target=target, passed=passed,
             ratio=ratio, details=found, checks=checks,
         ))
 
