@@ -120,8 +120,9 @@ def summary() -> Response:
     """All devices together, and each device's today."""
     state, session, current = web_state(), db(), now()
     calendar, offline_after_s = state.calendar, state.config.offline_after_s
-    found = stats.overview(session, calendar, current, offline_after_s)
-    per_device = stats.today_by_device(session, calendar, current, offline_after_s)
+    states = stats.seat_states(session, current, offline_after_s)
+    per_device = stats.today_by_device(session, calendar, current, offline_after_s, None, states)
+    found = stats.overview(session, calendar, current, offline_after_s, None, per_device, states)
     return jsonify(
         now=to_json(current),
         timezone=calendar.timezone,

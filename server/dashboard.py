@@ -283,17 +283,20 @@ def _stats_page(device_id: str | None) -> dict[str, Any]:
     today = calendar.day_of(current)
     day = _chosen_day(today)
     devices = stats.device_statuses(session, current, offline_after_s, device_id)
-    per_device = stats.today_by_device(session, calendar, current, offline_after_s, device_id)
+    states = stats.seat_states(session, current, offline_after_s, device_id)  # asked once
+    per_device = stats.today_by_device(
+        session, calendar, current, offline_after_s, device_id, states
+    )
     shown = busiest(devices, per_device, OVERVIEW_DEVICES)
     among = None if len(shown) == len(devices) else {d.id for d in shown}
     timeline = stats.day_timeline(
-        session, calendar, day, current, offline_after_s, device_id, among
+        session, calendar, day, current, offline_after_s, device_id, among, states
     )
     week = stats.daily_series(session, today - timedelta(days=WEEK_DAYS - 1), today, device_id)
     month = stats.daily_series(session, today - timedelta(days=MONTH_DAYS - 1), today, device_id)
     return {
         "overview": stats.overview(
-            session, calendar, current, offline_after_s, device_id, per_device
+            session, calendar, current, offline_after_s, device_id, per_device, states
         ),
         "per_device": per_device,
         "paused": pausing.paused_devices(session, current, device_id),

@@ -76,7 +76,12 @@ class Event(Base):
     """Every valid event as received; ``event_id`` makes ingest idempotent."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_device_ts", "device_id", "ts"),)
+    # Per desk by time; and fleet-wide by kind and time (pauses in force, a day's prompts),
+    # which would otherwise read the whole table.
+    __table_args__ = (
+        Index("ix_events_device_ts", "device_id", "ts"),
+        Index("ix_events_type_ts", "type", "ts"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -95,7 +100,10 @@ class SittingSession(Base):
     """One stretch on the seat, from a stood_up event (which carries its length)."""
 
     __tablename__ = "sitting_sessions"
-    __table_args__ = (Index("ix_sessions_device_start", "device_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_sessions_device_start", "device_id", "started_at"),
+        Index("ix_sessions_start", "started_at"),  # fleet-wide: a day's sessions
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -107,7 +115,10 @@ class SittingSession(Base):
 
 class Drill(Base):
     __tablename__ = "drills"
-    __table_args__ = (Index("ix_drills_device_ts", "device_id", "ts"),)
+    __table_args__ = (
+        Index("ix_drills_device_ts", "device_id", "ts"),
+        Index("ix_drills_ts", "ts"),  # fleet-wide: a day's drills
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -121,6 +132,8 @@ class DailyRollup(Base):
     a year of stats reads 365 rows instead of thousands of events."""
 
     __tablename__ = "daily_rollups"
+    # The primary key leads with the device; fleet-wide days (today, a week) need their own.
+    __table_args__ = (Index("ix_rollups_day", "day"),)
 
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)

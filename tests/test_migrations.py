@@ -41,6 +41,33 @@ def test_drift_check_notices_a_missing_index(sqlite_engine: Engine) -> None:
     assert [diff[0] for diff in schema_drift(sqlite_engine)] == ["add_index"]
 
 
+def test_a_database_of_the_first_release_upgrades_with_its_rows(sqlite_engine: Engine) -> None:
+    upgrade(sqlite_engine, "0001")
+    with sqlite_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO devices (id, name, online, first_seen_at, last_seen_at)"
+                " VALUES ('desk-1', 'Desk', 0, '2026-03-02 09:00:00', '2026-03-02 09:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO daily_rollups"
+                " VALUES ('desk-1', '2026-03-02', 60, 1, 60, 0, 0, 0, 0, 1)"
+            )
+        )
+    assert "ix_rollups_day" not in {
+        i["name"] for i in inspect(sqlite_engine).get_indexes("daily_rollups")
+    }
+    upgrade(sqlite_engine)
+    assert current_revision(sqlite_engine) == head_revision() != "0001"
+    assert schema_drift(sqlite_engine) == []
+    with sqlite_engine.connect() as connection:
+        assert connection.execute(text("SELECT seated_s, drills FROM daily_rollups")).all() == [
+            (60.0, 1)
+        ]
+
+
 def test_upgrade_twice_is_harmless(sqlite_engine: Engine) -> None:
     upgrade(sqlite_engine)
     upgrade(sqlite_engine)
