@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
-from web_fixtures import NOW, TODAY, add_device, add_event, at, seeded_engine
+from web_fixtures import NOW, TODAY, add_device, add_event, add_rollup, at, seeded_engine
 
 from sitwatch.server import stats
 
@@ -124,6 +124,23 @@ def test_a_stretch_in_progress_counts_as_longest(session: Session) -> None:
     session.commit()
     longest = stats.longest_stretch(session, CAL, NOW, OFFLINE_S, "desk-c")
     assert longest == stats.LongestStretch(today_s=34200, week_s=34200, ever_s=34200)
+
+
+def test_days_after_today_count_for_nothing_yet(session: Session) -> None:
+    """A desk whose clock ran ahead stores rollups for days to come: they must not become
+    today's longest stretch or end the current drill streak."""
+    before = (
+        stats.longest_stretch(session, CAL, NOW, OFFLINE_S),
+        stats.drill_streaks(session, CAL, NOW, "desk-a"),
+    )
+    for days_ahead in (1, 2, 400):
+        add_rollup(session, "desk-a", TODAY + timedelta(days=days_ahead), longest_s=99999, drills=5)
+    session.commit()
+    after = (
+        stats.longest_stretch(session, CAL, NOW, OFFLINE_S),
+        stats.drill_streaks(session, CAL, NOW, "desk-a"),
+    )
+    assert after == before
 
 
 def test_drill_streaks(session: Session) -> None:

@@ -22,7 +22,7 @@ INDEXES = [
     ("ix_events_type_ts", "events", ["type", "ts"]),
     ("ix_sessions_start", "sitting_sessions", ["started_at"]),
     ("ix_drills_ts", "drills", ["ts"]),
-    ("ix_rollups_day", "daily_rollups", ["day"]),
+    ("ix_rollups_day", "daily_rollups", ["day", "drills"]),  # drills: see models.DailyRollup
 ]
 
 
