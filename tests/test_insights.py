@@ -3,6 +3,7 @@ SQLite and PostgreSQL; and the heatmap and day cut across DST changes."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -368,3 +369,8 @@ def test_queries_seek_the_time_indexes(engine: Engine, session: Session) -> None
             assert "SCAN events" not in details, details
             assert "SCAN sitting_sessions" not in details, details
             assert "SCAN drills" not in details, details
+            # Every lookup of one desk's rows goes through its device: an index on time
+            # alone (or kind and time) walks every desk's rows after that time.
+            for step in details.split(" | "):
+                if re.match(r"SEARCH (events|sitting_sessions|drills)\w*", step):
+                    assert "device_id=" in step or "IN-OPERATOR" in step, details
