@@ -241,6 +241,11 @@ def bench_stats(report: Report, plan: Plan, url: str, db: str) -> None:
         f"stats.fleet_html.{db}", f"fleet overview: whole page GET, HTML ({db})",
         run["fleet_html"], None,
     ))
+    report.add(timing_figure(
+        f"stats.fleet_insights_html.{db}",
+        f"fleet Insights, 4 weeks ({plan.fleet_event_days} days of raw events): GET ({db})",
+        run["fleet_insights_html"], None,
+    ))
 
 
 # --- device -------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ are made that way and their derived rows (``derive.session_rows``, ``drill_rows`
 id and event ids, then bulk-inserted (SQLite: executemany of values already converted by
 the columns' own SQLAlchemy types; PostgreSQL: COPY). Per desk: a year of DailyRollup,
 SittingSession and Drill rows, the Event rows of the last ``event_days`` days (today and the
-seat-state look-back) and a Device row (nine in ten online).
+seat-state look-back) and a Device row (nine in ten online). The fleet's Insights page
+(its default four weeks) is timed too; its nudge funnel, exercise counts and pause lookups
+read raw events, of which the fleet has only those ``event_days``, so that figure is a
+lower bound for a fleet with four weeks of events.
 """
 
 from __future__ import annotations
@@ -333,6 +336,7 @@ def run(url: str, *, desks: int, templates: int, runs: int, event_days: int,
     result["fleet_overview"] = time_runs(lambda: page(None), runs, budget_s)
     result["fleet_desk_page"] = time_runs(lambda: page("fleet-0001"), runs, budget_s)
     result["fleet_html"] = time_runs(lambda: get("/"), 3, budget_s / 3, least=3)
+    result["fleet_insights_html"] = time_runs(lambda: get("/insights"), 3, budget_s / 3, least=3)
     result["plans"] = query_plans(engine, now)
     engine.dispose()
     return result

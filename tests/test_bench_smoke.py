@@ -24,6 +24,7 @@ SQLITE_FIGURES = {
     "stats.fleet_overview.sqlite",
     "stats.fleet_desk_page.sqlite",
     "stats.fleet_html.sqlite",
+    "stats.fleet_insights_html.sqlite",
     "device.cpu",
     "device.cpu_per_hour",
     "device.peak_rss",
