@@ -9,14 +9,13 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from server_helpers import make_event, postgres_schema
+from server_helpers import make_event
 from sqlalchemy import Engine, select
+from web_fixtures import seeded_engine
 
 from sitwatch.protocol import Event, EventType
-from sitwatch.server.db import make_engine
 from sitwatch.server.derive import DayRules, check_event
 from sitwatch.server.ingest import Batch, store_batch
-from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup, Device, Drill
 from sitwatch.server.models import Event as EventRow
 
@@ -25,17 +24,8 @@ HOSTILE = 'a "quote", a \\ backslash, {braces}, NULL, \'; DROP TABLE events; -- 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        made = make_engine(f"sqlite:///{tmp_path}/bulk.db")
-        upgrade(made)
+    with seeded_engine(request.param, tmp_path, seed=lambda _engine: None) as made:
         yield made
-        made.dispose()
-        return
-    with postgres_schema() as url:
-        made = make_engine(url)
-        upgrade(made)
-        yield made
-        made.dispose()
 
 
 def tricky_events() -> list[Event]:
