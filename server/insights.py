@@ -78,7 +78,7 @@ from sqlalchemy.orm import Session, aliased
 from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import EventType
 from sitwatch.server.config import GoalsConfig
-from sitwatch.server.derive import MAX_DURATION_S
+from sitwatch.server.derive import LATEST_TS, MAX_DURATION_S
 from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
 from sitwatch.server.stats import MAX_RANGE_DAYS, Calendar, _device_filter
 
@@ -391,7 +391,11 @@ def _nudge_rows(r: _Range) -> Select[Any]:
     ).subquery("nudges")
 
     def before_next(ts: Any) -> tuple[ColumnElement[bool], ...]:
-        return (ts >= nudges.c.ts, or_(nudges.c.next_ts.is_(None), ts < nudges.c.next_ts))
+        # The last nudge has no next one: no stored time reaches LATEST_TS. A bound on both
+        # sides lets the (device_id, time) index stop at the next nudge; with "next_ts IS
+        # NULL OR ts < next_ts" SQLite read each nudge's device to its last event (a fleet's
+        # four weeks: 2.6 s for this query).
+        return (ts >= nudges.c.ts, ts < func.coalesce(nudges.c.next_ts, LATEST_TS))
 
     stood = aliased(Event)
     first_stand = (
