@@ -192,8 +192,12 @@ def rollups_csv() -> Response:
 @bp.get("/devices/<device_id>/rollups.csv")
 def device_rollups_csv(device_id: str) -> Response:
     _device_or_404(device_id)
-    safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", device_id)
-    return _csv_response(device_id, f"sitwatch-{safe_id}-daily.csv")
+    return _csv_response(device_id, f"sitwatch-{_file_safe(device_id)}-daily.csv")
+
+
+def _file_safe(device_id: str) -> str:
+    """A device id as it may stand in a download's file name."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", device_id)
 
 
 # --- insights (issue 7): funnel, bouts, heatmap, budget, streaks, exercises ----------------
@@ -349,7 +353,7 @@ def _small_csv(columns: tuple[str, ...], rows: Iterator[tuple[Any, ...]], name: 
 
 
 def _insights_filename(found: insights.Insights, what: str) -> str:
-    who = "" if found.device_id is None else re.sub(r"[^A-Za-z0-9_-]", "_", found.device_id) + "-"
+    who = "" if found.device_id is None else _file_safe(found.device_id) + "-"
     return f"sitwatch-{who}insights-{what}-{found.first}-{found.last}.csv"
 
 

@@ -352,10 +352,14 @@ def devices() -> str:
 
 @bp.get("/devices/<device_id>")
 def device(device_id: str) -> str:
-    row = _device_or_404(device_id)
+    _device_or_404(device_id)
     page = _stats_page(device_id)
-    paused = pausing.paused_until(db(), row, now())
-    return render_template("device.html", device=page["devices"][0], p=page, paused_until=paused)
+    return render_template(
+        "device.html",
+        device=page["devices"][0],
+        p=page,
+        paused_until=page["paused"].get(device_id),  # _stats_page looked it up already
+    )
 
 
 @bp.get("/drill")

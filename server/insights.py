@@ -79,8 +79,8 @@ from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import EventType
 from sitwatch.server.config import GoalsConfig
 from sitwatch.server.derive import LATEST_TS, MAX_DURATION_S
-from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
-from sitwatch.server.stats import MAX_RANGE_DAYS, Calendar, _device_filter
+from sitwatch.server.models import DailyRollup, Drill, Event, SittingSession
+from sitwatch.server.stats import MAX_RANGE_DAYS, Calendar, _device_filter, on_devices
 
 STAND_WITHIN_S = 5 * 60
 DRILL_WITHIN_S = 30 * 60
@@ -299,15 +299,6 @@ def _smaller(dialect: str) -> Any:
     return func.least if dialect == "postgresql" else func.min
 
 
-def _on_devices(column: Any, device_id: str | None) -> tuple[ColumnElement[bool], ...]:
-    """One device, or every known device: ``device_id IN (SELECT id FROM devices)`` looks
-    silly but lets the database seek the (device_id, ts) index once per device for the time
-    range, where no device condition at all would scan the whole events table."""
-    if device_id is not None:
-        return (column == device_id,)
-    return (column.in_(select(Device.id)),)
-
-
 def _count_where(condition: ColumnElement[bool]) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
@@ -370,7 +361,7 @@ def _nudge_rows(r: _Range) -> Select[Any]:
             Event.ts >= r.start - CYCLE_MARGIN,
             Event.ts < r.end + CYCLE_MARGIN,
             or_(Event.type == ack, quiet.is_not(true())),
-            *_on_devices(Event.device_id, r.device_id),
+            *on_devices(Event.device_id, r.device_id),
         )
         .subquery("cycle")
     )
@@ -500,7 +491,7 @@ def _bout_rows(session: Session, r: _Range) -> dict[int, tuple[tuple[int, ...], 
         .where(
             SittingSession.started_at >= r.start,
             SittingSession.started_at < r.end,
-            *_on_devices(SittingSession.device_id, r.device_id),
+            *on_devices(SittingSession.device_id, r.device_id),
         )
         .subquery("bouts")
     )
@@ -571,7 +562,7 @@ def _exercise_rows(session: Session, r: _Range) -> dict[int, dict[str, int]]:
             Event.type == EventType.DRILL_STEP.value,
             Event.ts >= r.start,
             Event.ts < r.end,
-            *_on_devices(Event.device_id, r.device_id),
+            *on_devices(Event.device_id, r.device_id),
         )
         .subquery("steps")
     )
@@ -618,7 +609,7 @@ def _heatmap(session: Session, r: _Range) -> Heatmap:
             SittingSession.started_at >= r.start - timedelta(seconds=MAX_DURATION_S),
             SittingSession.started_at < r.end,
             SittingSession.ended_at > r.start,
-            *_on_devices(SittingSession.device_id, r.device_id),
+            *on_devices(SittingSession.device_id, r.device_id),
         )
         .subquery("pieces")
     )

@@ -19,7 +19,7 @@ from wtforms import StringField
 
 from sitwatch.protocol import MAX_PAUSE_S, Command, EventType, PauseCommand, ResumeCommand
 from sitwatch.server.models import Device, Event
-from sitwatch.server.stats import Calendar, as_utc
+from sitwatch.server.stats import Calendar, as_utc, on_devices
 
 HOUR = "hour"
 TOMORROW = "tomorrow"
@@ -59,16 +59,12 @@ def paused_devices(
     query: from each device's latest ``pause`` event (``ts`` + ``pause_s``; a resume reports
     ``pause_s`` 0). Only events of the device's current boot count, since a restarted
     device forgets its pause; and only the last MAX_PAUSE_S, the longest a pause can be
-    (an indexed range)."""
+    (an indexed range: by kind and time on PostgreSQL, per device on SQLite)."""
     recent = [
         Event.type == EventType.PAUSE.value,
         Event.ts >= now - timedelta(seconds=MAX_PAUSE_S),
-        # Every device by name rather than no device term: SQLite (which has no (type, ts)
-        # index, see models.Event) then seeks each device's (device_id, ts) index for the
-        # week instead of reading the whole table.
-        Event.device_id.in_(select(Device.id))
-        if device_id is None
-        else Event.device_id == device_id,
+        # SQLite has no (type, ts) index (models.Event): it seeks each device's instead.
+        *on_devices(Event.device_id, device_id),
     ]
     latest = (
         select(Event.device_id, func.max(Event.ts).label("ts"))
