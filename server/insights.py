@@ -12,11 +12,17 @@ devices together. The rules, as a user reads them:
   user stood up or started the drill). Re-prompts are the same nudge escalating, so they
   are not counted again; prompts in quiet or off-work hours (``quiet``, the buzzer stayed
   silent) are left out. A nudge counts to the day of its first audible prompt.
+  A nudge also ends when the agent restarts (a new ``boot_id``): the restarted tracker has
+  forgotten the prompt, and its next prompt is level 1 of a new nudge.
   *Stood up*: the seat emptied (a ``stood_up``) within ``STAND_WITHIN_S`` (5 min) of that
   prompt. *Drilled*: of those, a drill (guided or logged with the button) was completed
   within ``DRILL_WITHIN_S`` (30 min) of the prompt. Both look only until the device's next
-  nudge begins. *Median to stand* is the median time from the prompt to the first
-  stand-up, over the nudges with a stand-up before the next nudge (5 min or later).
+  nudge begins, and only at events of the nudge's own boot. *Median to stand* is the
+  median time from the prompt to the first stand-up, over the nudges with a stand-up
+  before the next nudge (5 min or later).
+  Order: within a boot, a desk's events are taken in the outbox's ``seq`` order, which
+  decides between events stamped in the same millisecond (a re-prompt and the stand-up
+  that answers it); never in the order rows were stored.
   ``prompts`` (every prompt event, as on the Overview cards) is kept beside it.
 - **Sitting bouts** are SittingSession rows (a lift shorter than the grace period does not
   end one), counted to the day they started, in buckets [0, 15), [15, 30), [30, 60),
@@ -79,7 +85,7 @@ from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import EventType
 from sitwatch.server.config import GoalsConfig
 from sitwatch.server.derive import LATEST_TS, MAX_DURATION_S
-from sitwatch.server.models import DailyRollup, Drill, Event, SittingSession
+from sitwatch.server.models import DailyRollup, Event, SittingSession
 from sitwatch.server.stats import MAX_RANGE_DAYS, Calendar, _device_filter, on_devices
 
 STAND_WITHIN_S = 5 * 60
@@ -343,17 +349,31 @@ class _Range:
 
 def _nudge_rows(r: _Range) -> Select[Any]:
     """One row per nudge that began in the range: its day number and the milliseconds from
-    its first prompt to the first stand-up and to the first drill (NULL when none came
-    before the device's next nudge)."""
+    its first prompt to the first stand-up and to the first drill (NULL when none came in
+    its boot before the device's next nudge).
+
+    Within a boot a desk's events are taken in ``seq`` order (the outbox's numbering,
+    docs/protocol.md), so a re-prompt and the stand-up that answers it in the same
+    millisecond stay in the order they happened; the row id, the order ingest stored them
+    in, says nothing (a batch is inserted sorted by its random event ids). Events without a
+    ``seq`` (a sender with no outbox) keep time order."""
     prompt, ack = EventType.PROMPT.value, EventType.PROMPT_ACK.value
     quiet = Event.data["quiet"].as_boolean()
     cycle = (
         select(
+            Event.id,
             Event.device_id,
+            Event.boot_id,
+            Event.seq,
             Event.ts,
             Event.type,
+            # Per boot: a restarted agent has forgotten its prompt, so the first prompt of a
+            # boot always begins a nudge.
             func.lag(Event.type)
-            .over(partition_by=Event.device_id, order_by=(Event.ts, Event.id))
+            .over(
+                partition_by=(Event.device_id, Event.boot_id),
+                order_by=(Event.seq.asc().nulls_last(), Event.ts, Event.id),
+            )
             .label("previous"),
         )
         .where(
@@ -366,48 +386,62 @@ def _nudge_rows(r: _Range) -> Select[Any]:
         .subquery("cycle")
     )
     starts = (
-        select(cycle.c.device_id, cycle.c.ts)
+        select(cycle.c.id, cycle.c.device_id, cycle.c.boot_id, cycle.c.seq, cycle.c.ts)
         .where(
             cycle.c.type == prompt,
             or_(cycle.c.previous.is_(None), cycle.c.previous != prompt),
         )
         .subquery("starts")
     )
+
+    def following(column: Any) -> Any:
+        order = (starts.c.ts, starts.c.seq.asc().nulls_last(), starts.c.id)
+        return func.lead(column).over(partition_by=starts.c.device_id, order_by=order)
+
     nudges = select(
         starts.c.device_id,
+        starts.c.boot_id,
+        starts.c.seq,
         starts.c.ts,
-        func.lead(starts.c.ts)
-        .over(partition_by=starts.c.device_id, order_by=starts.c.ts)
-        .label("next_ts"),
+        following(starts.c.ts).label("next_ts"),
+        following(starts.c.seq).label("next_seq"),
     ).subquery("nudges")
 
-    def before_next(ts: Any) -> tuple[ColumnElement[bool], ...]:
-        # The last nudge has no next one: no stored time reaches LATEST_TS. A bound on both
-        # sides lets the (device_id, time) index stop at the next nudge; with "next_ts IS
-        # NULL OR ts < next_ts" SQLite read each nudge's device to its last event (a fleet's
-        # four weeks: 2.6 s for this query).
-        return (ts >= nudges.c.ts, ts < func.coalesce(nudges.c.next_ts, LATEST_TS))
-
-    stood = aliased(Event)
-    first_stand = (
-        select(func.min(stood.ts))
-        .where(
-            stood.device_id == nudges.c.device_id,
-            stood.type == EventType.STOOD_UP.value,
-            *before_next(stood.ts),
+    def in_nudge(row: Any) -> tuple[ColumnElement[bool], ...]:
+        # The nudge's own boot (it ended with it), from its first prompt to the next nudge
+        # of the device, in seq order where times are equal. The last nudge has no next
+        # one: no stored time reaches LATEST_TS. A bound on time on both sides lets the
+        # (device_id, time) index stop at the next nudge; with "next_ts IS NULL OR ts <
+        # next_ts" SQLite read each nudge's device to its last event (a fleet's four weeks:
+        # 2.6 s for this query).
+        next_ts = func.coalesce(nudges.c.next_ts, LATEST_TS)
+        return (
+            row.device_id == nudges.c.device_id,
+            row.boot_id == nudges.c.boot_id,
+            row.ts >= nudges.c.ts,
+            row.ts <= next_ts,
+            or_(
+                row.ts > nudges.c.ts,
+                row.seq > nudges.c.seq,
+                row.seq.is_(None),
+                nudges.c.seq.is_(None),
+            ),
+            or_(row.ts < next_ts, row.seq < nudges.c.next_seq),
         )
-        .scalar_subquery()
-    )
-    first_drill = (
-        select(func.min(Drill.ts))
-        .where(Drill.device_id == nudges.c.device_id, *before_next(Drill.ts))
-        .scalar_subquery()
-    )
+
+    def first_of(kind: EventType) -> Any:
+        # Drills from their drill_completed events, which carry boot and seq (the Drill
+        # rows made from them do not).
+        row = aliased(Event)
+        return (
+            select(func.min(row.ts)).where(row.type == kind.value, *in_nudge(row)).scalar_subquery()
+        )
+
     start_ms = r.ms(nudges.c.ts)
     return select(
         _day_number(start_ms, r.spans, r.calendar).label("day_no"),
-        (r.ms(first_stand) - start_ms).label("stand_ms"),
-        (r.ms(first_drill) - start_ms).label("drill_ms"),
+        (r.ms(first_of(EventType.STOOD_UP)) - start_ms).label("stand_ms"),
+        (r.ms(first_of(EventType.DRILL_COMPLETED)) - start_ms).label("drill_ms"),
     ).where(nudges.c.ts >= r.start, nudges.c.ts < r.end)
 
 

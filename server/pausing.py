@@ -77,7 +77,9 @@ def paused_devices(
         .join(latest, (Event.device_id == latest.c.device_id) & (Event.ts == latest.c.ts))
         .join(Device, Device.id == Event.device_id)
         .where(*recent)
-        .order_by(Event.id)  # of two pauses stamped alike, the one stored last wins
+        # Of two pauses stamped alike, the later in the outbox's seq wins (the last row
+        # below); the row id is the order a batch was stored in, sorted by random event id.
+        .order_by(Event.seq.asc().nulls_first(), Event.id)
     ).all()
     last = {row[0]: row for row in rows}
     paused = {}

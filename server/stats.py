@@ -178,7 +178,9 @@ def seat_states(
                 Event.ts >= now - STATE_LOOKBACK,
                 Event.type.in_((EventType.SEATED.value, EventType.STOOD_UP.value)),
             )
-            .order_by(Event.ts.desc(), Event.id.desc())  # the same row for both columns
+            # The same row for both columns; of two stamped alike, the later in the outbox's
+            # seq (a stand and the next sitting down can share a millisecond).
+            .order_by(Event.ts.desc(), Event.seq.desc().nulls_last(), Event.id.desc())
             .limit(1)
             .correlate(Device)
             .scalar_subquery()
