@@ -170,7 +170,7 @@ def seat_states(
     events, against 22 ms for these two lookups.)"""
     now = as_utc(now)  # SQLite compares the stored UTC text
 
-    def latest(column: InstrumentedAttribute[Any]) -> Any:
+    def latest(column: InstrumentedAttribute[Any], *ties: Any) -> Any:
         return (
             select(column)
             .where(
@@ -178,9 +178,7 @@ def seat_states(
                 Event.ts >= now - STATE_LOOKBACK,
                 Event.type.in_((EventType.SEATED.value, EventType.STOOD_UP.value)),
             )
-            # The same row for both columns; of two stamped alike, the later in the outbox's
-            # seq (a stand and the next sitting down can share a millisecond).
-            .order_by(Event.ts.desc(), Event.seq.desc().nulls_last(), Event.id.desc())
+            .order_by(Event.ts.desc(), *ties)
             .limit(1)
             .correlate(Device)
             .scalar_subquery()
@@ -191,7 +189,11 @@ def seat_states(
             Device.id,
             Device.online,
             Device.last_seen_at,
-            latest(Event.type).label("type"),
+            # Of two stamped alike, the later in the outbox's seq (a stand and the next
+            # sitting down can share a millisecond); the row id is the order a batch was
+            # stored in. Both rows have the same time, so its lookup needs no tie-break
+            # (SQLite sorts past the index for one).
+            latest(Event.type, Event.seq.desc().nulls_last(), Event.id.desc()).label("type"),
             latest(Event.ts).label("ts"),
         )
         .where(*_device_filter(Device.id, device_id))
