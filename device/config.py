@@ -80,7 +80,11 @@ class MqttConfig(BaseModel):
     outbox_max_rows: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
     heartbeat_s: Annotated[float, Field(ge=0, le=86400)] = 300  # 0 turns heartbeats off
     ha_discovery: bool = False
-    ha_prefix: str = "homeassistant"
+    # Discovery goes under it, and Home Assistant's birth message comes on <prefix>/status,
+    # which the link subscribes to: no MQTT wildcards.
+    ha_prefix: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^#+\x00]+$")] = (
+        "homeassistant"
+    )
 
 
 class HooksConfig(BaseModel):

@@ -9,8 +9,22 @@ from dataclasses import dataclass
 
 from sitwatch import __version__, protocol
 
-HA_STATUS_TOPIC = "homeassistant/status"  # Home Assistant says "online" here when it starts
+HA_PREFIX = "homeassistant"  # Home Assistant's default discovery prefix
 HA_ID = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def birth_topic(prefix: str = HA_PREFIX) -> str:
+    """Where Home Assistant says ``online`` when it starts (its birth message) and
+    ``offline`` when it stops: ``<discovery prefix>/status``."""
+    return f"{prefix}/status"
+
+
+HA_STATUS_TOPIC = birth_topic()
+
+
+def is_birth(payload: bytes) -> bool:
+    """Home Assistant's birth message; ``offline`` (its Last Will) and anything else is not."""
+    return payload.strip() == b"online"
 
 
 @dataclass(frozen=True)
@@ -27,7 +41,7 @@ def object_id(device_id: str, what: str) -> str:
 
 
 def discovery_messages(
-    device_id: str, device_name: str = "", prefix: str = "homeassistant"
+    device_id: str, device_name: str = "", prefix: str = HA_PREFIX
 ) -> list[DiscoveryMessage]:
     """Configs for the seat (binary_sensor), seated minutes today and drills today (sensors),
     at ``<prefix>/<component>/<object_id>/config``."""

@@ -35,6 +35,9 @@ IDLE_WAKE_S = 1.0  # without a notify or an ack, the sender looks at heartbeats 
 WINDOW_EVENTS = 1000  # published but not yet acknowledged, at most: bounds paho's memory
 BATCH_EVENTS = 100
 STOP_TIMEOUT_S = 5.0
+# Any client may publish "online" on Home Assistant's status topic: re-send discovery at most
+# this often (the configs are retained, so a birth soon after a send needs nothing new).
+HA_RESEND_MIN_S = 10.0
 
 
 class MqttLink:
@@ -75,6 +78,7 @@ class MqttLink:
         self._topic_seat = protocol.topic(device_id, protocol.SEAT)
         self._topic_today = protocol.topic(device_id, protocol.TODAY)
         self._topic_command = protocol.topic(device_id, protocol.COMMAND)
+        self._topic_ha_status = ha_discovery.birth_topic(config.ha_prefix)
 
         self._connected = threading.Event()
         self._wake = threading.Event()
@@ -84,6 +88,7 @@ class MqttLink:
         self._state_lock = threading.Lock()  # seat/today: read and publish as one step
         self._seat: bool | None = None
         self._today: tuple[float, int] | None = None
+        self._discovery_sent_at: float | None = None  # monotonic
         self._applied: TrackerSettings | None = None
         self._unreachable_logged = False
         self._next_heartbeat: float | None = None
@@ -208,7 +213,7 @@ class MqttLink:
             if self._on_pause is not None or self._on_resume is not None:
                 topics.append((self._topic_command, 1))
             if self.config.ha_discovery:
-                topics.append((ha_discovery.HA_STATUS_TOPIC, 1))
+                topics.append((self._topic_ha_status, 1))
             client.subscribe(topics)
             online = Status(
                 state="online",
@@ -287,15 +292,8 @@ class MqttLink:
                 self._take_config(message.payload)
             elif message.topic == self._topic_command:
                 self._take_command(message.payload)
-            elif message.topic == ha_discovery.HA_STATUS_TOPIC:
-                if message.payload.strip() == b"online" and self.config.ha_discovery:
-                    log.info("Home Assistant came online: re-sending discovery")
-                    self._publish_discovery()
-                    with self._state_lock:
-                        if self._seat is not None:
-                            self._publish_seat_locked()
-                        if self._today is not None:
-                            self._publish_today_locked()
+            elif message.topic == self._topic_ha_status:
+                self._take_ha_status(message)
             else:
                 log.debug("ignoring a message on %r", message.topic[:200])
         except Exception:
@@ -383,6 +381,28 @@ class MqttLink:
         except Exception:
             log.exception("the agent failed to resume")
 
+    def _take_ha_status(self, message: mqtt.MQTTMessage) -> None:
+        """Home Assistant's birth message: it (re)started, so send discovery and the current
+        seat and today figures again."""
+        if not self.config.ha_discovery:
+            return
+        if not ha_discovery.is_birth(message.payload):
+            log.debug("ignoring %r on %s", message.payload[:40], self._topic_ha_status)
+            return
+        # Also covers a retained birth, delivered on subscribing, right after the connection
+        # sent everything.
+        sent_at = self._discovery_sent_at
+        if sent_at is not None and self._clock.monotonic() - sent_at < HA_RESEND_MIN_S:
+            log.debug("Home Assistant came online again: discovery was sent just now")
+            return
+        log.info("Home Assistant came online: re-sending discovery")
+        self._publish_discovery()
+        with self._state_lock:
+            if self._seat is not None:
+                self._publish_seat_locked()
+            if self._today is not None:
+                self._publish_today_locked()
+
     # -- outgoing ------------------------------------------------------------------------
 
     def _publish_config_result(
@@ -400,6 +420,7 @@ class MqttLink:
             self.device_id, self._device_name, self.config.ha_prefix
         ):
             self._client.publish(message.topic, message.payload, message.qos, message.retain)
+        self._discovery_sent_at = self._clock.monotonic()
 
     def _publish_seat_locked(self) -> None:
         assert self._seat is not None

@@ -26,7 +26,10 @@ class DeviceService:
         settings_path = data / "settings.json"
         boot_id = new_id()
         self.outbox = Outbox(data / "outbox.db", config.mqtt.outbox_max_rows)
-        self.today = TodayTally(config.tracker.timezone)
+        # Kept in the data folder, so a restart goes on counting the day; published on
+        # connect (HA shows today's figures at once, not only after the next stand-up).
+        self.today = TodayTally(config.tracker.timezone, path=data / "today.json")
+        self.today.roll_over(clock.wall())
         self.link = MqttLink(
             config.mqtt,
             config.device_id,
@@ -40,6 +43,7 @@ class DeviceService:
             on_resume=lambda issued_ago_s: self.agent.post_resume(issued_ago_s),
             device_name=config.name,
         )
+        self.link.publish_today(self.today.seated_min, self.today.drills)
         saved = load_saved_settings(settings_path)
         if saved is not None:
             log.info("using the last settings received from the server (%s)", settings_path)

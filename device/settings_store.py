@@ -1,4 +1,5 @@
-"""The last good remote settings on disk, so a restarted device keeps what the server sent."""
+"""The last good remote settings on disk, so a restarted device keeps what the server sent;
+and the atomic JSON write the device's other small files use too."""
 
 from __future__ import annotations
 
@@ -36,10 +37,13 @@ def load_saved_settings(path: Path) -> TrackerSettings | None:
 
 
 def save_settings(path: Path, settings: TrackerSettings) -> None:
+    write_json(path, {"v": protocol.VERSION, "settings": settings.model_dump(mode="json")})
+
+
+def write_json(path: Path, body: object) -> None:
     """Write atomically: a temporary file in the same folder, fsync, then rename over."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"v": protocol.VERSION, "settings": settings.model_dump(mode="json")}
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as tmp:

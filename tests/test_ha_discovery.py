@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from e2e_support import Desk
 from link_support import FakeServer, clear_retained, wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
-from sitwatch.clock import SystemClock
+from sitwatch.clock import FakeClock, SystemClock
 from sitwatch.device.config import MqttConfig
-from sitwatch.device.ha_discovery import HA_STATUS_TOPIC, discovery_messages, object_id
-from sitwatch.device.link import MqttLink
+from sitwatch.device.ha_discovery import (
+    HA_STATUS_TOPIC,
+    birth_topic,
+    discovery_messages,
+    object_id,
+)
+from sitwatch.device.link import HA_RESEND_MIN_S, MqttLink
 from sitwatch.device.outbox import Outbox
 
 pytestmark = pytest.mark.timeout(30)
@@ -66,21 +75,30 @@ def test_ids_stay_in_the_allowed_alphabet_whatever_the_prefix() -> None:
     assert json.loads(hostile[0].payload)["device"]["name"] == '"}<script>alert(1)</script>'
 
 
-@pytest.fixture
-def ha_link(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[MqttLink, str]]:
+def make_ha_link(
+    broker: Mosquitto, tmp_path: Path, clock: FakeClock, prefix: str = "homeassistant"
+) -> tuple[MqttLink, Outbox, str]:
     device_id = f"desk-{uuid.uuid4().hex[:10]}"
     outbox = Outbox(tmp_path / "outbox.db")
-    config = MqttConfig(host=broker.host, port=broker.port, heartbeat_s=0, ha_discovery=True)
+    config = MqttConfig(
+        host=broker.host, port=broker.port, heartbeat_s=0, ha_discovery=True, ha_prefix=prefix
+    )
     link = MqttLink(
         config,
         device_id,
         "boot0000aaaa",
         outbox,
-        SystemClock(),
+        clock,
         settings_path=tmp_path / "settings.json",
         on_settings=lambda s: None,
         device_name="Desk",
     )
+    return link, outbox, device_id
+
+
+@pytest.fixture
+def ha_link(broker: Mosquitto, tmp_path: Path, clock: FakeClock) -> Iterator[tuple[MqttLink, str]]:
+    link, outbox, device_id = make_ha_link(broker, tmp_path, clock)
     yield link, device_id
     link.stop()
     outbox.close()
@@ -90,7 +108,7 @@ def ha_link(broker: Mosquitto, tmp_path: Path) -> Iterator[tuple[MqttLink, str]]
 
 
 def test_the_link_publishes_discovery_and_resends_it_when_home_assistant_restarts(
-    broker: Mosquitto, ha_link: tuple[MqttLink, str]
+    broker: Mosquitto, ha_link: tuple[MqttLink, str], clock: FakeClock
 ) -> None:
     link, device_id = ha_link
     home_assistant = FakeServer(broker.host, broker.port)
@@ -101,6 +119,7 @@ def test_the_link_publishes_discovery_and_resends_it_when_home_assistant_restart
         wait_until(lambda: home_assistant.messages(seat_config), 10, "discovery config")
         assert len(home_assistant.messages(seat_config)) == 1
 
+        clock.advance(HA_RESEND_MIN_S)
         home_assistant.publish(HA_STATUS_TOPIC, "online")
         wait_until(lambda: len(home_assistant.messages(seat_config)) == 2, 10, "re-sent config")
         seat = protocol.topic(device_id, protocol.SEAT)
@@ -139,5 +158,168 @@ def test_no_discovery_unless_opted_in(broker: Mosquitto, tmp_path: Path) -> None
     finally:
         link.stop()
         outbox.close()
+        watcher.close()
+        clear_retained(broker.host, broker.port, device_id)
+
+
+# --- Home Assistant's birth message under any prefix, only when it means it ----------------
+
+
+class Watcher:
+    """Records what arrives on some topic filters (FakeServer watches homeassistant/# only)."""
+
+    def __init__(self, broker: Mosquitto, *filters: str) -> None:
+        self.seen: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self._client.on_message = self._record
+        self._client.connect(broker.host, broker.port)
+        self._client.loop_start()
+        ready = f"watcher/{uuid.uuid4().hex}"
+        self._client.subscribe([(f, 1) for f in (*filters, ready)])
+        # The broker handles the SUBSCRIBE before a later PUBLISH from the same client.
+        self.publish(ready, "1")
+        wait_until(lambda: self.count(ready), 10, "watcher subscribed")
+
+    def _record(self, _c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.seen.append((message.topic, bytes(message.payload)))
+
+    def count(self, topic: str) -> int:
+        return len(self.payloads(topic))
+
+    def payloads(self, topic: str, since: int = 0) -> list[bytes]:
+        """What came on ``topic`` after the first ``since`` messages seen."""
+        with self._lock:
+            return [payload for name, payload in self.seen[since:] if name == topic]
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self.seen)
+
+    def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
+        self._client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def handled_so_far(watcher: Watcher, device_id: str) -> None:
+    """Wait until the link has handled every message sent to it before: it handles them in
+    order, and answers a config on its config/result topic."""
+    result = protocol.topic(device_id, protocol.CONFIG_RESULT)
+    before = watcher.count(result)
+    watcher.publish(protocol.topic(device_id, protocol.CONFIG), protocol.config_payload({}))
+    wait_until(lambda: watcher.count(result) > before, 10, "the link's config result")
+
+
+@pytest.fixture
+def prefixed(
+    broker: Mosquitto, tmp_path: Path, clock: FakeClock
+) -> Iterator[tuple[MqttLink, str, str, Watcher]]:
+    """A link with discovery under its own prefix, and a watcher of that prefix."""
+    prefix = f"ha-{uuid.uuid4().hex[:8]}"
+    link, outbox, device_id = make_ha_link(broker, tmp_path, clock, prefix)
+    watcher = Watcher(broker, f"{prefix}/#", f"sitwatch/{device_id}/#")
+    yield link, device_id, prefix, watcher
+    link.stop()
+    outbox.close()
+    watcher.close()
+    topics = tuple(m.topic for m in discovery_messages(device_id, prefix=prefix))
+    clear_retained(broker.host, broker.port, device_id, (*topics, birth_topic(prefix)))
+
+
+def seat_config(device_id: str, prefix: str) -> str:
+    return f"{prefix}/binary_sensor/{object_id(device_id, 'seat')}/config"
+
+
+def test_the_birth_message_is_read_under_the_configured_prefix(
+    prefixed: tuple[MqttLink, str, str, Watcher], clock: FakeClock
+) -> None:
+    link, device_id, prefix, watcher = prefixed
+    link.start()
+    config = seat_config(device_id, prefix)
+    wait_until(lambda: watcher.count(config) == 1, 10, "discovery under the prefix")
+
+    clock.advance(HA_RESEND_MIN_S)
+    watcher.publish(HA_STATUS_TOPIC, "online")  # another Home Assistant's prefix
+    handled_so_far(watcher, device_id)
+    assert watcher.count(config) == 1
+
+    watcher.publish(birth_topic(prefix), "online")
+    wait_until(lambda: watcher.count(config) == 2, 10, "discovery re-sent")
+
+
+def test_only_a_fresh_online_re_sends_discovery_and_at_most_every_few_seconds(
+    prefixed: tuple[MqttLink, str, str, Watcher], clock: FakeClock
+) -> None:
+    link, device_id, prefix, watcher = prefixed
+    birth = birth_topic(prefix)
+    # A birth kept by the broker arrives on subscribing: the connection sent all anyway.
+    watcher.publish(birth, "online", retain=True)
+    link.start()
+    config = seat_config(device_id, prefix)
+    wait_until(lambda: watcher.count(config) == 1, 10, "discovery on connect")
+    watcher.publish(birth, b"", retain=True)
+
+    clock.advance(HA_RESEND_MIN_S)
+    for payload in (b"offline", b"\xff\xfe garbage", b"onlinex", b""):
+        watcher.publish(birth, payload)
+    handled_so_far(watcher, device_id)
+    assert watcher.count(config) == 1
+
+    # Any client may say "online": a burst costs one re-send.
+    for _ in range(5):
+        watcher.publish(birth, b"online\n")
+    handled_so_far(watcher, device_id)
+    assert watcher.count(config) == 2
+
+    clock.advance(HA_RESEND_MIN_S)
+    watcher.publish(birth, "online")
+    wait_until(lambda: watcher.count(config) == 3, 10, "discovery re-sent again")
+
+
+# --- today's figures: kept across a restart, published on connect -----------------------------
+
+
+def test_today_survives_an_agent_restart_and_is_published_on_connect(
+    broker: Mosquitto,
+    mock_factory: object,
+    tmp_path: Path,
+) -> None:
+    device_id = f"desk-{uuid.uuid4().hex[:10]}"
+    today = protocol.topic(device_id, protocol.TODAY)
+    watcher = Watcher(broker, today)
+
+    def figures_since(mark: int) -> list[dict[str, object]]:
+        # The empty payloads clearing the retained topic left out.
+        return [json.loads(p) for p in watcher.payloads(today, since=mark) if p]
+
+    clock = FakeClock()
+    desk = Desk(mock_factory, tmp_path / "device", broker.port, clock, device_id=device_id)
+    try:
+        # On connect, before anything happened: nothing sat today yet.
+        wait_until(lambda: figures_since(0), 10, "today's figures on connect")
+        assert figures_since(0)[0] == {"v": 1, "seated_min": 0.0, "drills": 0}
+        desk.sit(True)
+        desk.live(10 * 60)
+        desk.sit(False)
+        desk.live(90)  # past the grace period: stood up after 10 min
+        desk.press(0.3)  # a drill logged with the button
+        done = {"v": 1, "seated_min": 10.0, "drills": 1}
+        wait_until(lambda: figures_since(0)[-1] == done, 10, "today's figures")
+    finally:
+        desk.close()
+    clear_retained(broker.host, broker.port, device_id)
+
+    seen = watcher.mark()
+    later = FakeClock(wall_time=clock.wall() + timedelta(minutes=5))
+    desk = Desk(mock_factory, tmp_path / "device", broker.port, later, device_id=device_id)
+    try:
+        wait_until(lambda: figures_since(seen), 10, "today's figures after the restart")
+        assert figures_since(seen) == [done]
+    finally:
+        desk.close()
         watcher.close()
         clear_retained(broker.host, broker.port, device_id)

@@ -68,5 +68,46 @@ def test_today_rolls_over_at_four_in_the_morning() -> None:
     assert tally.add(event(EventType.STOOD_UP, late, session_s=600))
     assert tally.add(event(EventType.DRILL_COMPLETED, late, guided=True))
     assert (tally.seated_min, tally.drills) == (40.0, 1)
-    assert not tally.add(event(EventType.SEATED, datetime(2026, 3, 3, 3, 30, tzinfo=UTC)))
-    assert (tally.seated_min, tally.drills) == (0.0, 0)  # 04:30 in Berlin: a new day
+    # 04:30 in Berlin: a new day. Its first event changes the figures (to zero), so Home
+    # Assistant stops showing yesterday's before the first stand-up.
+    assert tally.add(event(EventType.SEATED, datetime(2026, 3, 3, 3, 30, tzinfo=UTC)))
+    assert (tally.seated_min, tally.drills) == (0.0, 0)
+    assert not tally.add(event(EventType.SEATED, datetime(2026, 3, 3, 5, tzinfo=UTC)))
+
+
+def test_today_survives_a_restart_and_rolls_over_on_the_next_morning(tmp_path: Path) -> None:
+    path = tmp_path / "today.json"
+    first = TodayTally("Europe/Berlin", path=path)
+    noon = datetime(2026, 3, 2, 11, tzinfo=UTC)
+    first.add(event(EventType.STOOD_UP, noon, session_s=1500))
+    first.add(event(EventType.DRILL_COMPLETED, noon, guided=False))
+
+    again = TodayTally("Europe/Berlin", path=path)  # the agent restarted
+    assert not again.roll_over(noon)
+    assert (again.day, again.seated_min, again.drills) == (first.day, 25.0, 1)
+    again.add(event(EventType.STOOD_UP, noon, session_s=300))
+    assert TodayTally("Europe/Berlin", path=path).seated_min == 30.0
+
+    morning = TodayTally("Europe/Berlin", path=path)  # restarted the next morning
+    assert morning.roll_over(datetime(2026, 3, 3, 6, tzinfo=UTC))
+    assert (morning.seated_min, morning.drills) == (0.0, 0)
+    assert TodayTally("Europe/Berlin", path=path).seated_min == 0.0
+    # A clock still behind (a Pi without RTC before NTP) does not bring an old day back.
+    assert not morning.roll_over(datetime(2026, 3, 1, 6, tzinfo=UTC))
+
+
+def test_a_damaged_today_file_is_ignored(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "today.json"
+    bodies = (
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'{"v": 1, "day": "2026-13-40", "seated_s": 1, "drills": 1}',
+        b'{"v": 1, "day": "2026-03-02", "seated_s": 1e400, "drills": 1}',
+        b'{"v": 1, "day": "2026-03-02", "seated_s": 60, "drills": true}',
+    )
+    for body in bodies:
+        path.write_bytes(body)
+        tally = TodayTally(path=path)
+        assert (tally.day, tally.seated_s, tally.drills) == (None, 0.0, 0)
+    assert len([r for r in caplog.records if "ignoring today's figures" in r.message]) == 5
+    assert not any(r.exc_info for r in caplog.records)
