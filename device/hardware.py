@@ -42,6 +42,17 @@ class Input:
     held_s: float = 0.0  # for button inputs
 
 
+def button_input(held_s: float, pins: PinsConfig) -> Input:
+    """What a press of the button held ``held_s`` seconds means."""
+    if held_s >= pins.pause_hold_s:
+        kind = InputKind.LONG_HOLD
+    elif held_s >= pins.button_hold_s:
+        kind = InputKind.HOLD
+    else:
+        kind = InputKind.PRESS
+    return Input(kind, held_s=held_s)
+
+
 class DeskHardware:
     """gpiozero devices wired to the agent. Button timing uses the injected clock, so a
     hold is measured the same way in tests, the simulator and on a Pi."""
@@ -132,14 +143,7 @@ class DeskHardware:
             pressed_at, self._pressed_at = self._pressed_at, None
         if pressed_at is None:
             return
-        held_s = self._clock.monotonic() - pressed_at
-        if held_s >= self._pins.pause_hold_s:
-            kind = InputKind.LONG_HOLD
-        elif held_s >= self._pins.button_hold_s:
-            kind = InputKind.HOLD
-        else:
-            kind = InputKind.PRESS
-        self._post(Input(kind, held_s=held_s))
+        self._post(button_input(self._clock.monotonic() - pressed_at, self._pins))
 
     def play(self, pattern: Pattern) -> None:
         """Start a pattern in the background; it replaces whatever was playing."""

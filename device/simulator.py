@@ -10,6 +10,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sitwatch.clock import Clock
 from sitwatch.device.config import PinsConfig
+from sitwatch.device.hardware import Input, button_input
 from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import Event, EventType
 
@@ -70,18 +71,20 @@ class EventPrinter:
 
 
 class MockDesk:
-    """The person at the desk, acting through MockFactory pins."""
+    """The person at the desk: sits on a MockFactory mat pin, and presses the button by
+    handing the agent (``post``, its input queue) a press of the length the key means."""
 
-    def __init__(self, factory: Any, pins: PinsConfig, clock: Clock) -> None:
+    def __init__(
+        self, factory: Any, pins: PinsConfig, clock: Clock, post: Callable[[Input], None]
+    ) -> None:
         self._mat = factory.pin(pins.mat)
-        self._button = factory.pin(pins.button)
         self._pins = pins
         self._clock = clock
+        self._post = post
         self._real: Callable[[float], float] = getattr(clock, "real_seconds", lambda s: s)
         self._wait = threading.Event()
         self.seated = False
         self.sit(False)
-        self._button.drive_high()  # released (pull-up)
 
     def sit(self, seated: bool) -> None:
         self.seated = seated
@@ -92,9 +95,11 @@ class MockDesk:
             self._mat.drive_high()
 
     def press(self, held_s: float = 0.2) -> None:
-        self._button.drive_low()
+        """Hold the button ``held_s`` seconds of simulated time, then let go. Its length is
+        the one asked for: timed through the pin, a real-time wait scaled up by the speed
+        (and stretched by a busy machine) made a short press a 2 s hold or a 6 s pause."""
         self.wait(held_s)
-        self._button.drive_high()
+        self._post(button_input(held_s, self._pins))
 
     def wait(self, seconds: float) -> None:
         """Wait ``seconds`` of (possibly accelerated) simulated time."""
@@ -187,7 +192,7 @@ def start_simulation(
     """Print events and start the simulated person (keyboard or scripted) in a thread."""
     service.agent.sinks.append(EventPrinter())
     pins = service.config.pins
-    desk = MockDesk(factory, pins, clock)
+    desk = MockDesk(factory, pins, clock, service.agent.inputs.put)
     settings = service.agent.tracker.settings
 
     def act() -> None:

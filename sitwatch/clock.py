@@ -85,7 +85,10 @@ class FakeClock:
 class ScaledClock:
     """Runs time faster than real time (``factor`` 60 makes a minute pass each second).
 
-    Used by the simulator and the demo so a 30-minute limit can be watched in seconds.
+    Used by the simulator and the demo so a 30-minute limit can be watched in seconds. The
+    wall clock is the base's, live, plus the time the scaling added: it moves at the scaled
+    pace and follows the base's own jumps (NTP syncing a Pi without RTC), so ``wall()``
+    and ``is_synced()`` always describe the same clock.
     """
 
     def __init__(self, factor: float = 1.0, base: Clock | None = None) -> None:
@@ -94,14 +97,14 @@ class ScaledClock:
         self.factor = factor
         self._base = base or SystemClock()
         self._mono0 = self._base.monotonic()
-        self._wall0 = self._base.wall()
 
     def monotonic(self) -> float:
         return self._mono0 + (self._base.monotonic() - self._mono0) * self.factor
 
     def wall(self) -> datetime:
-        elapsed = (self._base.monotonic() - self._mono0) * self.factor
-        return self._wall0 + timedelta(seconds=elapsed)
+        # Read the base's monotonic clock first: a wall read after it is never older.
+        gained = (self._base.monotonic() - self._mono0) * (self.factor - 1)
+        return self._base.wall() + timedelta(seconds=gained)
 
     def is_synced(self) -> bool:
         return self._base.is_synced()
