@@ -1,9 +1,11 @@
 """The ``sitwatch-server`` command: ingest and dashboard together or apart, database set-up
 and users. Errors a user can fix (config, database URL, unreachable database) end with one
-line on stderr and exit code 2; an unreachable MQTT broker is retried, never fatal."""
+line on stderr and exit code 2; an unreachable MQTT broker is retried, never fatal, but a
+broker that does not deliver the configured shared subscription is (exit code 2)."""
 
 from __future__ import annotations
 
+import _thread
 import logging
 import signal
 import sys
@@ -151,6 +153,8 @@ def run(ctx: click.Context) -> None:
     config = _config(ctx)
     with open_database(config) as engine:
         worker = IngestWorker(config, engine)
+        # A worker that gives up (no shared subscriptions) stops the dashboard as Ctrl-C would.
+        worker.when_failed = lambda _reason: _thread.interrupt_main()
         _stop_on_sigterm()
         worker.start()
         try:
@@ -159,6 +163,8 @@ def run(ctx: click.Context) -> None:
             pass
         finally:
             worker.stop()
+        if worker.failure:
+            fail(worker.failure)
 
 
 @main.command()
@@ -171,7 +177,10 @@ def ingest(ctx: click.Context) -> None:
     config = _config(ctx)
     with open_database(config) as engine:
         _stop_on_sigterm()
-        IngestWorker(config, engine).run_forever()
+        worker = IngestWorker(config, engine)
+        worker.run_forever()
+        if worker.failure:
+            fail(worker.failure)
 
 
 @main.command()

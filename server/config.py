@@ -40,6 +40,9 @@ class BrokerConfig(BaseModel):
     # Several ingest workers with the same group split the fleet ($share/<group>/...); the
     # sitwatch-ingest@.service template sets both per instance (docs/deploy.md).
     share_group: Annotated[str, Field(pattern=MQTT_NAME)] | None = None
+    # With a share group, how long a worker waits at start-up for its probe to come back
+    # through a shared subscription before it gives up on the broker (docs/protocol.md).
+    share_probe_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     batch_wait_s: Annotated[float, Field(ge=0.001, le=10)] = 0.05
 

@@ -12,8 +12,9 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 
 EVENT_FILTER = f"{protocol.ROOT}/+/{protocol.EVENT}"
 STATUS_FILTER = f"{protocol.ROOT}/+/{protocol.STATUS}"
+# A worker in a share group sends itself a probe here at start-up (docs/protocol.md). It
+# matches EVENT_FILTER, but "$probe" is no device id (protocol.DEVICE_ID): no device's ACL
+# grants it, and every ingest drops it before validation, so it is never data.
+PROBE_TOPIC = f"{protocol.ROOT}/$probe/{protocol.EVENT}"
 _STOP = object()
 COMMIT_ATTEMPTS = 3
 RETRY_PAUSE_S = 0.05
@@ -126,6 +131,12 @@ class IngestWorker:
     Counters (read them from any thread): ``stored`` new events, ``duplicates`` events already
     stored (acked again), ``rejected`` malformed messages, ``statuses`` status updates,
     ``db_errors`` batches that failed to commit, ``handled`` messages taken off the queue.
+
+    In a share group the worker first proves that the broker delivers shared subscriptions
+    (some grant ``$share/...`` and then deliver nothing): ``share_confirmed`` is set when
+    its probe came back; if it does not within ``mqtt.share_probe_timeout_s``, ``failure``
+    says why in one line, ``failed`` is set, ``run_forever`` returns and ``when_failed``
+    (if set) is called with the line.
     """
 
     def __init__(
@@ -149,6 +160,14 @@ class IngestWorker:
         self._stop_requested = threading.Event()
         self._discarding = False
         self._pending_acks: list[mqtt.MQTTMessageInfo] = []
+        self.share_confirmed = threading.Event()
+        self.failed = threading.Event()
+        self.failure: str | None = None
+        self.when_failed: Callable[[str], None] | None = None
+        self._probe_id = uuid.uuid4().hex[:12]
+        self._probe_lock = threading.Lock()
+        self._probe_timer: threading.Timer | None = None
+        self._probe_sent_at = 0.0
         self._client = self._make_client()
 
     # --- MQTT side (paho's network thread) ---------------------------------------------
@@ -189,7 +208,10 @@ class IngestWorker:
             return
         group = self.config.mqtt.share_group
         events = f"$share/{group}/{EVENT_FILTER}" if group else EVENT_FILTER
-        client.subscribe([(events, 1), (STATUS_FILTER, 1)])
+        subscriptions = [(events, 1), (STATUS_FILTER, 1)]
+        if group and not self.share_confirmed.is_set():
+            subscriptions.append((self._probe_filter, 1))
+        client.subscribe(subscriptions)
         self.connected.set()
         log.info(
             "connected to MQTT broker %s as %s (session present: %s), subscribing to %s",
@@ -205,6 +227,7 @@ class IngestWorker:
     def _when_disconnected(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
         self.subscribed.clear()
+        self._cancel_probe()  # it may have been lost with the connection: probe again
         if not self._stop_requested.is_set():
             log.warning("lost MQTT broker %s (%s); reconnecting", self.broker, reason)
 
@@ -214,9 +237,76 @@ class IngestWorker:
             log.error("MQTT broker %s refused a subscription: %s", self.broker, failed)
             return
         self.subscribed.set()
+        if self.config.mqtt.share_group and not self.share_confirmed.is_set():
+            self._send_probe()
 
     def _when_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            is_probe = message.topic == PROBE_TOPIC
+        except UnicodeDecodeError:  # a topic that is not UTF-8: _validate rejects it
+            is_probe = False
+        if is_probe:
+            self._when_probe(message.payload)
+            return
         self._queue.put(message)
+
+    # --- the share-group probe -----------------------------------------------------------
+
+    @property
+    def _probe_filter(self) -> str:
+        # A group of this worker alone: a probe sent to the fleet's group could be handed
+        # to any other member of it.
+        group = f"{self.config.mqtt.share_group}-probe-{self._probe_id}"
+        return f"$share/{group}/{PROBE_TOPIC}"
+
+    def _send_probe(self) -> None:
+        self._cancel_probe()
+        self._probe_sent_at = time.monotonic()
+        self._client.publish(PROBE_TOPIC, self._probe_id, qos=1)
+        timer = threading.Timer(self.config.mqtt.share_probe_timeout_s, self._when_probe_lost)
+        timer.daemon = True
+        self._probe_timer = timer
+        timer.start()
+
+    def _cancel_probe(self) -> None:
+        timer, self._probe_timer = self._probe_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _when_probe(self, payload: bytes) -> None:
+        """A message on PROBE_TOPIC: ours confirms the broker; another worker's is ignored."""
+        with self._probe_lock:
+            if payload != self._probe_id.encode() or self.share_confirmed.is_set():
+                return
+            if self.failed.is_set():  # too late: the worker has given up already
+                return
+            self.share_confirmed.set()
+        self._cancel_probe()
+        self._client.unsubscribe(self._probe_filter)
+        log.info(
+            "MQTT broker %s delivers shared subscriptions (probe back in %.0f ms)",
+            self.broker,
+            (time.monotonic() - self._probe_sent_at) * 1000,
+        )
+
+    def _when_probe_lost(self) -> None:
+        settings = self.config.mqtt
+        with self._probe_lock:
+            if self.share_confirmed.is_set() or not self.subscribed.is_set():
+                return  # back just in time, or the connection dropped (probed again then)
+            self.failure = (
+                f"MQTT broker {self.broker} does not deliver shared subscriptions "
+                f"(mqtt.share_group = {settings.share_group!r}): a probe to "
+                f"{self._probe_filter} did not come back within "
+                f"{settings.share_probe_timeout_s:g} s. NATS 2.9 and amqtt accept $share/ and "
+                f"deliver nothing (an ACL keeping this client from {PROBE_TOPIC} looks the "
+                "same): use a broker with shared subscriptions (Mosquitto 2.x) or one worker "
+                "without share_group"
+            )
+            self.failed.set()
+        self._stop_requested.set()
+        if self.when_failed is not None:
+            self.when_failed(self.failure)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -230,7 +320,10 @@ class IngestWorker:
         return self
 
     def wait_ready(self, timeout_s: float = 10.0) -> bool:
-        """Whether the worker got connected and subscribed within ``timeout_s``."""
+        """Whether the worker got connected and subscribed within ``timeout_s`` (in a share
+        group: and its probe came back through a shared subscription)."""
+        if self.config.mqtt.share_group:
+            return self.share_confirmed.wait(timeout_s)
         return self.subscribed.wait(timeout_s)
 
     def request_stop(self) -> None:
@@ -242,6 +335,7 @@ class IngestWorker:
         messages published meanwhile wait for the next worker with this client id.
         ``drain=False`` drops the queue unstored, as a crash would (devices resend)."""
         self._stop_requested.set()
+        self._cancel_probe()
         if not drain:
             self._client.disconnect()
             self._discarding = True
