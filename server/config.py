@@ -15,6 +15,7 @@ DEFAULT_PATH = Path("/etc/sitwatch/server.toml")
 # A client id or shared-subscription group: no topic separators or wildcards, and short
 # enough for any broker.
 MQTT_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+FUTURE_MARGIN_S = 24 * 3600.0
 
 
 class ServerConfigError(ValueError):
@@ -79,6 +80,15 @@ class ServerConfig(BaseModel):
     timezone: str = "UTC"  # local time for days and hour-of-day figures
     day_start_hour: Annotated[int, Field(ge=0, le=23)] = 4  # late nights count to the day before
     offline_after_s: Annotated[float, Field(ge=10)] = 900  # no message for this long: offline
+    future_margin_s: Annotated[
+        float,
+        Field(
+            ge=60,
+            le=366 * 24 * 3600,
+            description="seconds an event may be dated ahead of the server's clock; one dated"
+            " later is stored with the time it arrived, flagged unsynced (docs/protocol.md)",
+        ),
+    ] = FUTURE_MARGIN_S
 
     @field_validator("timezone")
     @classmethod

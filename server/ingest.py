@@ -26,8 +26,15 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlche
 from sitwatch import protocol
 from sitwatch.protocol import Event, ProtocolError, Status
 from sitwatch.server.bulk import insert_rows
-from sitwatch.server.config import ServerConfig
-from sitwatch.server.derive import DayRules, check_event, derive
+from sitwatch.server.config import FUTURE_MARGIN_S, ServerConfig
+from sitwatch.server.derive import (
+    PLAUSIBLE_FLOOR,
+    DayRules,
+    check_event,
+    derive,
+    plausible,
+    take_synced_times,
+)
 from sitwatch.server.models import Device
 from sitwatch.server.models import Event as EventRow
 
@@ -46,12 +53,22 @@ RETRY_PAUSE_S = 0.05
 
 @dataclass
 class Batch:
-    """The valid part of a batch of messages: events by id (first copy wins) and statuses."""
+    """The valid part of a batch of messages: events by id (``add_event``) and statuses."""
 
     events: dict[str, tuple[Event, dict[str, Any]]] = field(default_factory=dict)
     # (device id, status, retained): a retained status is old news, not a sign of life.
     statuses: list[tuple[str, Status, bool]] = field(default_factory=list)
     event_messages: int = 0  # valid event messages, counting copies of the same id
+
+    def add_event(self, event: Event, data: dict[str, Any]) -> None:
+        """Keep the first copy of an id, unless a later one from the same desk has a synced
+        clock and it had not: the desk re-stamped it (docs/protocol.md)."""
+        held = self.events.get(event.id)
+        if held is None or (
+            event.clock_synced and not held[0].clock_synced and event.device_id == held[0].device_id
+        ):
+            self.events[event.id] = (event, data)
+        self.event_messages += 1
 
     def acks(self) -> dict[str, list[str]]:
         by_device: dict[str, list[str]] = defaultdict(list)
@@ -76,8 +93,17 @@ def _new_event_ids(stmt: Any) -> Any:
     )
 
 
-def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: datetime) -> set[str]:
-    """Upsert devices, insert new events, derive from them; returns the newly stored ids."""
+def store_batch(
+    connection: Connection,
+    batch: Batch,
+    rules: DayRules,
+    now: datetime,
+    future_margin_s: float = FUTURE_MARGIN_S,
+) -> set[str]:
+    """Upsert devices, insert new events, derive from them; returns the newly stored ids.
+
+    An event dated where no clock can be right is stored at ``now`` (``derive.plausible``);
+    a synced copy of an event stored unsynced corrects its time (``take_synced_times``)."""
     alive = {e.device_id for e, _ in batch.events.values()}
     alive |= {device_id for device_id, _, retained in batch.statuses if not retained}
     known = {device_id for device_id, _, _ in batch.statuses} - alive
@@ -105,6 +131,21 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
             )
     if not batch.events:
         return set()
+    sent = {event_id: event for event_id, (event, _) in batch.events.items()}
+    events = [plausible(e, now, future_margin_s) for e in sent.values()]
+    retimed = [e for e in events if e is not sent[e.id]]
+    if retimed:
+        log.warning(
+            "%d events dated before %s or over %.0f s ahead stored with their arrival time"
+            " (e.g. %s from %s dated %s)",
+            len(retimed),
+            PLAUSIBLE_FLOOR.date(),
+            future_margin_s,
+            retimed[0].id,
+            retimed[0].device_id,
+            sent[retimed[0].id].ts.isoformat(),
+        )
+    data_of = {event_id: data for event_id, (_, data) in batch.events.items()}
     rows = [
         {
             "event_id": e.id,
@@ -115,13 +156,19 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
             "ts": e.ts,
             "mono": e.mono,
             "clock_synced": e.clock_synced,
-            "data": data,
+            "data": data_of[e.id],
             "received_at": now,
         }
-        for e, data in sorted(batch.events.values(), key=lambda item: item[0].id)
+        for e in sorted(events, key=lambda e: e.id)
     ]  # sorted: concurrent workers lock unique-index entries in the same order
     new_ids = set(insert_rows(connection, EventRow.__table__, rows, _new_event_ids).scalars())
-    derive(connection, [e for e, _ in batch.events.values() if e.id in new_ids], rules)
+    # Only a batch with duplicates costs a query more: the stored copies still unsynced.
+    corrected, recount = take_synced_times(
+        connection, [e for e in events if e.id not in new_ids], rules
+    )
+    if corrected:
+        log.info("%d events stored with an unsynced clock took a synced copy's time", corrected)
+    derive(connection, [e for e in events if e.id in new_ids], rules, recount)
     return new_ids
 
 
@@ -427,8 +474,7 @@ class IngestWorker:
                 if leaf == protocol.EVENT:
                     event = protocol.parse_event(message.payload, device_id)
                     data = check_event(event)
-                    batch.events.setdefault(event.id, (event, data))
-                    batch.event_messages += 1
+                    batch.add_event(event, data)
                 elif leaf == protocol.STATUS:
                     status = protocol.parse_status(message.payload)
                     batch.statuses.append((device_id, status, bool(message.retain)))
@@ -446,7 +492,13 @@ class IngestWorker:
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as connection:
-                    return store_batch(connection, batch, self.rules, protocol.now_utc())
+                    return store_batch(
+                        connection,
+                        batch,
+                        self.rules,
+                        protocol.now_utc(),
+                        self.config.future_margin_s,
+                    )
             except (DataError, IntegrityError) as exc:
                 if len(batch.events) > 1:
                     # One row the database refuses must not block the rest: store halves.
