@@ -117,6 +117,61 @@ ENV_OVERRIDES = {
 }
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ServerConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a binary file, or another encoding
+        raise ServerConfigError(
+            f"{path} is not a TOML file: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+            "is not UTF-8 text"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ServerConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _readable(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file, or None."""
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "not a file"
+    if not os.access(path, os.R_OK):
+        return "this user cannot read it"
+    return None
+
+
+def missing_files(config: ServerConfig, *, web: bool, mqtt: bool) -> list[tuple[str, str, str]]:
+    """Files the config names that cannot be used, as (key, value, why): checked before
+    start-up, since ssl and the dashboard would report them without the key. ``web`` and
+    ``mqtt`` say which parts will run (the dashboard publishes settings over MQTT too)."""
+    problems = []
+    ca_certs = config.mqtt.tls_ca_certs
+    if (web or mqtt) and ca_certs:
+        why = _readable(Path(ca_certs))
+        if why:
+            problems.append(("mqtt.tls_ca_certs", ca_certs, why))
+    key_file = config.web.secret_key_file
+    if web and key_file and not config.web.secret_key:
+        path = Path(key_file)
+        if path.exists():  # read at start
+            why = _readable(path)
+        elif not path.parent.is_dir():  # created at the first start
+            why = f"folder {path.parent} does not exist"
+        elif not os.access(path.parent, os.W_OK | os.X_OK):
+            why = f"the file does not exist and this user cannot create it in {path.parent}"
+        else:
+            why = None
+        if why:
+            problems.append(("web.secret_key_file", key_file, why))
+    return problems
+
+
 def load_server_config(
     path: str | Path | None = None, environ: dict[str, str] | None = None
 ) -> ServerConfig:
@@ -125,12 +180,7 @@ def load_server_config(
     if path is not None:
         path = Path(path)
         where = str(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ServerConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ServerConfigError(f"{path} is not valid TOML: {exc}") from None
+        data = _read_toml(path)
     for name, keys in ENV_OVERRIDES.items():
         value = (environ if environ is not None else os.environ).get(name)
         if value is None:

@@ -77,6 +77,38 @@ def test_environment_names_the_ingest_worker(
     assert_clear_error(invoke("--config", str(config), "ingest"), "mqtt.share_group = '+'")
 
 
+def test_binary_config_file_is_one_clear_line(tmp_path: Path) -> None:
+    config = tmp_path / "server.toml"
+    config.write_bytes(b"SQLite format 3\x00\xff\xfe\x00\x01")
+    assert_clear_error(invoke("--config", str(config), "init-db"), str(config), "not a TOML file")
+
+
+@pytest.mark.parametrize("command", ["web", "run"])
+def test_secret_key_file_in_a_missing_folder_is_one_clear_line(
+    tmp_path: Path, command: str
+) -> None:
+    key_file = tmp_path / "no-such-folder" / "secret_key"
+    config = sqlite_config(tmp_path, f'[web]\nsecret_key_file = "{key_file}"\n')
+    assert_clear_error(
+        invoke("--config", str(config), command),
+        f"{config}: web.secret_key_file = '{key_file}'",
+        f"folder {key_file.parent} does not exist",
+    )
+
+
+@pytest.mark.parametrize("command", ["ingest", "run", "web"])
+def test_missing_tls_ca_file_is_one_clear_line(tmp_path: Path, command: str) -> None:
+    missing = tmp_path / "ca.pem"
+    config = sqlite_config(
+        tmp_path, f'[mqtt]\ntls_ca_certs = "{missing}"\n[web]\nsecret_key = "test-only"\n'
+    )
+    assert_clear_error(
+        invoke("--config", str(config), command),
+        f"{config}: mqtt.tls_ca_certs = '{missing}'",
+        "no such file",
+    )
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     result = invoke("--config", str(tmp_path / "nope.toml"), "ingest")
     assert_clear_error(result, "cannot read config file", "nope.toml")
