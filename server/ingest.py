@@ -84,11 +84,12 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
             ]
             insert_rows(connection, Device.__table__, rows, finish)
     for device_id, status, _retained in batch.statuses:
+        # parse_status bounds each text to its column and refuses what a database cannot hold.
         values: dict[str, Any] = {"online": status.state == "online"}
         if status.boot_id is not None:
-            values["boot_id"] = status.boot_id[:64]
+            values["boot_id"] = status.boot_id
         if status.version is not None:
-            values["version"] = status.version[:40]
+            values["version"] = status.version
         connection.execute(update(Device).where(Device.id == device_id).values(**values))
         if status.name and status.name.strip():
             # The device's configured name, until someone names it on the dashboard (a
@@ -96,7 +97,7 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
             connection.execute(
                 update(Device)
                 .where(Device.id == device_id, Device.name.in_(("", device_id)))
-                .values(name=" ".join(status.name.split())[:100])
+                .values(name=" ".join(status.name.split()))
             )
     if not batch.events:
         return set()
