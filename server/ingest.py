@@ -24,6 +24,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlche
 
 from sitwatch import protocol
 from sitwatch.protocol import Event, ProtocolError, Status
+from sitwatch.rejects import RejectLog
 from sitwatch.server.bulk import insert_rows
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.derive import DayRules, check_event, derive
@@ -121,6 +122,21 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
     return new_ids
 
 
+def _topic_name(message: mqtt.MQTTMessage) -> str:
+    try:
+        return message.topic
+    except UnicodeDecodeError:  # paho decodes the topic on access
+        return "(a topic that is not UTF-8)"
+
+
+def _source_of(topic_name: str) -> str:
+    """Who a rejected message is summed up under: its device, or all bad topics together."""
+    try:
+        return protocol.parse_topic(topic_name)[0]
+    except ProtocolError:
+        return "bad topics"
+
+
 class IngestWorker:
     """Subscribes to every device's event and status topics and stores what arrives.
 
@@ -150,6 +166,7 @@ class IngestWorker:
         self._stop_requested = threading.Event()
         self._discarding = False
         self._pending_acks: list[mqtt.MQTTMessageInfo] = []
+        self._rejects = RejectLog(log)
         self._client = self._make_client()
 
     # --- MQTT side (paho's network thread) ---------------------------------------------
@@ -258,6 +275,7 @@ class IngestWorker:
                 break
         self._client.disconnect()
         self._client.loop_stop()
+        self._rejects.flush(everything=True)
 
     def run_forever(self) -> None:
         self.start()
@@ -327,26 +345,29 @@ class IngestWorker:
     def _validate(self, messages: Iterable[mqtt.MQTTMessage]) -> Batch:
         batch = Batch()
         for message in messages:
-            name = "?"
             try:
-                name = message.topic
-                device_id, leaf = protocol.parse_topic(name)
-                if leaf == protocol.EVENT:
-                    event = protocol.parse_event(message.payload, device_id)
-                    data = check_event(event)
-                    batch.events.setdefault(event.id, (event, data))
-                    batch.event_messages += 1
-                elif leaf == protocol.STATUS:
-                    status = protocol.parse_status(message.payload)
-                    batch.statuses.append((device_id, status, bool(message.retain)))
-                else:
-                    raise ProtocolError(f"not an event or status topic: {name!r}")
-            except (ProtocolError, UnicodeDecodeError) as exc:
+                self._take(message, batch)
+            except Exception as exc:  # whatever one message raises, it costs only itself
                 self.rejected += 1
-                log.warning(
-                    "rejected message on %r (%d bytes): %s", name, len(message.payload), exc
-                )
+                name = _topic_name(message)
+                what = f"rejected message on {name!r:.200} ({len(message.payload)} bytes)"
+                self._rejects.reject(_source_of(name), what, exc)
+        self._rejects.flush()
         return batch
+
+    def _take(self, message: mqtt.MQTTMessage, batch: Batch) -> None:
+        """Decode, validate and add one message to ``batch``; raises if it is not valid."""
+        device_id, leaf = protocol.parse_topic(message.topic)
+        if leaf == protocol.EVENT:
+            event = protocol.parse_event(message.payload, device_id)
+            data = check_event(event)
+            batch.events.setdefault(event.id, (event, data))
+            batch.event_messages += 1
+        elif leaf == protocol.STATUS:
+            status = protocol.parse_status(message.payload)
+            batch.statuses.append((device_id, status, bool(message.retain)))
+        else:
+            raise ProtocolError(f"not an event or status topic: {message.topic!r:.200}")
 
     def _commit(self, batch: Batch) -> set[str] | None:
         """Store ``batch`` in one transaction; None (and nothing acked) if that failed."""
