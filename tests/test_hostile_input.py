@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -340,6 +340,30 @@ class Calls:
     resumes: list[float] = field(default_factory=list)
 
 
+def make_link(
+    broker: Mosquitto,
+    device_id: str,
+    outbox: Outbox,
+    clock: FakeClock,
+    tmp_path: Path,
+    calls: Calls,
+    on_pause: Callable[[float], None] | None = None,
+) -> MqttLink:
+    return MqttLink(
+        MqttConfig(
+            host=broker.host, port=broker.port, heartbeat_s=0, resend_after_s=1, ha_discovery=True
+        ),
+        device_id,
+        "boot0000aaaa",
+        outbox,
+        clock,
+        settings_path=tmp_path / "settings.json",
+        on_settings=calls.applied.append,
+        on_pause=on_pause or calls.pauses.append,
+        on_resume=calls.resumes.append,
+    )
+
+
 def hostile_acks(ids: list[str]) -> st.SearchStrategy[bytes]:
     """Acks naming the outbox's own events, each broken: one accepted would drop events the
     server never stored."""
@@ -399,19 +423,7 @@ def test_hostile_values_on_the_device_topics_cost_only_themselves(
     calls = Calls()
     outbox = Outbox(tmp_path / "outbox.db")
     queued = [outbox.add(make_device_event(device_id=device_id, mono=n)).id for n in range(20)]
-    link = MqttLink(
-        MqttConfig(
-            host=broker.host, port=broker.port, heartbeat_s=0, resend_after_s=1, ha_discovery=True
-        ),
-        device_id,
-        "boot0000aaaa",
-        outbox,
-        clock,
-        settings_path=tmp_path / "settings.json",
-        on_settings=calls.applied.append,
-        on_pause=calls.pauses.append,
-        on_resume=calls.resumes.append,
-    )
+    link = make_link(broker, device_id, outbox, clock, tmp_path, calls)
     attacker = DevicePublisher(broker.host, broker.port, [])
     server_engine = make_engine(f"sqlite:///{tmp_path / 'server.db'}")
     upgrade(server_engine)
@@ -469,3 +481,50 @@ def test_hostile_values_on_the_device_topics_cost_only_themselves(
     server_engine.dispose()
     assert stored == sorted(queued[1:] + later)
     assert_logged_once_per_kind(caplog, "sitwatch.device.link", rejected, 4)
+
+
+def test_an_agent_that_fails_to_pause_costs_only_that_command(
+    broker: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever a handler raises (here the agent's pause), the link logs one line and serves
+    on: the next settings apply, the next events leave the outbox."""
+    caplog.set_level(logging.WARNING, logger="sitwatch.device.link")
+    device_id = f"desk-{uuid.uuid4().hex[:8]}"
+    command_topic = protocol.topic(device_id, protocol.COMMAND)
+    calls = Calls()
+
+    def pause_fails(_seconds: float) -> None:
+        raise RuntimeError("the buzzer is gone")
+
+    clock = FakeClock()
+    outbox = Outbox(tmp_path / "outbox.db")
+    link = make_link(broker, device_id, outbox, clock, tmp_path, calls, pause_fails)
+    engine = make_engine(f"sqlite:///{tmp_path / 'server.db'}")
+    upgrade(engine)
+    worker = start_worker(broker, engine)
+    server = DevicePublisher(broker.host, broker.port, [])
+    link.start()
+    try:
+        assert wait_until(lambda: link.is_connected, timeout=10)
+        pause = protocol.PauseCommand(pause_s=600, until=clock.wall() + timedelta(minutes=10))
+        for _ in range(3):
+            server.publish_raw(command_topic, pause.to_json())
+        settings_payload = protocol.config_payload({"grace_s": 42})
+        server.publish_raw(protocol.topic(device_id, protocol.CONFIG), settings_payload)
+        assert wait_until(lambda: [s.grace_s for s in calls.applied] == [42], timeout=10)
+        outbox.add(make_device_event(device_id=device_id))
+        link.notify()
+        assert wait_until(lambda: len(outbox) == 0, timeout=10)
+        assert link.rejected == 3
+    finally:
+        link.stop()
+        server.close()
+        worker.stop()
+        outbox.close()
+        engine.dispose()
+    line = f"ignored a command on {command_topic!r}: RuntimeError: the buzzer is gone"
+    records = [r for r in caplog.records if r.name == "sitwatch.device.link"]
+    assert [(r.getMessage(), r.exc_info) for r in records] == [
+        (line, None),
+        (f"2 more like this from {command_topic} (logged once per 60 s); the last: {line}", None),
+    ]
