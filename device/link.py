@@ -23,7 +23,8 @@ from sitwatch.device import ha_discovery
 from sitwatch.device.config import ConfigError, MqttConfig
 from sitwatch.device.outbox import Outbox
 from sitwatch.device.settings_store import save_settings
-from sitwatch.protocol import Event, EventType, ProtocolError, Status
+from sitwatch.protocol import Event, EventType, Status
+from sitwatch.rejects import RejectLog
 from sitwatch.settings import TrackerSettings
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,13 @@ class MqttLink:
         self._next_heartbeat: float | None = None
         self._sender: threading.Thread | None = None
         self._started = False
+        self.rejected = 0  # messages on our topics that could not be used
+        self._rejects = RejectLog(log, clock.monotonic)
+        self._rejected_what = {
+            self._topic_ack: "ignored a malformed ack",
+            self._topic_config: "rejected remote settings (keeping the current ones)",
+            self._topic_command: "ignored a command",
+        }
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -185,6 +193,7 @@ class MqttLink:
         self._client.loop_stop()
         self._connected.clear()
         self._started = False
+        self._rejects.flush(everything=True)
         log.info("MQTT link stopped (%d events still queued)", len(self._outbox))
 
     # -- paho callbacks (paho's thread; an exception here would kill its loop) ------------
@@ -298,17 +307,17 @@ class MqttLink:
                             self._publish_today_locked()
             else:
                 log.debug("ignoring a message on %r", message.topic[:200])
-        except Exception:
-            log.exception("error while handling a message on %r", message.topic[:200])
+        except Exception as exc:  # whatever one message raises, it costs only itself
+            self.rejected += 1
+            what = self._rejected_what.get(message.topic, "ignored a message")
+            self._rejects.reject(message.topic, f"{what} on {message.topic!r:.200}", exc)
 
     # -- incoming ------------------------------------------------------------------------
 
+    # The _take_* methods raise for a message they cannot use; _when_message logs it.
+
     def _take_ack(self, payload: bytes) -> None:
-        try:
-            ids = protocol.parse_ack(payload)
-        except ProtocolError as exc:
-            log.warning("ignoring a malformed ack on %s: %s", self._topic_ack, exc)
-            return
+        ids = protocol.parse_ack(payload)
         with self._acked_lock:
             self._acked.extend(ids)
         self._wake.set()
@@ -323,9 +332,8 @@ class MqttLink:
         try:
             settings = TrackerSettings.parse(protocol.parse_config(payload), "remote settings")
         except ValueError as exc:  # ProtocolError, SettingsError
-            log.warning("rejected remote settings, keeping the current ones: %s", exc)
             self._publish_config_result(False, str(exc))
-            return
+            raise
         if settings == self._applied:
             log.debug("remote settings unchanged")
             self._publish_config_result(True, settings=settings)
@@ -341,19 +349,14 @@ class MqttLink:
         try:
             self._on_settings(settings)
         except Exception as exc:
-            log.exception("the agent failed to apply remote settings")
             self._publish_config_result(False, f"device failed to apply the settings: {exc}")
-            return
+            raise
         self._applied = settings
         log.info("applied remote settings: %s", settings.model_dump(mode="json"))
         self._publish_config_result(True, settings=settings)
 
     def _take_command(self, payload: bytes) -> None:
-        try:
-            command = protocol.parse_command(payload)
-        except ProtocolError as exc:
-            log.warning("ignoring a malformed command on %s: %s", self._topic_command, exc)
-            return
+        command = protocol.parse_command(payload)
         if isinstance(command, protocol.ResumeCommand):
             self._take_resume(command)
             return
@@ -366,10 +369,7 @@ class MqttLink:
             )
             return
         log.info("server asks for a pause of %.0f s", remaining_s)
-        try:
-            self._on_pause(remaining_s)
-        except Exception:
-            log.exception("the agent failed to pause")
+        self._on_pause(remaining_s)
 
     def _take_resume(self, command: protocol.ResumeCommand) -> None:
         if self._on_resume is None:
@@ -378,10 +378,7 @@ class MqttLink:
         # The tracker keeps a pause begun after the resume was sent (it may arrive late).
         issued_ago_s = command.issued_ago_s(self._clock.wall(), self._clock.is_synced())
         log.info("server asks to resume prompts (sent %s)", protocol.format_ts(command.at))
-        try:
-            self._on_resume(issued_ago_s)
-        except Exception:
-            log.exception("the agent failed to resume")
+        self._on_resume(issued_ago_s)
 
     # -- outgoing ------------------------------------------------------------------------
 
@@ -428,6 +425,7 @@ class MqttLink:
             if self._stopping.is_set():
                 break
             try:
+                self._rejects.flush()
                 self._confirm_acked()
                 self._add_heartbeat_if_due()
                 if self.is_connected:

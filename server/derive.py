@@ -9,7 +9,6 @@ when a synced copy corrected its time: ``take_synced_times``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -69,16 +68,12 @@ def check_event(event: Event) -> dict[str, Any]:
         )
     if event.seq is not None and event.seq > MAX_SEQ:
         raise ProtocolError(f"seq {event.seq} too large")
-    if not math.isfinite(event.mono):
-        raise ProtocolError("mono must be finite")
     data = {key: event.data[key] for key in DATA_SCHEMA[event.type]}
     for key, value in data.items():
         if key in _DURATION_KEYS and not 0 <= value <= MAX_DURATION_S:
             raise ProtocolError(
                 f"data field {key!r} must be 0..{MAX_DURATION_S:.0f} s, got {value}"
             )
-        if isinstance(value, str) and not _is_plain_text(value):
-            raise ProtocolError(f"data field {key!r} holds control or invalid characters")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SEQ:
             raise ProtocolError(f"data field {key!r} out of range")
     return data
@@ -92,14 +87,6 @@ def plausible(event: Event, now: datetime, future_margin_s: float) -> Event:
     if PLAUSIBLE_FLOOR <= event.ts <= now + timedelta(seconds=future_margin_s):
         return event
     return replace(event, ts=now, clock_synced=False)
-
-
-def _is_plain_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates
-        return False
-    return "\x00" not in value
 
 
 def session_start(event: Event) -> datetime:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlche
 
 from sitwatch import protocol
 from sitwatch.protocol import Event, ProtocolError, Status
+from sitwatch.rejects import RejectLog
 from sitwatch.server.bulk import insert_rows
 from sitwatch.server.config import FUTURE_MARGIN_S, ServerConfig
 from sitwatch.server.derive import (
@@ -115,11 +116,12 @@ def store_batch(
             ]
             insert_rows(connection, Device.__table__, rows, finish)
     for device_id, status, _retained in batch.statuses:
+        # parse_status bounds each text to its column and refuses what a database cannot hold.
         values: dict[str, Any] = {"online": status.state == "online"}
         if status.boot_id is not None:
-            values["boot_id"] = status.boot_id[:64]
+            values["boot_id"] = status.boot_id
         if status.version is not None:
-            values["version"] = status.version[:40]
+            values["version"] = status.version
         connection.execute(update(Device).where(Device.id == device_id).values(**values))
         if status.name and status.name.strip():
             # The device's configured name, until someone names it on the dashboard (a
@@ -127,7 +129,7 @@ def store_batch(
             connection.execute(
                 update(Device)
                 .where(Device.id == device_id, Device.name.in_(("", device_id)))
-                .values(name=" ".join(status.name.split())[:100])
+                .values(name=" ".join(status.name.split()))
             )
     if not batch.events:
         return set()
@@ -170,6 +172,21 @@ def store_batch(
         log.info("%d events stored with an unsynced clock took a synced copy's time", corrected)
     derive(connection, [e for e in events if e.id in new_ids], rules, recount)
     return new_ids
+
+
+def _topic_name(message: mqtt.MQTTMessage) -> str:
+    try:
+        return message.topic
+    except UnicodeDecodeError:  # paho decodes the topic on access
+        return "(a topic that is not UTF-8)"
+
+
+def _source_of(topic_name: str) -> str:
+    """Who a rejected message is summed up under: its device, or all bad topics together."""
+    try:
+        return protocol.parse_topic(topic_name)[0]
+    except ProtocolError:
+        return "bad topics"
 
 
 class IngestWorker:
@@ -215,6 +232,7 @@ class IngestWorker:
         self._probe_lock = threading.Lock()
         self._probe_timer: threading.Timer | None = None
         self._probe_sent_at = 0.0
+        self._rejects = RejectLog(log)
         self._client = self._make_client()
 
     # --- MQTT side (paho's network thread) ---------------------------------------------
@@ -398,6 +416,7 @@ class IngestWorker:
                 break
         self._client.disconnect()
         self._client.loop_stop()
+        self._rejects.flush(everything=True)
 
     def run_forever(self) -> None:
         self.start()
@@ -467,25 +486,28 @@ class IngestWorker:
     def _validate(self, messages: Iterable[mqtt.MQTTMessage]) -> Batch:
         batch = Batch()
         for message in messages:
-            name = "?"
             try:
-                name = message.topic
-                device_id, leaf = protocol.parse_topic(name)
-                if leaf == protocol.EVENT:
-                    event = protocol.parse_event(message.payload, device_id)
-                    data = check_event(event)
-                    batch.add_event(event, data)
-                elif leaf == protocol.STATUS:
-                    status = protocol.parse_status(message.payload)
-                    batch.statuses.append((device_id, status, bool(message.retain)))
-                else:
-                    raise ProtocolError(f"not an event or status topic: {name!r}")
-            except (ProtocolError, UnicodeDecodeError) as exc:
+                self._take(message, batch)
+            except Exception as exc:  # whatever one message raises, it costs only itself
                 self.rejected += 1
-                log.warning(
-                    "rejected message on %r (%d bytes): %s", name, len(message.payload), exc
-                )
+                name = _topic_name(message)
+                what = f"rejected message on {name!r:.200} ({len(message.payload)} bytes)"
+                self._rejects.reject(_source_of(name), what, exc)
+        self._rejects.flush()
         return batch
+
+    def _take(self, message: mqtt.MQTTMessage, batch: Batch) -> None:
+        """Decode, validate and add one message to ``batch``; raises if it is not valid."""
+        device_id, leaf = protocol.parse_topic(message.topic)
+        if leaf == protocol.EVENT:
+            event = protocol.parse_event(message.payload, device_id)
+            data = check_event(event)
+            batch.add_event(event, data)
+        elif leaf == protocol.STATUS:
+            status = protocol.parse_status(message.payload)
+            batch.statuses.append((device_id, status, bool(message.retain)))
+        else:
+            raise ProtocolError(f"not an event or status topic: {message.topic!r:.200}")
 
     def _commit(self, batch: Batch) -> set[str] | None:
         """Store ``batch`` in one transaction; None (and nothing acked) if that failed."""
