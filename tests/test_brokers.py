@@ -178,8 +178,8 @@ def test_probes_on_the_event_filter_are_never_data(broker: Mosquitto, engine: En
     try:
         device.publish_raw(PROBE_TOPIC, b"another worker's probe")
         device.publish(events)  # after the probe on the same connection: delivered after it
-        assert wait_until(lambda: device.acked >= {e.id for e in events})
-        assert wait_until(lambda: lone.handled + shared.handled == 2 * len(events))
+        assert wait_until(lambda: device.acked >= {e.id for e in events}, 30)
+        assert wait_until(lambda: lone.handled + shared.handled == 2 * len(events), 30)
     finally:
         device.close()
         lone.stop()
