@@ -107,13 +107,26 @@ def save_calibration(path: Path, calibration: Calibration) -> None:
     os.replace(tmp, path)
 
 
-def load_calibration(path: Path) -> Calibration | None:
-    """The stored calibration, or None (missing or unreadable, with a logged reason)."""
+def read_calibration(path: Path) -> Calibration:
+    """The stored calibration; raises FileNotFoundError if there is none, and
+    CalibrationError naming the reason if the file cannot be used."""
     try:
         data = json.loads(path.read_text())
         return Calibration(empty=float(data["empty"]), occupied=float(data["occupied"]))
+    except (FileNotFoundError, CalibrationError):
+        raise
+    except OSError as exc:
+        raise CalibrationError(exc.strerror or str(exc)) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CalibrationError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def load_calibration(path: Path) -> Calibration | None:
+    """The stored calibration, or None (missing or unreadable, with a logged reason)."""
+    try:
+        return read_calibration(path)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except CalibrationError as exc:
         log.warning("ignoring unusable calibration file %s: %s", path, exc)
         return None

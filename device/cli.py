@@ -14,9 +14,23 @@ from typing import Any, NoReturn
 
 from sitwatch import __version__
 from sitwatch.clock import ScaledClock, SystemClock
-from sitwatch.device.config import DEFAULT_PATH, ConfigError, DeviceConfig, load_config
+from sitwatch.device.config import (
+    DEFAULT_PATH,
+    ConfigError,
+    DeviceConfig,
+    missing_files,
+    parse_config,
+    read_config_file,
+)
 
 log = logging.getLogger("sitwatch.device")
+# The command-line options that set a config key, so an error names what the user typed.
+OPTIONS = {
+    "data_dir": "--data-dir",
+    "device_id": "--device-id",
+    "mqtt.host": "--mqtt-host",
+    "mqtt.port": "--mqtt-port",
+}
 
 
 def _simulation_dir() -> Path:
@@ -24,26 +38,54 @@ def _simulation_dir() -> Path:
     return Path(state) / "sitwatch-sim"
 
 
-def _load(config_path: str | None) -> DeviceConfig:
-    if config_path is None and DEFAULT_PATH.exists():
-        config_path = str(DEFAULT_PATH)
-    return load_config(config_path)
+class Settings:
+    """The config and where each of its values came from: the file, an option, or the
+    built-in default."""
 
+    def __init__(self, config_path: str | None) -> None:
+        if config_path is None and DEFAULT_PATH.exists():
+            config_path = str(DEFAULT_PATH)
+        self.path = None if config_path is None else Path(config_path)
+        self.given: dict[str, Any] = {}
+        if self.path is not None:
+            self.given = read_config_file(self.path)
+        self.config = parse_config(self.given, where=str(self.path or "config"))
+        self.options: set[str] = set()
 
-def _override(config: DeviceConfig, **changes: object) -> DeviceConfig:
-    """Command-line options win over the file; validated like the file."""
-    from sitwatch.device.config import parse_config
+    def override(self, **changes: object) -> None:
+        """Command-line options win over the file; validated like the file."""
+        data = self.config.model_dump()
+        for dotted, value in changes.items():
+            if value is None:
+                continue
+            table = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                table = table[key]
+            table[leaf] = value
+            self.options.add(dotted)
+        self.config = parse_config(data, where="command line")
 
-    data = config.model_dump()
-    for dotted, value in changes.items():
-        if value is None:
-            continue
-        table = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
+    def _in_file(self, dotted: str) -> bool:
+        table: Any = self.given
+        for key in dotted.split("."):
+            if not isinstance(table, dict) or key not in table:
+                return False
             table = table[key]
-        table[leaf] = value
-    return parse_config(data, where="command line")
+        return True
+
+    def setting(self, dotted: str, value: object) -> str:
+        """``dotted = value`` with where it was set, e.g. "/etc/sitwatch/device.toml:
+        data_dir = '/x'", "--data-dir '/x'" or "data_dir = '/x' (the default)"."""
+        if dotted in self.options and dotted in OPTIONS:
+            return f"{OPTIONS[dotted]} {value!r}"
+        if self.path is not None and self._in_file(dotted):
+            return f"{self.path}: {dotted} = {value!r}"
+        return f"{dotted} = {value!r} (the default)"
+
+    def where(self, dotted: str) -> str:
+        """The file for a key set there, else "" (for messages that name the key)."""
+        return f"{self.path}: " if self.path is not None and self._in_file(dotted) else ""
 
 
 def _ranged(kind: type[float] | type[int], low: float, high: float) -> Callable[[str], Any]:
@@ -118,8 +160,64 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> NoReturn:
-    print(f"sitwatch-device: {message}", file=sys.stderr)
+    """One line on stderr (a list of problems is joined with "; "), exit code 2."""
+    lines = [" ".join(line.split()) for line in message.splitlines() if line.strip()]
+    head, rest = (lines[0], lines[1:]) if lines else ("failed", [])
+    if rest:
+        head = f"{head} {'; '.join(rest)}" if head.endswith(":") else "; ".join([head, *rest])
+    print(f"sitwatch-device: {head}", file=sys.stderr)
     sys.exit(2)
+
+
+def _prepare_data_dir(settings: Settings) -> DeviceConfig:
+    """Create data_dir, or fail naming it; returns the config with data_dir absolute, since
+    lgpio changes the working directory when it loads."""
+    config = settings.config
+    path = config.data_path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        why = "it is a file, not a folder"
+    except NotADirectoryError:
+        why = "part of the path is a file, not a folder"
+    except OSError as exc:
+        why = f"cannot create it: {exc.strerror}"
+    else:
+        if os.access(path, os.W_OK | os.X_OK):
+            return config.model_copy(update={"data_dir": str(path.absolute())})
+        why = "this user cannot write there"
+    _fail(
+        f"{settings.setting('data_dir', config.data_dir)}: {why} "
+        "(data_dir in the config or --data-dir sets another folder)"
+    )
+
+
+def _check_calibration(settings: Settings, config: DeviceConfig) -> None:
+    """An analog mat needs its calibration before the agent can tell a sitter."""
+    from sitwatch.device.analog_seat import CalibrationError, read_calibration
+
+    if config.pins.mat_kind != "mcp3008":
+        return
+    path = config.calibration_path
+    try:
+        read_calibration(path)
+    except FileNotFoundError:
+        why = f"{path} does not exist: run `sitwatch-device calibrate` first"
+    except CalibrationError as exc:
+        why = f"{path} cannot be used ({exc}): run `sitwatch-device calibrate` again"
+    else:
+        return
+    _fail(f"{settings.setting('pins.mat_kind', 'mcp3008')} needs a calibration, and {why}")
+
+
+def _open_pins(settings: Settings, config: DeviceConfig, *, simulate: bool) -> Any:
+    from sitwatch.device.hardware import HardwareError, open_pin_factory
+
+    name = "mock" if simulate else config.pins.factory
+    try:
+        return open_pin_factory(name, work_dir=config.data_path)
+    except HardwareError as exc:
+        _fail(f"{settings.where(exc.key) if exc.key else ''}{exc}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,28 +229,51 @@ def main(argv: list[str] | None = None) -> None:
     )
     data_dir = args.data_dir
     try:
-        config = _load(args.config_path)
-        if args.simulate and data_dir is None and args.config_path is None:
+        settings = Settings(args.config_path)
+        if args.simulate and data_dir is None and settings.path is None:
             data_dir = str(_simulation_dir())
-        config = _override(
-            config,
+        settings.override(
             data_dir=data_dir,
             device_id=args.device_id,
             **{"mqtt.host": args.mqtt_host, "mqtt.port": args.mqtt_port},
         )
     except ConfigError as exc:
         _fail(str(exc))
-    if args.command == "calibrate":
-        run_calibration(config, args.samples)
-        return
+    if args.data_dir is None:  # the simulator's own folder is a default, not an option
+        settings.options.discard("data_dir")
     if args.speed != 1.0 and not args.simulate:
         _fail("--speed needs --simulate")
-    if args.check:
-        from sitwatch.device.selfcheck import run_check
+    # Everything a user can fix is checked before the first log line, so that a failed
+    # start says one thing.
+    if args.command != "calibrate":  # calibrating needs no broker
+        problems = missing_files(settings.config)
+        if problems:
+            _fail("\n".join(f"{settings.setting(k, v)}: {why}" for k, v, why in problems))
+    config = _prepare_data_dir(settings)
+    if args.command is None and not args.check:
+        _check_calibration(settings, config)
+    from sitwatch.device.hardware import HardwareError
 
-        sys.exit(0 if run_check(config, say=print) else 1)
+    factory = _open_pins(settings, config, simulate=args.simulate)
     try:
-        run_agent(config, simulate=args.simulate, scripted=args.scripted, speed=args.speed)
+        if args.command == "calibrate":
+            run_calibration(config, args.samples, pin_factory=factory)
+        elif args.check:
+            from sitwatch.device.selfcheck import run_check
+
+            sys.exit(0 if run_check(config, pin_factory=factory, say=print) else 1)
+        else:
+            run_agent(
+                config,
+                pin_factory=factory,
+                simulate=args.simulate,
+                scripted=args.scripted,
+                speed=args.speed,
+            )
+    except HardwareError as exc:  # e.g. "pins.mat = 17: GPIO busy (...)"
+        _fail(f"{settings.where(exc.key) if exc.key else ''}{exc}")
+    except ConfigError as exc:  # e.g. "mqtt.tls: cannot load certificates: ..."
+        _fail(f"{settings.path}: {exc}" if settings.path else str(exc))
     except PermissionError as exc:
         _fail(
             f"cannot write {exc.filename}: permission denied "
@@ -168,14 +289,16 @@ def _ask(message: str) -> None:
         _fail("calibration cancelled (end of input)")
 
 
-def run_calibration(config: DeviceConfig, samples: int) -> None:
+def run_calibration(config: DeviceConfig, samples: int, *, pin_factory: Any = None) -> None:
     """Two-point calibration of an analog (FSR/Velostat) mat on the MCP3008."""
     from gpiozero import MCP3008
 
     from sitwatch.device.analog_seat import CalibrationError, calibrate, save_calibration
+    from sitwatch.device.hardware import claim
 
     pause = threading.Event()
-    with MCP3008(channel=config.pins.adc_channel) as adc:
+    channel = config.pins.adc_channel
+    with claim("adc_channel", MCP3008, channel, pin_factory=pin_factory) as adc:
         try:
             result = calibrate(
                 lambda: float(adc.value), _ask, samples=samples, pause=lambda: pause.wait(0.1)
@@ -196,16 +319,18 @@ def run_calibration(config: DeviceConfig, samples: int) -> None:
 
 
 def run_agent(
-    config: DeviceConfig, *, simulate: bool, scripted: bool = False, speed: float = 1.0
+    config: DeviceConfig,
+    *,
+    pin_factory: Any,
+    simulate: bool,
+    scripted: bool = False,
+    speed: float = 1.0,
 ) -> None:
+    """The agent on ``pin_factory`` (a MockFactory when ``simulate``)."""
     from sitwatch.device.service import DeviceService
 
-    factory = None
+    factory = pin_factory
     clock = ScaledClock(speed) if simulate else SystemClock()
-    if simulate:
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
-
-        factory = MockFactory(pin_class=MockPWMPin)
     log.info(
         "sitwatch-device %s starting as %r, data in %s",
         __version__,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -13,17 +16,29 @@ from sitwatch.settings import TrackerSettings, describe_errors
 
 DEFAULT_PATH = Path("/etc/sitwatch/device.toml")
 BCM_PIN = Field(ge=0, le=27, description="BCM GPIO number")
+PIN_KEYS = ("mat", "button", "buzzer", "led")  # each needs a pin of its own
 
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message names the file, key and value."""
 
 
+def pin_factory_names() -> list[str]:
+    """gpiozero's pin backends by the names it registers them under (lgpio, rpigpio, pigpio,
+    native, mock, and any a plug-in adds), read from package metadata so that loading a
+    config never imports gpiozero or a backend."""
+    return sorted({ep.name for ep in entry_points(group="gpiozero_pin_factories")})
+
+
 class PinsConfig(BaseModel):
-    """BCM pin numbers; the defaults match hardware/README.md."""
+    """BCM pin numbers; the defaults match hardware/README.md. That no two parts share a pin
+    is checked by ``parse_config``, which knows which pins the file set."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # gpiozero's pin backend by name; None leaves the choice to gpiozero (its
+    # GPIOZERO_PIN_FACTORY variable, else lgpio, rpigpio, pigpio, native in that order).
+    factory: str | None = None
     # "switch": a two-wire mat on ``mat``; "mcp3008": an FSR/Velostat mat on an ADC channel
     mat_kind: Literal["switch", "mcp3008"] = "switch"
     adc_channel: Annotated[int, Field(ge=0, le=7)] = 0  # MCP3008 on SPI0 CE0
@@ -37,14 +52,30 @@ class PinsConfig(BaseModel):
     buzzer_active_high: bool = True
     led: Annotated[int, BCM_PIN] = 18
 
-    @field_validator("button", "buzzer", "led")
+    @field_validator("factory")
     @classmethod
-    def _distinct(cls, value: int, info: Any) -> int:
-        used = {name: pin for name, pin in info.data.items() if name in ("mat", "button", "buzzer")}
-        for name, pin in used.items():
-            if pin == value:
-                raise ValueError(f"pin {value} is already used by {name!r}")
-        return value
+    def _known_factory(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        names = pin_factory_names()
+        for name in (value, value.lower()):  # as gpiozero matches GPIOZERO_PIN_FACTORY
+            if name in names:
+                return name
+        raise ValueError(f"unknown pin backend; use one of {', '.join(names)}")
+
+    def pin_clash(self, given: Mapping[str, Any]) -> str | None:
+        """The first two parts on one pin, as "pins.<key> = <pin>: why", blaming a key the
+        file set (``given``) rather than one left at its default."""
+        owner: dict[int, str] = {}
+        for key in PIN_KEYS:
+            pin = getattr(self, key)
+            other = owner.setdefault(pin, key)
+            if other == key:
+                continue
+            blamed, kept = (other, key) if key not in given and other in given else (key, other)
+            default = "" if kept in given else " (its default pin)"
+            return f"pins.{blamed} = {pin}: pin {pin} is already used by pins.{kept}{default}"
+        return None
 
 
 class AnalogConfig(BaseModel):
@@ -134,22 +165,57 @@ class DeviceConfig(BaseModel):
 
 def parse_config(data: dict[str, Any], where: str = "config") -> DeviceConfig:
     try:
-        return DeviceConfig.model_validate(data)
+        config = DeviceConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, where)) from None
+    given = data.get("pins")
+    clash = config.pins.pin_clash(given if isinstance(given, dict) else {})
+    if clash is not None:
+        raise ConfigError(f"invalid {where}:\n  {where}.{clash}")
+    return config
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The TOML file's tables, unvalidated."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a binary file, or another encoding
+        raise ConfigError(
+            f"{path} is not a TOML file: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+            "is not UTF-8 text"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
 def load_config(path: str | Path | None) -> DeviceConfig:
     """Read and validate a TOML file; ``None`` gives the documented defaults."""
     if path is None:
         return DeviceConfig()
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    return parse_config(data, where=str(path))
+    return parse_config(read_config_file(Path(path)), where=str(path))
+
+
+def missing_files(config: DeviceConfig) -> list[tuple[str, str, str]]:
+    """Files the config names that this user cannot read, as (key, value, why): checked
+    before start-up, since paho and ssl report them without the key."""
+    problems = []
+    tls = config.mqtt.tls
+    if tls is not None:
+        for key in ("ca_certs", "certfile", "keyfile"):
+            value = getattr(tls, key)
+            if value is None:
+                continue
+            path = Path(value)
+            if not path.exists():
+                problems.append((f"mqtt.tls.{key}", value, "no such file"))
+            elif not path.is_file():
+                problems.append((f"mqtt.tls.{key}", value, "not a file"))
+            elif not os.access(path, os.R_OK):
+                problems.append((f"mqtt.tls.{key}", value, "this user cannot read it"))
+    return problems

@@ -23,7 +23,8 @@ from sitwatch.device import ha_discovery
 from sitwatch.device.config import ConfigError, MqttConfig
 from sitwatch.device.outbox import Outbox
 from sitwatch.device.settings_store import save_settings
-from sitwatch.protocol import Event, EventType, ProtocolError, Status
+from sitwatch.protocol import Event, EventType, Status
+from sitwatch.rejects import RejectLog
 from sitwatch.settings import TrackerSettings
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,13 @@ class MqttLink:
         self._next_heartbeat: float | None = None
         self._sender: threading.Thread | None = None
         self._started = False
+        self.rejected = 0  # messages on our topics that could not be used
+        self._rejects = RejectLog(log, clock.monotonic)
+        self._rejected_what = {
+            self._topic_ack: "ignored a malformed ack",
+            self._topic_config: "rejected remote settings (keeping the current ones)",
+            self._topic_command: "ignored a command",
+        }
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -190,6 +198,7 @@ class MqttLink:
         self._client.loop_stop()
         self._connected.clear()
         self._started = False
+        self._rejects.flush(everything=True)
         log.info("MQTT link stopped (%d events still queued)", len(self._outbox))
 
     # -- paho callbacks (paho's thread; an exception here would kill its loop) ------------
@@ -296,17 +305,17 @@ class MqttLink:
                 self._take_ha_status(message)
             else:
                 log.debug("ignoring a message on %r", message.topic[:200])
-        except Exception:
-            log.exception("error while handling a message on %r", message.topic[:200])
+        except Exception as exc:  # whatever one message raises, it costs only itself
+            self.rejected += 1
+            what = self._rejected_what.get(message.topic, "ignored a message")
+            self._rejects.reject(message.topic, f"{what} on {message.topic!r:.200}", exc)
 
     # -- incoming ------------------------------------------------------------------------
 
+    # The _take_* methods raise for a message they cannot use; _when_message logs it.
+
     def _take_ack(self, payload: bytes) -> None:
-        try:
-            ids = protocol.parse_ack(payload)
-        except ProtocolError as exc:
-            log.warning("ignoring a malformed ack on %s: %s", self._topic_ack, exc)
-            return
+        ids = protocol.parse_ack(payload)
         with self._acked_lock:
             self._acked.extend(ids)
         self._wake.set()
@@ -321,9 +330,8 @@ class MqttLink:
         try:
             settings = TrackerSettings.parse(protocol.parse_config(payload), "remote settings")
         except ValueError as exc:  # ProtocolError, SettingsError
-            log.warning("rejected remote settings, keeping the current ones: %s", exc)
             self._publish_config_result(False, str(exc))
-            return
+            raise
         if settings == self._applied:
             log.debug("remote settings unchanged")
             self._publish_config_result(True, settings=settings)
@@ -339,19 +347,14 @@ class MqttLink:
         try:
             self._on_settings(settings)
         except Exception as exc:
-            log.exception("the agent failed to apply remote settings")
             self._publish_config_result(False, f"device failed to apply the settings: {exc}")
-            return
+            raise
         self._applied = settings
         log.info("applied remote settings: %s", settings.model_dump(mode="json"))
         self._publish_config_result(True, settings=settings)
 
     def _take_command(self, payload: bytes) -> None:
-        try:
-            command = protocol.parse_command(payload)
-        except ProtocolError as exc:
-            log.warning("ignoring a malformed command on %s: %s", self._topic_command, exc)
-            return
+        command = protocol.parse_command(payload)
         if isinstance(command, protocol.ResumeCommand):
             self._take_resume(command)
             return
@@ -364,10 +367,7 @@ class MqttLink:
             )
             return
         log.info("server asks for a pause of %.0f s", remaining_s)
-        try:
-            self._on_pause(remaining_s)
-        except Exception:
-            log.exception("the agent failed to pause")
+        self._on_pause(remaining_s)
 
     def _take_resume(self, command: protocol.ResumeCommand) -> None:
         if self._on_resume is None:
@@ -376,10 +376,7 @@ class MqttLink:
         # The tracker keeps a pause begun after the resume was sent (it may arrive late).
         issued_ago_s = command.issued_ago_s(self._clock.wall(), self._clock.is_synced())
         log.info("server asks to resume prompts (sent %s)", protocol.format_ts(command.at))
-        try:
-            self._on_resume(issued_ago_s)
-        except Exception:
-            log.exception("the agent failed to resume")
+        self._on_resume(issued_ago_s)
 
     def _take_ha_status(self, message: mqtt.MQTTMessage) -> None:
         """Home Assistant's birth message: it (re)started, so send discovery and the current
@@ -449,6 +446,7 @@ class MqttLink:
             if self._stopping.is_set():
                 break
             try:
+                self._rejects.flush()
                 self._confirm_acked()
                 self._add_heartbeat_if_due()
                 if self.is_connected:

@@ -61,15 +61,20 @@ def run_check(
     """Exercise every part; True when all passed. Asks the user to press the button."""
     from gpiozero import PWMLED, Button, Buzzer, DigitalInputDevice
 
+    from sitwatch.device.hardware import claim
+
     pins = config.pins
     ok = True
+    factory = {"pin_factory": pin_factory}
     with (
-        PWMLED(pins.led, pin_factory=pin_factory) as led,
-        Buzzer(pins.buzzer, active_high=pins.buzzer_active_high, pin_factory=pin_factory) as buzzer,
-        DigitalInputDevice(
-            pins.mat, pull_up=not pins.mat_active_high, pin_factory=pin_factory
+        claim("led", PWMLED, pins.led, **factory) as led,
+        claim(
+            "buzzer", Buzzer, pins.buzzer, active_high=pins.buzzer_active_high, **factory
+        ) as buzzer,
+        claim(
+            "mat", DigitalInputDevice, pins.mat, pull_up=not pins.mat_active_high, **factory
         ) as mat,
-        Button(pins.button, pull_up=True, pin_factory=pin_factory) as button,
+        claim("button", Button, pins.button, pull_up=True, **factory) as button,
     ):
         say(f"LED on BCM{pins.led}: blinking 3 times")
         led.blink(on_time=0.2, off_time=0.2, n=3, background=False)

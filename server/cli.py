@@ -1,9 +1,11 @@
 """The ``sitwatch-server`` command: ingest and dashboard together or apart, database set-up
 and users. Errors a user can fix (config, database URL, unreachable database) end with one
-line on stderr and exit code 2; an unreachable MQTT broker is retried, never fatal."""
+line on stderr and exit code 2; an unreachable MQTT broker is retried, never fatal, but a
+broker that does not deliver the configured shared subscription is (exit code 2)."""
 
 from __future__ import annotations
 
+import _thread
 import logging
 import signal
 import sys
@@ -20,6 +22,7 @@ from sitwatch.server.config import (
     ServerConfig,
     ServerConfigError,
     load_server_config,
+    missing_files,
 )
 from sitwatch.server.db import DatabaseError, check_connection, make_engine
 
@@ -37,15 +40,19 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def load_config(path: str | None) -> ServerConfig:
+def load_config(path: str | None, *, web: bool = False, mqtt: bool = False) -> ServerConfig:
     """--config if given, else /etc/sitwatch/server.toml if present, else defaults; the
-    SITWATCH_* environment overrides either."""
+    SITWATCH_* environment overrides either. ``web``/``mqtt``: the files the dashboard or
+    the ingest will open are checked too."""
     if path is None and DEFAULT_PATH.is_file():
         path = str(DEFAULT_PATH)
     try:
-        return load_server_config(path)
+        config = load_server_config(path)
     except ServerConfigError as exc:
         fail(str(exc))
+    for key, value, why in missing_files(config, web=web, mqtt=mqtt):
+        fail(f"{path or 'server config'}: {key} = {value!r}: {why}")
+    return config
 
 
 @contextmanager
@@ -120,8 +127,8 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     ctx.obj = config_path
 
 
-def _config(ctx: click.Context) -> ServerConfig:
-    return load_config(ctx.obj)
+def _config(ctx: click.Context, *, web: bool = False, mqtt: bool = False) -> ServerConfig:
+    return load_config(ctx.obj, web=web, mqtt=mqtt)
 
 
 def _config_here(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -148,9 +155,11 @@ def run(ctx: click.Context) -> None:
     """Ingest and dashboard in one process."""
     from sitwatch.server.ingest import IngestWorker
 
-    config = _config(ctx)
+    config = _config(ctx, web=True, mqtt=True)
     with open_database(config) as engine:
         worker = IngestWorker(config, engine)
+        # A worker that gives up (no shared subscriptions) stops the dashboard as Ctrl-C would.
+        worker.when_failed = lambda _reason: _thread.interrupt_main()
         _stop_on_sigterm()
         worker.start()
         try:
@@ -159,6 +168,8 @@ def run(ctx: click.Context) -> None:
             pass
         finally:
             worker.stop()
+        if worker.failure:
+            fail(worker.failure)
 
 
 @main.command()
@@ -168,10 +179,13 @@ def ingest(ctx: click.Context) -> None:
     """Only the MQTT ingest worker."""
     from sitwatch.server.ingest import IngestWorker
 
-    config = _config(ctx)
+    config = _config(ctx, mqtt=True)
     with open_database(config) as engine:
         _stop_on_sigterm()
-        IngestWorker(config, engine).run_forever()
+        worker = IngestWorker(config, engine)
+        worker.run_forever()
+        if worker.failure:
+            fail(worker.failure)
 
 
 @main.command()
@@ -179,7 +193,7 @@ def ingest(ctx: click.Context) -> None:
 @click.pass_context
 def web(ctx: click.Context) -> None:
     """Only the dashboard."""
-    config = _config(ctx)
+    config = _config(ctx, web=True)
     with open_database(config) as engine:
         _stop_on_sigterm()
         with suppress(KeyboardInterrupt):

@@ -15,6 +15,7 @@ DEFAULT_PATH = Path("/etc/sitwatch/server.toml")
 # A client id or shared-subscription group: no topic separators or wildcards, and short
 # enough for any broker.
 MQTT_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+FUTURE_MARGIN_S = 24 * 3600.0
 
 
 class ServerConfigError(ValueError):
@@ -40,6 +41,9 @@ class BrokerConfig(BaseModel):
     # Several ingest workers with the same group split the fleet ($share/<group>/...); the
     # sitwatch-ingest@.service template sets both per instance (docs/deploy.md).
     share_group: Annotated[str, Field(pattern=MQTT_NAME)] | None = None
+    # With a share group, how long a worker waits at start-up for its probe to come back
+    # through a shared subscription before it gives up on the broker (docs/protocol.md).
+    share_probe_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     batch_wait_s: Annotated[float, Field(ge=0.001, le=10)] = 0.05
 
@@ -76,6 +80,15 @@ class ServerConfig(BaseModel):
     timezone: str = "UTC"  # local time for days and hour-of-day figures
     day_start_hour: Annotated[int, Field(ge=0, le=23)] = 4  # late nights count to the day before
     offline_after_s: Annotated[float, Field(ge=10)] = 900  # no message for this long: offline
+    future_margin_s: Annotated[
+        float,
+        Field(
+            ge=60,
+            le=366 * 24 * 3600,
+            description="seconds an event may be dated ahead of the server's clock; one dated"
+            " later is stored with the time it arrived, flagged unsynced (docs/protocol.md)",
+        ),
+    ] = FUTURE_MARGIN_S
 
     @field_validator("timezone")
     @classmethod
@@ -104,6 +117,61 @@ ENV_OVERRIDES = {
 }
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ServerConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a binary file, or another encoding
+        raise ServerConfigError(
+            f"{path} is not a TOML file: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+            "is not UTF-8 text"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ServerConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _readable(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file, or None."""
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "not a file"
+    if not os.access(path, os.R_OK):
+        return "this user cannot read it"
+    return None
+
+
+def missing_files(config: ServerConfig, *, web: bool, mqtt: bool) -> list[tuple[str, str, str]]:
+    """Files the config names that cannot be used, as (key, value, why): checked before
+    start-up, since ssl and the dashboard would report them without the key. ``web`` and
+    ``mqtt`` say which parts will run (the dashboard publishes settings over MQTT too)."""
+    problems = []
+    ca_certs = config.mqtt.tls_ca_certs
+    if (web or mqtt) and ca_certs:
+        why = _readable(Path(ca_certs))
+        if why:
+            problems.append(("mqtt.tls_ca_certs", ca_certs, why))
+    key_file = config.web.secret_key_file
+    if web and key_file and not config.web.secret_key:
+        path = Path(key_file)
+        if path.exists():  # read at start
+            why = _readable(path)
+        elif not path.parent.is_dir():  # created at the first start
+            why = f"folder {path.parent} does not exist"
+        elif not os.access(path.parent, os.W_OK | os.X_OK):
+            why = f"the file does not exist and this user cannot create it in {path.parent}"
+        else:
+            why = None
+        if why:
+            problems.append(("web.secret_key_file", key_file, why))
+    return problems
+
+
 def load_server_config(
     path: str | Path | None = None, environ: dict[str, str] | None = None
 ) -> ServerConfig:
@@ -112,12 +180,7 @@ def load_server_config(
     if path is not None:
         path = Path(path)
         where = str(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ServerConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ServerConfigError(f"{path} is not valid TOML: {exc}") from None
+        data = _read_toml(path)
     for name, keys in ENV_OVERRIDES.items():
         value = (environ if environ is not None else os.environ).get(name)
         if value is None:

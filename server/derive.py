@@ -3,20 +3,21 @@
 Only events that were newly inserted are passed here, so a replayed event never counts twice;
 rollups are kept by adding each new event's share to its (device, local day) row, which is
 also correct when events arrive out of order. ``recompute_rollups`` rebuilds rows from the
-base tables (for repairs and to check the incremental path).
+base tables (for repairs, to check the incremental path, and for the days an event left
+when a synced copy corrected its time: ``take_synced_times``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, case, func, select
+from sqlalchemy import Connection, Table, bindparam, case, func, select, update
 
+from sitwatch.clock import PLAUSIBLE_SINCE
 from sitwatch.protocol import DATA_SCHEMA, Event, EventType, ProtocolError
 from sitwatch.server.bulk import insert_rows
 from sitwatch.server.config import ServerConfig
@@ -28,6 +29,10 @@ MAX_DURATION_S = 7 * 24 * 3600.0
 MAX_SEQ = 2**31 - 1  # an INTEGER column on PostgreSQL
 EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TS = datetime(2200, 1, 1, tzinfo=UTC)
+# Inside those, a time the server believes (docs/protocol.md, "Plausible time"): not before
+# the date before which a device itself takes its clock as unset, and not more than the
+# config's ``future_margin_s`` ahead of the server's clock.
+PLAUSIBLE_FLOOR = PLAUSIBLE_SINCE
 _DURATION_KEYS = ("session_s", "away_s", "response_s", "snooze_s", "pause_s", "seated_s")
 _COUNTERS = ("sessions", "breaks", "prompts", "prompts_answered", "prompts_answered_by_drill")
 
@@ -63,27 +68,25 @@ def check_event(event: Event) -> dict[str, Any]:
         )
     if event.seq is not None and event.seq > MAX_SEQ:
         raise ProtocolError(f"seq {event.seq} too large")
-    if not math.isfinite(event.mono):
-        raise ProtocolError("mono must be finite")
     data = {key: event.data[key] for key in DATA_SCHEMA[event.type]}
     for key, value in data.items():
         if key in _DURATION_KEYS and not 0 <= value <= MAX_DURATION_S:
             raise ProtocolError(
                 f"data field {key!r} must be 0..{MAX_DURATION_S:.0f} s, got {value}"
             )
-        if isinstance(value, str) and not _is_plain_text(value):
-            raise ProtocolError(f"data field {key!r} holds control or invalid characters")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SEQ:
             raise ProtocolError(f"data field {key!r} out of range")
     return data
 
 
-def _is_plain_text(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates
-        return False
-    return "\x00" not in value
+def plausible(event: Event, now: datetime, future_margin_s: float) -> Event:
+    """``event``, or, when its time cannot be right (before PLAUSIBLE_FLOOR or more than
+    ``future_margin_s`` after the server's ``now``), a copy dated ``now`` (when it arrived)
+    with ``clock_synced`` false. Kept and acked rather than refused: a refused event is never
+    acked, so the desk would send it again forever, and its sitting time would be lost."""
+    if PLAUSIBLE_FLOOR <= event.ts <= now + timedelta(seconds=future_margin_s):
+        return event
+    return replace(event, ts=now, clock_synced=False)
 
 
 def session_start(event: Event) -> datetime:
@@ -167,8 +170,14 @@ def _keep_first(stmt: Any) -> Any:
     return stmt.on_conflict_do_nothing(index_elements=["event_id"])
 
 
-def derive(connection: Connection, new_events: list[Event], rules: DayRules) -> None:
-    """Sessions, drills and rollup figures for events that were just inserted."""
+def derive(
+    connection: Connection,
+    new_events: list[Event],
+    rules: DayRules,
+    recount: Iterable[tuple[str, date]] = (),
+) -> None:
+    """Sessions, drills and rollup figures for events that were just inserted; ``recount``:
+    (device, day) rollups to count again from the base tables (``take_synced_times``)."""
     for model, rows in (
         (SittingSession, session_rows(new_events)),
         (Drill, drill_rows(new_events)),
@@ -176,6 +185,70 @@ def derive(connection: Connection, new_events: list[Event], rules: DayRules) -> 
         if rows:
             insert_rows(connection, model.__table__, rows, _keep_first)
     add_to_rollups(connection, rollup_deltas(new_events, rules))
+    # Last, from the base tables as they now are. Another worker cannot change a desk's rows
+    # meanwhile: a batch with a desk's events first updates its devices row (store_batch), which
+    # holds off any other batch with that desk's events until this one commits.
+    recompute_rollups(connection, rules, recount)
+
+
+def take_synced_times(
+    connection: Connection, copies: Iterable[Event], rules: DayRules
+) -> tuple[int, list[tuple[str, date]]]:
+    """Events stored with ``clock_synced`` false take the time of these synced copies (a
+    desk re-stamps an event once its clock has synced: docs/protocol.md), and so do their
+    session and drill rows. Returns how many were corrected and the (device, day) rollups
+    the corrections left or joined, for ``derive`` to recount."""
+    by_id = {copy.id: copy for copy in copies if copy.clock_synced}
+    if not by_id:
+        return 0, []
+    stored = connection.execute(
+        select(EventRow.event_id, EventRow.device_id, EventRow.type, EventRow.ts, EventRow.data)
+        .where(EventRow.event_id.in_(sorted(by_id)), EventRow.clock_synced.is_(False))
+        .order_by(EventRow.event_id)
+    ).all()
+    corrected: list[Event] = []
+    recount: set[tuple[str, date]] = set()
+    for event_id, device_id, kind, ts, data in stored:
+        copy = by_id[event_id]
+        if copy.device_id != device_id:  # an event id is a desk's own: others cannot move it
+            continue
+        new = replace(copy, type=EventType(kind), data=data)  # the stored event, re-timed
+        old = replace(new, ts=ts)
+        days = [
+            {(row["device_id"], row["day"]) for row in rollup_deltas([e], rules)}
+            for e in (old, new)
+        ]
+        if days[0] != days[1]:
+            recount |= days[0] | days[1]
+        corrected.append(new)
+    if not corrected:
+        return 0, []
+    events: Table = EventRow.__table__  # type: ignore[assignment]
+    connection.execute(
+        update(events)
+        .where(events.c.event_id == bindparam("b_id"))
+        .values(ts=bindparam("b_ts"), clock_synced=True),
+        [{"b_id": e.id, "b_ts": e.ts} for e in corrected],
+    )
+    sessions: Table = SittingSession.__table__  # type: ignore[assignment]
+    stood = [e for e in corrected if e.type is EventType.STOOD_UP]
+    if stood:
+        connection.execute(
+            update(sessions)
+            .where(sessions.c.event_id == bindparam("b_id"))
+            .values(started_at=bindparam("b_start"), ended_at=bindparam("b_end")),
+            [{"b_id": e.id, "b_start": session_start(e), "b_end": e.ts} for e in stood],
+        )
+    drills: Table = Drill.__table__  # type: ignore[assignment]
+    done = [e for e in corrected if e.type is EventType.DRILL_COMPLETED]
+    if done:
+        connection.execute(
+            update(drills)
+            .where(drills.c.event_id == bindparam("b_id"))
+            .values(ts=bindparam("b_ts")),
+            [{"b_id": e.id, "b_ts": e.ts} for e in done],
+        )
+    return len(corrected), sorted(recount)
 
 
 def recompute_rollups(

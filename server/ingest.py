@@ -12,8 +12,9 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,9 +25,17 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlche
 
 from sitwatch import protocol
 from sitwatch.protocol import Event, ProtocolError, Status
+from sitwatch.rejects import RejectLog
 from sitwatch.server.bulk import insert_rows
-from sitwatch.server.config import ServerConfig
-from sitwatch.server.derive import DayRules, check_event, derive
+from sitwatch.server.config import FUTURE_MARGIN_S, ServerConfig
+from sitwatch.server.derive import (
+    PLAUSIBLE_FLOOR,
+    DayRules,
+    check_event,
+    derive,
+    plausible,
+    take_synced_times,
+)
 from sitwatch.server.models import Device
 from sitwatch.server.models import Event as EventRow
 
@@ -34,6 +43,10 @@ log = logging.getLogger(__name__)
 
 EVENT_FILTER = f"{protocol.ROOT}/+/{protocol.EVENT}"
 STATUS_FILTER = f"{protocol.ROOT}/+/{protocol.STATUS}"
+# A worker in a share group sends itself a probe here at start-up (docs/protocol.md). It
+# matches EVENT_FILTER, but "$probe" is no device id (protocol.DEVICE_ID): no device's ACL
+# grants it, and every ingest drops it before validation, so it is never data.
+PROBE_TOPIC = f"{protocol.ROOT}/$probe/{protocol.EVENT}"
 _STOP = object()
 COMMIT_ATTEMPTS = 3
 RETRY_PAUSE_S = 0.05
@@ -41,12 +54,22 @@ RETRY_PAUSE_S = 0.05
 
 @dataclass
 class Batch:
-    """The valid part of a batch of messages: events by id (first copy wins) and statuses."""
+    """The valid part of a batch of messages: events by id (``add_event``) and statuses."""
 
     events: dict[str, tuple[Event, dict[str, Any]]] = field(default_factory=dict)
     # (device id, status, retained): a retained status is old news, not a sign of life.
     statuses: list[tuple[str, Status, bool]] = field(default_factory=list)
     event_messages: int = 0  # valid event messages, counting copies of the same id
+
+    def add_event(self, event: Event, data: dict[str, Any]) -> None:
+        """Keep the first copy of an id, unless a later one from the same desk has a synced
+        clock and it had not: the desk re-stamped it (docs/protocol.md)."""
+        held = self.events.get(event.id)
+        if held is None or (
+            event.clock_synced and not held[0].clock_synced and event.device_id == held[0].device_id
+        ):
+            self.events[event.id] = (event, data)
+        self.event_messages += 1
 
     def acks(self) -> dict[str, list[str]]:
         by_device: dict[str, list[str]] = defaultdict(list)
@@ -71,8 +94,17 @@ def _new_event_ids(stmt: Any) -> Any:
     )
 
 
-def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: datetime) -> set[str]:
-    """Upsert devices, insert new events, derive from them; returns the newly stored ids."""
+def store_batch(
+    connection: Connection,
+    batch: Batch,
+    rules: DayRules,
+    now: datetime,
+    future_margin_s: float = FUTURE_MARGIN_S,
+) -> set[str]:
+    """Upsert devices, insert new events, derive from them; returns the newly stored ids.
+
+    An event dated where no clock can be right is stored at ``now`` (``derive.plausible``);
+    a synced copy of an event stored unsynced corrects its time (``take_synced_times``)."""
     alive = {e.device_id for e, _ in batch.events.values()}
     alive |= {device_id for device_id, _, retained in batch.statuses if not retained}
     known = {device_id for device_id, _, _ in batch.statuses} - alive
@@ -84,11 +116,12 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
             ]
             insert_rows(connection, Device.__table__, rows, finish)
     for device_id, status, _retained in batch.statuses:
+        # parse_status bounds each text to its column and refuses what a database cannot hold.
         values: dict[str, Any] = {"online": status.state == "online"}
         if status.boot_id is not None:
-            values["boot_id"] = status.boot_id[:64]
+            values["boot_id"] = status.boot_id
         if status.version is not None:
-            values["version"] = status.version[:40]
+            values["version"] = status.version
         connection.execute(update(Device).where(Device.id == device_id).values(**values))
         if status.name and status.name.strip():
             # The device's configured name, until someone names it on the dashboard (a
@@ -96,10 +129,25 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
             connection.execute(
                 update(Device)
                 .where(Device.id == device_id, Device.name.in_(("", device_id)))
-                .values(name=" ".join(status.name.split())[:100])
+                .values(name=" ".join(status.name.split()))
             )
     if not batch.events:
         return set()
+    sent = {event_id: event for event_id, (event, _) in batch.events.items()}
+    events = [plausible(e, now, future_margin_s) for e in sent.values()]
+    retimed = [e for e in events if e is not sent[e.id]]
+    if retimed:
+        log.warning(
+            "%d events dated before %s or over %.0f s ahead stored with their arrival time"
+            " (e.g. %s from %s dated %s)",
+            len(retimed),
+            PLAUSIBLE_FLOOR.date(),
+            future_margin_s,
+            retimed[0].id,
+            retimed[0].device_id,
+            sent[retimed[0].id].ts.isoformat(),
+        )
+    data_of = {event_id: data for event_id, (_, data) in batch.events.items()}
     rows = [
         {
             "event_id": e.id,
@@ -110,14 +158,35 @@ def store_batch(connection: Connection, batch: Batch, rules: DayRules, now: date
             "ts": e.ts,
             "mono": e.mono,
             "clock_synced": e.clock_synced,
-            "data": data,
+            "data": data_of[e.id],
             "received_at": now,
         }
-        for e, data in sorted(batch.events.values(), key=lambda item: item[0].id)
+        for e in sorted(events, key=lambda e: e.id)
     ]  # sorted: concurrent workers lock unique-index entries in the same order
     new_ids = set(insert_rows(connection, EventRow.__table__, rows, _new_event_ids).scalars())
-    derive(connection, [e for e, _ in batch.events.values() if e.id in new_ids], rules)
+    # Only a batch with duplicates costs a query more: the stored copies still unsynced.
+    corrected, recount = take_synced_times(
+        connection, [e for e in events if e.id not in new_ids], rules
+    )
+    if corrected:
+        log.info("%d events stored with an unsynced clock took a synced copy's time", corrected)
+    derive(connection, [e for e in events if e.id in new_ids], rules, recount)
     return new_ids
+
+
+def _topic_name(message: mqtt.MQTTMessage) -> str:
+    try:
+        return message.topic
+    except UnicodeDecodeError:  # paho decodes the topic on access
+        return "(a topic that is not UTF-8)"
+
+
+def _source_of(topic_name: str) -> str:
+    """Who a rejected message is summed up under: its device, or all bad topics together."""
+    try:
+        return protocol.parse_topic(topic_name)[0]
+    except ProtocolError:
+        return "bad topics"
 
 
 class IngestWorker:
@@ -126,6 +195,12 @@ class IngestWorker:
     Counters (read them from any thread): ``stored`` new events, ``duplicates`` events already
     stored (acked again), ``rejected`` malformed messages, ``statuses`` status updates,
     ``db_errors`` batches that failed to commit, ``handled`` messages taken off the queue.
+
+    In a share group the worker first proves that the broker delivers shared subscriptions
+    (some grant ``$share/...`` and then deliver nothing): ``share_confirmed`` is set when
+    its probe came back; if it does not within ``mqtt.share_probe_timeout_s``, ``failure``
+    says why in one line, ``failed`` is set, ``run_forever`` returns and ``when_failed``
+    (if set) is called with the line.
     """
 
     def __init__(
@@ -149,6 +224,15 @@ class IngestWorker:
         self._stop_requested = threading.Event()
         self._discarding = False
         self._pending_acks: list[mqtt.MQTTMessageInfo] = []
+        self.share_confirmed = threading.Event()
+        self.failed = threading.Event()
+        self.failure: str | None = None
+        self.when_failed: Callable[[str], None] | None = None
+        self._probe_id = uuid.uuid4().hex[:12]
+        self._probe_lock = threading.Lock()
+        self._probe_timer: threading.Timer | None = None
+        self._probe_sent_at = 0.0
+        self._rejects = RejectLog(log)
         self._client = self._make_client()
 
     # --- MQTT side (paho's network thread) ---------------------------------------------
@@ -189,7 +273,10 @@ class IngestWorker:
             return
         group = self.config.mqtt.share_group
         events = f"$share/{group}/{EVENT_FILTER}" if group else EVENT_FILTER
-        client.subscribe([(events, 1), (STATUS_FILTER, 1)])
+        subscriptions = [(events, 1), (STATUS_FILTER, 1)]
+        if group and not self.share_confirmed.is_set():
+            subscriptions.append((self._probe_filter, 1))
+        client.subscribe(subscriptions)
         self.connected.set()
         log.info(
             "connected to MQTT broker %s as %s (session present: %s), subscribing to %s",
@@ -205,6 +292,7 @@ class IngestWorker:
     def _when_disconnected(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
         self.subscribed.clear()
+        self._cancel_probe()  # it may have been lost with the connection: probe again
         if not self._stop_requested.is_set():
             log.warning("lost MQTT broker %s (%s); reconnecting", self.broker, reason)
 
@@ -214,9 +302,76 @@ class IngestWorker:
             log.error("MQTT broker %s refused a subscription: %s", self.broker, failed)
             return
         self.subscribed.set()
+        if self.config.mqtt.share_group and not self.share_confirmed.is_set():
+            self._send_probe()
 
     def _when_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            is_probe = message.topic == PROBE_TOPIC
+        except UnicodeDecodeError:  # a topic that is not UTF-8: _validate rejects it
+            is_probe = False
+        if is_probe:
+            self._when_probe(message.payload)
+            return
         self._queue.put(message)
+
+    # --- the share-group probe -----------------------------------------------------------
+
+    @property
+    def _probe_filter(self) -> str:
+        # A group of this worker alone: a probe sent to the fleet's group could be handed
+        # to any other member of it.
+        group = f"{self.config.mqtt.share_group}-probe-{self._probe_id}"
+        return f"$share/{group}/{PROBE_TOPIC}"
+
+    def _send_probe(self) -> None:
+        self._cancel_probe()
+        self._probe_sent_at = time.monotonic()
+        self._client.publish(PROBE_TOPIC, self._probe_id, qos=1)
+        timer = threading.Timer(self.config.mqtt.share_probe_timeout_s, self._when_probe_lost)
+        timer.daemon = True
+        self._probe_timer = timer
+        timer.start()
+
+    def _cancel_probe(self) -> None:
+        timer, self._probe_timer = self._probe_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _when_probe(self, payload: bytes) -> None:
+        """A message on PROBE_TOPIC: ours confirms the broker; another worker's is ignored."""
+        with self._probe_lock:
+            if payload != self._probe_id.encode() or self.share_confirmed.is_set():
+                return
+            if self.failed.is_set():  # too late: the worker has given up already
+                return
+            self.share_confirmed.set()
+        self._cancel_probe()
+        self._client.unsubscribe(self._probe_filter)
+        log.info(
+            "MQTT broker %s delivers shared subscriptions (probe back in %.0f ms)",
+            self.broker,
+            (time.monotonic() - self._probe_sent_at) * 1000,
+        )
+
+    def _when_probe_lost(self) -> None:
+        settings = self.config.mqtt
+        with self._probe_lock:
+            if self.share_confirmed.is_set() or not self.subscribed.is_set():
+                return  # back just in time, or the connection dropped (probed again then)
+            self.failure = (
+                f"MQTT broker {self.broker} does not deliver shared subscriptions "
+                f"(mqtt.share_group = {settings.share_group!r}): a probe to "
+                f"{self._probe_filter} did not come back within "
+                f"{settings.share_probe_timeout_s:g} s. NATS 2.9 and amqtt accept $share/ and "
+                f"deliver nothing (an ACL keeping this client from {PROBE_TOPIC} looks the "
+                "same): use a broker with shared subscriptions (Mosquitto 2.x) or one worker "
+                "without share_group"
+            )
+            self.failed.set()
+        self._stop_requested.set()
+        if self.when_failed is not None:
+            self.when_failed(self.failure)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -230,7 +385,10 @@ class IngestWorker:
         return self
 
     def wait_ready(self, timeout_s: float = 10.0) -> bool:
-        """Whether the worker got connected and subscribed within ``timeout_s``."""
+        """Whether the worker got connected and subscribed within ``timeout_s`` (in a share
+        group: and its probe came back through a shared subscription)."""
+        if self.config.mqtt.share_group:
+            return self.share_confirmed.wait(timeout_s)
         return self.subscribed.wait(timeout_s)
 
     def request_stop(self) -> None:
@@ -242,6 +400,7 @@ class IngestWorker:
         messages published meanwhile wait for the next worker with this client id.
         ``drain=False`` drops the queue unstored, as a crash would (devices resend)."""
         self._stop_requested.set()
+        self._cancel_probe()
         if not drain:
             self._client.disconnect()
             self._discarding = True
@@ -257,6 +416,7 @@ class IngestWorker:
                 break
         self._client.disconnect()
         self._client.loop_stop()
+        self._rejects.flush(everything=True)
 
     def run_forever(self) -> None:
         self.start()
@@ -326,33 +486,41 @@ class IngestWorker:
     def _validate(self, messages: Iterable[mqtt.MQTTMessage]) -> Batch:
         batch = Batch()
         for message in messages:
-            name = "?"
             try:
-                name = message.topic
-                device_id, leaf = protocol.parse_topic(name)
-                if leaf == protocol.EVENT:
-                    event = protocol.parse_event(message.payload, device_id)
-                    data = check_event(event)
-                    batch.events.setdefault(event.id, (event, data))
-                    batch.event_messages += 1
-                elif leaf == protocol.STATUS:
-                    status = protocol.parse_status(message.payload)
-                    batch.statuses.append((device_id, status, bool(message.retain)))
-                else:
-                    raise ProtocolError(f"not an event or status topic: {name!r}")
-            except (ProtocolError, UnicodeDecodeError) as exc:
+                self._take(message, batch)
+            except Exception as exc:  # whatever one message raises, it costs only itself
                 self.rejected += 1
-                log.warning(
-                    "rejected message on %r (%d bytes): %s", name, len(message.payload), exc
-                )
+                name = _topic_name(message)
+                what = f"rejected message on {name!r:.200} ({len(message.payload)} bytes)"
+                self._rejects.reject(_source_of(name), what, exc)
+        self._rejects.flush()
         return batch
+
+    def _take(self, message: mqtt.MQTTMessage, batch: Batch) -> None:
+        """Decode, validate and add one message to ``batch``; raises if it is not valid."""
+        device_id, leaf = protocol.parse_topic(message.topic)
+        if leaf == protocol.EVENT:
+            event = protocol.parse_event(message.payload, device_id)
+            data = check_event(event)
+            batch.add_event(event, data)
+        elif leaf == protocol.STATUS:
+            status = protocol.parse_status(message.payload)
+            batch.statuses.append((device_id, status, bool(message.retain)))
+        else:
+            raise ProtocolError(f"not an event or status topic: {message.topic!r:.200}")
 
     def _commit(self, batch: Batch) -> set[str] | None:
         """Store ``batch`` in one transaction; None (and nothing acked) if that failed."""
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 with self.engine.begin() as connection:
-                    return store_batch(connection, batch, self.rules, protocol.now_utc())
+                    return store_batch(
+                        connection,
+                        batch,
+                        self.rules,
+                        protocol.now_utc(),
+                        self.config.future_margin_s,
+                    )
             except (DataError, IntegrityError) as exc:
                 if len(batch.events) > 1:
                     # One row the database refuses must not block the rest: store halves.

@@ -63,6 +63,7 @@ def paused_devices(
     recent = [
         Event.type == EventType.PAUSE.value,
         Event.ts >= now - timedelta(seconds=MAX_PAUSE_S),
+        Event.ts <= now,  # a pause dated after now has not begun, and must not pin the badge
         # SQLite has no (type, ts) index (models.Event): it seeks each device's instead.
         *on_devices(Event.device_id, device_id),
     ]

@@ -176,6 +176,8 @@ def seat_states(
             .where(
                 Event.device_id == Device.id,
                 Event.ts >= now - STATE_LOOKBACK,
+                # Nothing dated after now: a stored future event must not pin the state.
+                Event.ts <= now,
                 Event.type.in_((EventType.SEATED.value, EventType.STOOD_UP.value)),
             )
             .order_by(Event.ts.desc(), *ties)

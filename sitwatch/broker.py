@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 
 class BrokerError(RuntimeError):
@@ -40,21 +41,24 @@ def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> bool:
     return False
 
 
-class Mosquitto:
-    """A mosquitto process of our own. ``persistence`` keeps sessions across a graceful
-    restart; ``kill()`` is a SIGKILL (nothing saved), ``stop()`` a clean exit."""
+def find_nats_server() -> str | None:
+    return shutil.which("nats-server") or next(
+        (p for p in ("/usr/sbin/nats-server", "/usr/local/bin/nats-server") if os.path.exists(p)),
+        None,
+    )
 
-    def __init__(
-        self, port: int | None = None, workdir: str | None = None, persistence: bool = True
-    ) -> None:
-        binary = find_mosquitto()
-        if binary is None:
-            raise BrokerError("mosquitto not found: install it (apt-get install mosquitto)")
+
+class BrokerProcess:
+    """A broker process of our own on loopback: its config and log live in ``workdir``.
+    ``kill()`` is a SIGKILL (nothing saved), ``stop()`` a clean exit."""
+
+    name = "broker"
+
+    def __init__(self, binary: str, port: int | None, workdir: str | None) -> None:
         self.binary = binary
         self.host = "127.0.0.1"
-        self.port = port or free_port()
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sitwatch-mosquitto-"))
-        self.persistence = persistence
+        self.port = port or free_port()  # the MQTT port
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"sitwatch-{self.name}-"))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,34 +66,19 @@ class Mosquitto:
         return f"mqtt://{self.host}:{self.port}"
 
     def _write_config(self) -> Path:
-        conf = self.workdir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} {self.host}",
-            "allow_anonymous true",
-            f"persistence {'true' if self.persistence else 'false'}",
-            f"persistence_location {self.workdir}/",
-            "max_queued_messages 100000",
-            # As root, mosquitto drops to its own user and then cannot write our private
-            # folder, so persistence would silently not save: stay root in that case.
-            *(["user root"] if os.geteuid() == 0 else []),
-            "max_inflight_messages 100",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-        ]
-        conf.write_text("\n".join(lines) + "\n")
-        return conf
+        raise NotImplementedError
 
-    def start(self, timeout_s: float = 10.0) -> Mosquitto:
+    def start(self, timeout_s: float = 10.0) -> Self:
+        self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self._write_config()
-        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.workdir / f"{self.name}.log", "ab")  # noqa: SIM115 - owned by the process
         self.process = subprocess.Popen(
             [self.binary, "-c", str(conf)], stdout=log, stderr=log, start_new_session=True
         )
         log.close()
         if not wait_for_port(self.host, self.port, timeout_s):
             self.kill()
-            raise BrokerError(f"mosquitto did not listen on {self.port}; see {self.workdir}")
+            raise BrokerError(f"{self.name} did not listen on {self.port}; see {self.workdir}")
         return self
 
     def stop(self) -> None:
@@ -114,12 +103,75 @@ class Mosquitto:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def __enter__(self) -> Mosquitto:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class Mosquitto(BrokerProcess):
+    """A mosquitto process of our own. ``persistence`` keeps sessions across a graceful
+    restart."""
+
+    name = "mosquitto"
+
+    def __init__(
+        self, port: int | None = None, workdir: str | None = None, persistence: bool = True
+    ) -> None:
+        binary = find_mosquitto()
+        if binary is None:
+            raise BrokerError("mosquitto not found: install it (apt-get install mosquitto)")
+        super().__init__(binary, port, workdir)
+        self.persistence = persistence
+
+    def _write_config(self) -> Path:
+        conf = self.workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "max_queued_messages 100000",
+            # As root, mosquitto drops to its own user and then cannot write our private
+            # folder, so persistence would silently not save: stay root in that case.
+            *(["user root"] if os.geteuid() == 0 else []),
+            "max_inflight_messages 100",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        conf.write_text("\n".join(lines) + "\n")
+        return conf
+
+
+class NatsServer(BrokerProcess):
+    """nats-server with its MQTT listener (which keeps sessions and retained messages in
+    JetStream, so JetStream and a server name are required), on free loopback ports with
+    its store in ``workdir``: never the system's own NATS. Its MQTT side has no shared
+    subscriptions (2.9 accepts ``$share/...`` and delivers nothing) and no QoS 2."""
+
+    name = "nats-server"
+
+    def __init__(self, port: int | None = None, workdir: str | None = None) -> None:
+        binary = find_nats_server()
+        if binary is None:
+            raise BrokerError("nats-server not found: install it (apt-get install nats-server)")
+        super().__init__(binary, port, workdir)
+        self.nats_port = free_port()  # its own protocol's port, which it always opens
+
+    def _write_config(self) -> Path:
+        conf = self.workdir / "nats-server.conf"
+        store = self.workdir / "jetstream"
+        conf.write_text(
+            f"listen: {self.host}:{self.nats_port}\n"
+            f"server_name: sitwatch-test-{self.port}\n"
+            f'jetstream {{ store_dir: "{store}", max_memory_store: 256MB, max_file_store: 2GB }}\n'
+            # The MQTT port opens last, once JetStream is up: listening there means ready.
+            f"mqtt {{ listen: {self.host}:{self.port} }}\n"
+        )
+        return conf
 
 
 class EmbeddedBroker:

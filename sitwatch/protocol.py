@@ -24,6 +24,12 @@ MAX_ACK_BYTES = MAX_ACK_IDS * (64 + 3) + 64
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# Integers a double holds exactly (I-JSON, RFC 7493): a larger one cannot become a float
+# (float(10**400) raises OverflowError) and no sitwatch value comes near it.
+MAX_SAFE_INT = 2**53 - 1
+# NUL (PostgreSQL refuses it in text) and lone surrogates (no UTF-8 encoding): JSON's \u
+# escapes carry both, and no sitwatch string needs either.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 # Topic fragments: sitwatch/<device_id>/<leaf>
 EVENT = "event"  # device -> server, QoS 1, not retained
@@ -126,16 +132,73 @@ def _load_object(payload: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES) -> di
     if len(payload) > max_bytes:
         raise ProtocolError(f"payload too large ({len(payload)} bytes > {max_bytes})")
     try:
-        body = json.loads(payload)
+        text = payload if isinstance(payload, str) else payload.decode("utf-8")
+        body = _DECODER.decode(text)
+    except ProtocolError:
+        raise
     except (ValueError, RecursionError) as exc:
         # ValueError covers bad UTF-8, bad JSON and integers longer than Python's
         # 4300-digit limit.
         raise ProtocolError(f"payload is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ProtocolError(f"payload must be a JSON object, got {type(body).__name__}")
-    if body.get("v") != VERSION:
-        raise ProtocolError(f"unsupported protocol version {body.get('v')!r} (want {VERSION})")
+    version = body.get("v")
+    if type(version) is not int or version != VERSION:  # True == 1 and 1.0 == 1 in Python
+        raise ProtocolError(f"unsupported protocol version {version!r:.20} (want {VERSION})")
+    # Only a \u escape (or a str payload, not from the wire) can put NUL or a lone surrogate
+    # in a decoded string: the walk is skipped for the usual plain ASCII payload.
+    if "\\u" in text or not text.isascii():
+        _check_text("", body)
     return body
+
+
+# Numbers are checked as the parser meets them, wherever they are: no value that reaches a
+# field can make float() overflow, and NaN (which json takes by default) never gets in.
+
+
+def _refuse_constant(name: str) -> float:
+    raise ProtocolError(f"{name} is not allowed: numbers must be finite")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ProtocolError(f"number {text:.40} is too large: numbers must be finite")
+    return value
+
+
+def _safe_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_SAFE_INT:
+        raise ProtocolError(f"integer {text:.24}... ({len(text)} digits) is beyond 2**53")
+    return value
+
+
+# Made once: json.loads with hooks would build a decoder per call, a third of the time.
+_DECODER = json.JSONDecoder(
+    parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_safe_int
+)
+
+
+def _check_text(where: str, value: Any) -> None:
+    """Refuse NUL and lone surrogates in any string or field name of ``value``. Iterative: a
+    payload nested to the parser's limit must not exhaust the stack here."""
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if _UNSTORABLE.search(value):
+                raise ProtocolError(f"field {where!r:.80} holds U+0000 or a lone surrogate")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _UNSTORABLE.search(key):
+                    raise ProtocolError(
+                        f"a field name in {where or 'the payload'!r:.80} holds"
+                        " U+0000 or a lone surrogate"
+                    )
+                stack.append((f"{where}.{key}" if where else key, item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[]", item) for item in value)
 
 
 def _require(body: dict[str, Any], key: str, kinds: tuple[type, ...]) -> Any:
@@ -144,19 +207,21 @@ def _require(body: dict[str, Any], key: str, kinds: tuple[type, ...]) -> Any:
     if value is None or is_bad_bool or not isinstance(value, kinds):
         want = "/".join(k.__name__ for k in kinds)
         raise ProtocolError(f"field {key!r} must be {want}, got {value!r:.60}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ProtocolError(f"field {key!r} must be finite, got {value!r}")
     return value
 
 
-def parse_ts(text: str) -> datetime:
+def parse_ts(text: str, key: str = "ts") -> datetime:
+    """An ISO 8601 time with a zone, in UTC; ``key`` names the field in errors."""
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ProtocolError(f"field 'ts' is not an ISO 8601 time: {text!r:.60}") from None
+        raise ProtocolError(f"field {key!r} is not an ISO 8601 time: {text!r:.60}") from None
     if ts.tzinfo is None:
-        raise ProtocolError(f"field 'ts' needs a time zone: {text!r:.60}")
-    return ts.astimezone(UTC)
+        raise ProtocolError(f"field {key!r} needs a time zone: {text!r:.60}")
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise ProtocolError(f"field {key!r} is outside the range of dates: {text!r:.60}") from None
 
 
 def parse_event(payload: bytes | str, device_id: str | None = None) -> Event:
@@ -213,16 +278,24 @@ class Status:
         return json.dumps({"v": VERSION, **body}, separators=(",", ":"), sort_keys=True)
 
 
+# The longest text a status may carry in each optional field: the server's columns (the
+# device config's ``name`` has the same limit).
+STATUS_TEXT_CHARS = {"boot_id": 64, "version": 40, "detail": 200, "name": 100}
+
+
 def parse_status(payload: bytes | str) -> Status:
     body = _load_object(payload)
     state = _require(body, "state", (str,))
     if state not in ("online", "offline"):
         raise ProtocolError(f"status state must be 'online' or 'offline', got {state!r:.40}")
     extras = {}
-    for key in ("boot_id", "version", "detail", "name"):
-        value = body.get(key)
-        if value is not None:
-            extras[key] = str(_require(body, key, (str,)))[:200]
+    for key, max_chars in STATUS_TEXT_CHARS.items():
+        if body.get(key) is None:
+            continue
+        value = _require(body, key, (str,))
+        if len(value) > max_chars:
+            raise ProtocolError(f"field {key!r} longer than {max_chars} characters")
+        extras[key] = value
     return Status(state=state, **extras)
 
 
@@ -330,13 +403,13 @@ def parse_command(payload: bytes | str) -> Command:
     body = _load_object(payload)
     command = _require(body, "command", (str,))
     if command == "resume":
-        return ResumeCommand(at=parse_ts(_require(body, "at", (str,))))
+        return ResumeCommand(at=parse_ts(_require(body, "at", (str,)), "at"))
     if command != "pause":
         raise ProtocolError(f"unknown command {command!r:.40}")
     pause_s = float(_require(body, "pause_s", _NUMBER))
     if not 0 <= pause_s <= MAX_PAUSE_S:
         raise ProtocolError(f"pause_s must be 0..{MAX_PAUSE_S}, got {pause_s!r}")
-    return PauseCommand(pause_s=pause_s, until=parse_ts(_require(body, "until", (str,))))
+    return PauseCommand(pause_s=pause_s, until=parse_ts(_require(body, "until", (str,)), "until"))
 
 
 def now_utc() -> datetime:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Mosquitto broker, a fake clock and gpiozero's MockFactory."""
+"""Shared fixtures: real brokers (Mosquitto, NATS), a fake clock and gpiozero's MockFactory."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sitwatch.broker import Mosquitto
+from sitwatch.broker import BrokerProcess, Mosquitto, NatsServer
 from sitwatch.clock import FakeClock
 
 
@@ -15,6 +15,20 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """One real mosquitto per test session, on a free port."""
     with Mosquitto(workdir=str(tmp_path_factory.mktemp("mosquitto"))) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def nats_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """One real nats-server per test session with its MQTT listener, on free ports and with
+    its own JetStream store (never the machine's own NATS)."""
+    with NatsServer(workdir=str(tmp_path_factory.mktemp("nats"))) as running:
+        yield running
+
+
+@pytest.fixture(params=["mosquitto", "nats"])
+def any_broker(request: pytest.FixtureRequest) -> BrokerProcess:
+    """Each broker the delivery path is tested on, in turn (docs/deploy.md lists them)."""
+    return request.getfixturevalue("broker" if request.param == "mosquitto" else "nats_broker")
 
 
 @pytest.fixture

@@ -136,6 +136,45 @@ def test_hostile_payloads_are_rejected_and_ingest_carries_on(
     print(f"\nfuzz: {sent}, rejected {worker.rejected}")
 
 
+def test_a_message_that_raises_any_error_costs_only_itself(
+    broker: Mosquitto,
+    engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug in validation (here an error that is not a ProtocolError, for one event) rejects
+    that message alone: the rest of its batch, other desks included, is stored and acked."""
+    from sitwatch.server import ingest
+
+    desks = [f"desk-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    events = [e for desk in desks for e in heartbeats(desk, 20)]
+    poisoned = events[7].id
+
+    def check_or_fail(event: protocol.Event) -> dict[str, object]:
+        if event.id == poisoned:
+            raise ZeroDivisionError("a bug")
+        return check_event(event)
+
+    monkeypatch.setattr(ingest, "check_event", check_or_fail)
+    worker = start_worker(broker, engine, f"ingest-{uuid.uuid4().hex[:8]}", batch_wait_s=0.2)
+    device = DevicePublisher(broker.host, broker.port, desks)
+    caplog.set_level(logging.WARNING, logger="sitwatch.server.ingest")
+    valid = {e.id for e in events} - {poisoned}
+    try:
+        device.publish(events, wait=False)  # one or two batches, the poisoned event in one
+        assert wait_until(lambda: device.acked >= valid), "the poisoned event's batch was lost"
+        assert wait_until(lambda: worker.handled >= len(events))
+    finally:
+        device.close()
+        worker.stop()
+    assert sorted(stored_ids(engine)) == sorted(valid)
+    assert worker.rejected == 1 and poisoned not in device.acked
+    (line,) = [r for r in caplog.records if "rejected message" in r.getMessage()]
+    assert line.exc_info is None
+    size = len(events[7].to_json())
+    assert line.getMessage().endswith(f"({size} bytes): ZeroDivisionError: a bug")
+
+
 def test_database_error_is_not_acked_and_the_worker_recovers(
     broker: Mosquitto, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -166,3 +166,83 @@ def test_resume_command_round_trip_and_how_long_ago_it_was_sent() -> None:
 def test_malformed_commands_raise_protocol_error(payload: str, message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
         protocol.parse_command(payload)
+
+
+def _event_with(**change: object) -> str:
+    body = json.loads(make_event().to_json())
+    body.update(change)
+    return json.dumps(body)
+
+
+def _with_data(**data: object) -> str:
+    event = make_event(type=EventType.PROMPT_ACK, data={"how": "drill", "response_s": 1.0})
+    body = json.loads(event.to_json())
+    body["data"].update(data)
+    return json.dumps(body)
+
+
+HUGE = 10**400  # float() of it raises OverflowError
+STATUS = {"v": 1, "state": "online", "boot_id": "3f2a9c1e5b7d", "version": "0.1.0", "name": "x"}
+PAUSE = {"v": 1, "command": "pause", "pause_s": 60, "until": "2026-03-02T15:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("parse", "payload", "message"),
+    [
+        # dates whose conversion to UTC leaves the range of datetime
+        (protocol.parse_event, _event_with(ts="0001-01-01T00:00:00+01:00"), "'ts' is outside"),
+        (protocol.parse_event, _event_with(ts="9999-12-31T23:59:59-01:00"), "'ts' is outside"),
+        (protocol.parse_event, _event_with(mono=HUGE), "is beyond 2\\*\\*53"),
+        (protocol.parse_event, _event_with(seq=HUGE), "401 digits"),
+        (protocol.parse_event, _event_with(mono=float("nan")), "NaN is not allowed"),
+        (protocol.parse_event, _event_with(extra=float("-inf")), "-Infinity is not"),
+        (protocol.parse_event, _with_data(response_s=-HUGE), "integer -1000"),
+        (protocol.parse_event, _with_data(how="a\x00b"), "'data.how' holds U\\+0000"),
+        (protocol.parse_event, _with_data(how="\ud800"), "lone surrogate"),
+        (protocol.parse_event, _with_data(**{"\x00": 1}), "a field name in .data. holds"),
+        (protocol.parse_event, _event_with(extra=[{"deep": "\udfff"}]), "'extra\\[\\].deep'"),
+        (protocol.parse_event, _event_with(v=True), "unsupported protocol version True"),
+        (protocol.parse_event, _event_with(v=1.0), "unsupported protocol version 1.0"),
+        (protocol.parse_status, json.dumps({**STATUS, "name": "a\x00"}), "'name' holds U"),
+        (protocol.parse_status, json.dumps({**STATUS, "version": "\x00"}), "'version' holds"),
+        (protocol.parse_status, json.dumps({**STATUS, "boot_id": "\ud800"}), "'boot_id' holds"),
+        (protocol.parse_status, json.dumps({**STATUS, "name": "n" * 101}), "longer than 100"),
+        (protocol.parse_status, json.dumps({**STATUS, "boot_id": "b" * 65}), "longer than 64"),
+        (protocol.parse_status, json.dumps({**STATUS, "detail": 5}), "'detail' must be str"),
+        (protocol.parse_status, json.dumps({**STATUS, "v": True}), "unsupported protocol"),
+        (protocol.parse_command, json.dumps({**PAUSE, "pause_s": HUGE}), "beyond 2"),
+        (protocol.parse_command, json.dumps({**PAUSE, "pause_s": True}), "'pause_s' must be"),
+        (
+            protocol.parse_command,
+            json.dumps({**PAUSE, "until": "9999-12-31T23:59:59-01:00"}),
+            "'until' is outside",
+        ),
+        (
+            protocol.parse_command,
+            '{"v": 1, "command": "resume", "at": "0001-01-01T00:00:00+01:00"}',
+            "'at' is outside",
+        ),
+        (protocol.parse_command, json.dumps({**PAUSE, "v": True}), "unsupported protocol"),
+        (protocol.parse_ack, '{"v": true, "ids": []}', "unsupported protocol"),
+        (protocol.parse_ack, '{"v": 1, "ids": ["abcdefgh", "\\u0000"]}', "'ids\\[\\]' holds"),
+        (protocol.parse_config, '{"v": 1, "settings": {"grace_s": NaN}}', "must be finite"),
+        (protocol.parse_config, '{"v": 1, "settings": {"grace_s": 1e999}}', "too large"),
+        (protocol.parse_config, '{"v": 1, "settings": {"grace_s": -Infinity}}', "finite"),
+        (protocol.parse_config, '{"v": true, "settings": {}}', "unsupported protocol"),
+    ],
+)
+def test_values_that_break_conversions_raise_protocol_error(
+    parse: object, payload: str, message: str
+) -> None:
+    """Each of these once raised OverflowError, reached a database that refuses it, or was
+    taken for something it is not (``"v": true`` as version 1)."""
+    with pytest.raises(ProtocolError, match=message):
+        parse(payload.encode("utf-8", "surrogatepass"))  # type: ignore[operator]
+
+
+def test_the_largest_values_a_device_sends_still_pass() -> None:
+    big = protocol.MAX_SAFE_INT
+    assert protocol.parse_event(_event_with(mono=big, seq=2**31 - 1)).mono == float(big)
+    assert protocol.parse_event(_event_with(ts="0001-01-01T00:00:00Z")).ts.year == 1
+    status = {**STATUS, "name": "n" * 100, "boot_id": "b" * 64, "version": "v" * 40}
+    assert protocol.parse_status(json.dumps(status)).name == "n" * 100
