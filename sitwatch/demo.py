@@ -197,7 +197,9 @@ def _bin(name: str) -> str:
 def _shown(path: str) -> str:
     """A path as a user in this folder would type it (scripts/demo runs in the clone)."""
     relative = os.path.relpath(path)
-    return relative if not relative.startswith("..") else path
+    if relative.startswith(".."):
+        return path
+    return relative if os.sep in relative else os.path.join(".", relative)
 
 
 def is_loopback(host: str) -> bool:
@@ -329,7 +331,7 @@ def main(
             raise click.ClickException(f"the server did not start; see {work / 'server.log'}")
         desks = {f"desk-{n}": list(PERSONS)[(n - 1) % len(PERSONS)] for n in range(1, devices + 1)}
         if seed_history and fresh:
-            click.echo(f"seeding {days} days of history up to now for {devices} desks ...")
+            click.echo(f"seeding {days} days of history up to now for {_desks(devices)} ...")
             counts = send_history(desks, days, broker.port, work, datetime.now(UTC))
             for device_id, count in counts.items():
                 click.echo(f"  {device_id}: {count} events")
@@ -407,7 +409,7 @@ def _summary(
     limit = DEMO_RULES["sitting_limit_s"] / 60
     lines += [
         "",
-        f"{len(desks)} simulated desks on real time, with short limits (a prompt after "
+        f"{_desks(len(desks), 'simulated ')} on real time, with short limits (a prompt after "
         f"{limit:g} min seated, a break after {DEMO_RULES['break_s']} s away):",
         *(f"  {device_id} {PERSONS[person]}" for device_id, person in desks.items()),
         f"  logs:      {work}/server.log, {', '.join(f'{d}.log' for d in desks)}",
@@ -419,6 +421,10 @@ def _summary(
         "",
     ]
     return "\n".join(lines)
+
+
+def _desks(count: int, kind: str = "") -> str:
+    return f"{count} {kind}desk{'' if count == 1 else 's'}"
 
 
 def _port_free(host: str, port: int) -> bool:

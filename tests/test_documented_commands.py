@@ -25,8 +25,9 @@ SOURCES = [
 PROGRAMS = ("sitwatch-device", "sitwatch-server", "sitwatch-demo")
 # A program named where a command starts: after a path ending in bin/, at the start of a code
 # span (Markdown backticks, HTML <code>), or at the start of a line in a fenced code block.
-# Not when it names a unit (sitwatch-device.service, journalctl -u sitwatch-device).
-_NAME = r"(sitwatch-(?:device|server|demo))(?![\w.@-])"
+# Not when it names a unit (sitwatch-device.service, journalctl -u sitwatch-device) or
+# begins a message the program printed ("sitwatch-device: no GPIO pin backend ...").
+_NAME = r"(sitwatch-(?:device|server|demo))(?![\w.@:-])"
 INLINE = re.compile(r"(?:(?<=bin/)|(?<=`)|(?<=<code>))" + _NAME + r"([^`<>#|;&)\n]*)")
 LINE_START = re.compile(r"^\s*(?:\$\s+)?" + _NAME + r"([^`<>#|;&)\n]*)")
 
