@@ -1,4 +1,5 @@
-"""``sitwatch-device``: the agent on a Pi, ``--simulate`` anywhere, ``--check`` for a first boot."""
+"""``sitwatch-device``: ``run`` the agent on a Pi, ``simulate`` it anywhere, ``check`` the
+wiring on a first boot, ``calibrate`` an analog mat."""
 
 from __future__ import annotations
 
@@ -102,55 +103,119 @@ def _ranged(kind: type[float] | type[int], low: float, high: float) -> Callable[
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:
-    """argparse (standard library) rather than click: the agent runs for months on a small
-    Pi, and click's modules were a megabyte of its resident memory (bench/README.md)."""
-    parser = argparse.ArgumentParser(
-        prog="sitwatch-device", description="Watch a chair and nudge its user to move."
-    )
-    parser.add_argument(
+# The options every command takes, and their values when not given.
+COMMON_DEFAULTS: dict[str, Any] = {
+    "config_path": None,
+    "data_dir": None,
+    "device_id": None,
+    "mqtt_host": None,
+    "mqtt_port": None,
+    "log_level": "INFO",
+}
+# Flags of the first releases, still taken: ``--check`` is ``check``, ``--simulate`` is
+# ``simulate`` (with ``--scripted`` and ``--speed`` before or after it).
+OLD_COMMAND_FLAGS = {"check": "check", "simulate": "simulate"}
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options taken before a command's name and after it (``--config F check`` and
+    ``check --config F``). Their default is SUPPRESS, so that a command's own parser does
+    not overwrite with a default what was given before its name."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument(
         "--config",
         dest="config_path",
         metavar="FILE",
         help=f"TOML config file (default: {DEFAULT_PATH} if it exists, else built-in defaults)",
     )
-    parser.add_argument(
-        "--simulate",
-        action="store_true",
-        help="Run without a Pi: mock pins driven from the keyboard.",
+    common.add_argument("--data-dir", help="Where the outbox and settings live.")
+    common.add_argument("--device-id", help="Override the device id.")
+    common.add_argument("--mqtt-host", metavar="HOST", help="Override the broker host.")
+    common.add_argument(
+        "--mqtt-port", metavar="PORT", type=_ranged(int, 1, 65535), help="Override the broker port."
     )
+    common.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Default INFO."
+    )
+    return common
+
+
+def _simulate_options(parser: argparse.ArgumentParser, shown: bool = True) -> None:
+    from sitwatch.device.simulator import SCRIPTS
+
+    def say(text: str) -> str:
+        return text if shown else argparse.SUPPRESS
+
     parser.add_argument(
         "--scripted",
         action="store_true",
-        help="With --simulate: a scripted day instead of the keyboard.",
+        help=say("A scripted person sits at the desk instead of you at the keyboard."),
+    )
+    parser.add_argument(
+        "--person",
+        choices=sorted(SCRIPTS),
+        help=say("With --scripted: who (default answers: answers every nudge with a drill)."),
     )
     parser.add_argument(
         "--speed",
         type=_ranged(float, 0.01, 10_000),
-        default=1.0,
-        help="With --simulate: how many times faster than real time (60 = a minute a "
-        "second; default 1).",
+        help=say(
+            "How many times faster than real time (60 = a minute a second; default 1), for "
+            "a desk on its own: one that joins a server should keep real time."
+        ),
     )
-    parser.add_argument(
-        "--check", action="store_true", help="Self-test: LED, buzzer, mat, button and broker."
-    )
-    parser.add_argument("--data-dir", help="Where the outbox and settings live.")
-    parser.add_argument("--device-id", help="Override the device id.")
-    parser.add_argument("--mqtt-host", help="Override the broker host.")
-    parser.add_argument(
-        "--mqtt-port", type=_ranged(int, 1, 65535), help="Override the broker port."
-    )
-    parser.add_argument(
-        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO"
+
+
+# name: what it does, one line (``sitwatch-device --help`` lists them).
+COMMANDS = {
+    "run": "the agent on this Pi's pins (the default; what the systemd unit runs)",
+    "check": "self-test: LED, buzzer, mat, button and broker, one line each",
+    "simulate": "the agent without a Pi, on mock pins: from the keyboard, or --scripted",
+    "calibrate": "two-point calibration of an analog (FSR/Velostat) mat on an MCP3008",
+}
+COMMAND_HELP = {
+    "check": "Self-test, one line per step: LED, buzzer, mat, button and broker. Stop the "
+    "service first (sudo systemctl stop sitwatch-device): the pins can be claimed only once.",
+    "simulate": "The agent without a Pi, on gpiozero's mock pins: you sit and press from the "
+    "keyboard, or a scripted person does (--scripted).",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    """argparse (standard library) rather than click: the agent runs for months on a small
+    Pi, and click's modules were a megabyte of its resident memory (bench/README.md)."""
+    common = _common_options()
+    listing = "\n".join(f"  {name:<11}{summary}" for name, summary in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="sitwatch-device",
+        usage="%(prog)s [OPTIONS] [COMMAND] [COMMAND OPTIONS]",
+        description="Watch a chair and nudge its user to move.",
+        epilog=f"commands:\n{listing}\n\nThe options above may also follow the command's "
+        "name.\n'sitwatch-device COMMAND --help' shows a command's own options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+        argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("--version", action="version", version=f"sitwatch-device {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="[calibrate]")
-    calibrate_cmd = commands.add_parser(
-        "calibrate",
-        help="Two-point calibration of an analog (FSR/Velostat) mat on the MCP3008.",
-        description="Two-point calibration of an analog (FSR/Velostat) mat on the MCP3008.",
+    for flag in OLD_COMMAND_FLAGS:
+        parser.add_argument(f"--{flag}", action="store_true", help=argparse.SUPPRESS)
+    _simulate_options(parser, shown=False)
+    # Listed in the epilog: argparse's own listing puts a bare "COMMAND" line above them.
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help=argparse.SUPPRESS, prog="sitwatch-device"
     )
-    calibrate_cmd.add_argument(
+    made = {
+        name: commands.add_parser(
+            name,
+            help=summary,
+            description=COMMAND_HELP.get(name, summary[0].upper() + summary[1:] + "."),
+            parents=[common],
+            argument_default=argparse.SUPPRESS,
+        )
+        for name, summary in COMMANDS.items()
+    }
+    _simulate_options(made["simulate"])
+    made["calibrate"].add_argument(
         "--samples",
         type=_ranged(int, 3, 1000),
         default=30,
@@ -167,6 +232,21 @@ def _fail(message: str) -> NoReturn:
         head = f"{head} {'; '.join(rest)}" if head.endswith(":") else "; ".join([head, *rest])
     print(f"sitwatch-device: {head}", file=sys.stderr)
     sys.exit(2)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command to run: the one named, else an old flag's, else ``run``."""
+    flagged = [name for flag, name in OLD_COMMAND_FLAGS.items() if getattr(args, flag, False)]
+    named = [args.command] if args.command else []
+    chosen = set(named + flagged)
+    if len(chosen) > 1:
+        _fail(f"choose one command, not {' and '.join(sorted(chosen))}")
+    command = chosen.pop() if chosen else "run"
+    if command != "simulate":
+        for option in ("scripted", "person", "speed"):
+            if hasattr(args, option):
+                _fail(f"--{option} goes with the simulate command")
+    return command
 
 
 def _prepare_data_dir(settings: Settings) -> DeviceConfig:
@@ -221,7 +301,10 @@ def _open_pins(settings: Settings, config: DeviceConfig, *, simulate: bool) -> A
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parsed = _parser().parse_args(argv)
+    args = argparse.Namespace(**{**COMMON_DEFAULTS, "command": None, **vars(parsed)})
+    command = _command(args)
+    simulate = command == "simulate"
     logging.basicConfig(
         level=args.log_level,
         stream=sys.stderr,
@@ -230,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = args.data_dir
     try:
         settings = Settings(args.config_path)
-        if args.simulate and data_dir is None and settings.path is None:
+        if simulate and data_dir is None and settings.path is None:
             data_dir = str(_simulation_dir())
         settings.override(
             data_dir=data_dir,
@@ -241,24 +324,22 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc))
     if args.data_dir is None:  # the simulator's own folder is a default, not an option
         settings.options.discard("data_dir")
-    if args.speed != 1.0 and not args.simulate:
-        _fail("--speed needs --simulate")
     # Everything a user can fix is checked before the first log line, so that a failed
     # start says one thing.
-    if args.command != "calibrate":  # calibrating needs no broker
+    if command != "calibrate":  # calibrating needs no broker
         problems = missing_files(settings.config)
         if problems:
             _fail("\n".join(f"{settings.setting(k, v)}: {why}" for k, v, why in problems))
     config = _prepare_data_dir(settings)
-    if args.command is None and not args.check:
+    if command in ("run", "simulate"):
         _check_calibration(settings, config)
     from sitwatch.device.hardware import HardwareError
 
-    factory = _open_pins(settings, config, simulate=args.simulate)
+    factory = _open_pins(settings, config, simulate=simulate)
     try:
-        if args.command == "calibrate":
+        if command == "calibrate":
             run_calibration(config, args.samples, pin_factory=factory)
-        elif args.check:
+        elif command == "check":
             from sitwatch.device.selfcheck import run_check
 
             sys.exit(0 if run_check(config, pin_factory=factory, say=print) else 1)
@@ -266,9 +347,10 @@ def main(argv: list[str] | None = None) -> None:
             run_agent(
                 config,
                 pin_factory=factory,
-                simulate=args.simulate,
-                scripted=args.scripted,
-                speed=args.speed,
+                simulate=simulate,
+                scripted=getattr(args, "scripted", False),
+                speed=getattr(args, "speed", 1.0),
+                person=getattr(args, "person", "answers"),
             )
     except HardwareError as exc:  # e.g. "pins.mat = 17: GPIO busy (...)"
         _fail(f"{settings.where(exc.key) if exc.key else ''}{exc}")
@@ -325,12 +407,14 @@ def run_agent(
     simulate: bool,
     scripted: bool = False,
     speed: float = 1.0,
+    person: str = "answers",
 ) -> None:
     """The agent on ``pin_factory`` (a MockFactory when ``simulate``)."""
     from sitwatch.device.service import DeviceService
 
     factory = pin_factory
-    clock = ScaledClock(speed) if simulate else SystemClock()
+    # At speed 1 (the demo's desks, a desk joining a server) the real clocks, as on a Pi.
+    clock = ScaledClock(speed) if simulate and speed != 1.0 else SystemClock()
     log.info(
         "sitwatch-device %s starting as %r, data in %s",
         __version__,
@@ -346,7 +430,7 @@ def run_agent(
     if simulate:
         from sitwatch.device.simulator import start_simulation
 
-        start_simulation(service, factory, clock, scripted=scripted, running=running)
+        start_simulation(service, factory, clock, scripted=scripted, running=running, person=person)
     try:
         service.run()
     finally:

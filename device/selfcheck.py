@@ -1,4 +1,4 @@
-"""``sitwatch-device --check``: a first-boot self-test on the real Pi (LED, buzzer, mat,
+"""``sitwatch-device check``: a first-boot self-test on the real Pi (LED, buzzer, mat,
 button, broker), each step reported on its own line."""
 
 from __future__ import annotations

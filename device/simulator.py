@@ -1,8 +1,10 @@
 """Runs the agent on gpiozero's MockFactory pins: a person drives the seat and the button
-from the keyboard, or a scripted day does (for the demo). Time may run faster."""
+from the keyboard, or a scripted person does (``SCRIPTS``: the demo's desks, which run on
+real time with short limits). Time may run faster."""
 
 from __future__ import annotations
 
+import random
 import sys
 import threading
 from collections.abc import Callable
@@ -13,6 +15,7 @@ from sitwatch.device.config import PinsConfig
 from sitwatch.device.hardware import Input, button_input
 from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import Event, EventType
+from sitwatch.settings import TrackerSettings
 
 HELP = (
     "keys: [s] sit down / stand up   [b] press button   [h] hold 2 s (snooze)   "
@@ -157,23 +160,74 @@ def _keys(stream: IO[str]):  # type: ignore[no-untyped-def]
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def scripted_day(desk: MockDesk, limit_s: float, step_s: float, running: threading.Event) -> None:
-    """A realistic loop for the demo: sit past the limit, get prompted, do the guided
-    circuit off the chair, sit again, shift in the seat, take a coffee break."""
+# A scripted person reads the rules each round, so a change from the dashboard takes hold.
+Rules = Callable[[], TrackerSettings]
+
+
+def answers_nudges(
+    desk: MockDesk, rules: Rules, pins: PinsConfig, rng: random.Random, running: threading.Event
+) -> None:
+    """Sits past the limit, answers the prompt with the guided circuit off the chair, sits
+    again (shifting in the seat), then stands up for a coffee: a break."""
     while running.is_set():
+        settings = rules()
         desk.sit(True)
-        desk.wait(limit_s * 0.5)
+        first = settings.sitting_limit_s * rng.uniform(0.3, 0.6)
+        desk.wait(first)
         desk.sit(False)  # shifting in the seat: a lift shorter than the grace period
-        desk.wait(15)
+        desk.wait(settings.grace_s * rng.uniform(0.2, 0.5))
         desk.sit(True)
-        desk.wait(limit_s * 0.5 + 20)  # past the limit: prompted
-        desk.press(0.2)  # answer with the guided circuit
+        desk.wait(settings.sitting_limit_s - first + rng.uniform(5, 20))  # past the limit
+        desk.wait(settings.press_ignore_s + rng.uniform(1, 8))  # reads the prompt
+        desk.press()  # answers with the guided circuit
         desk.sit(False)
-        desk.wait(step_s * len(CIRCUIT) + 10)
+        desk.wait(len(CIRCUIT) * settings.drill_step_s + rng.uniform(5, 20))
         desk.sit(True)
-        desk.wait(limit_s * 0.8)
+        desk.wait(settings.sitting_limit_s * rng.uniform(0.4, 0.8))
         desk.sit(False)  # a real stand-up: coffee
-        desk.wait(5 * 60)
+        desk.wait(settings.break_s + rng.uniform(10, 60))
+
+
+def snoozes_and_sits_long(
+    desk: MockDesk, rules: Rules, pins: PinsConfig, rng: random.Random, running: threading.Event
+) -> None:
+    """Snoozes every prompt (the last hold is refused: only standing up answers then), sits
+    on while the prompts escalate, and only then stands up."""
+    while running.is_set():
+        settings = rules()
+        desk.sit(True)
+        desk.wait(settings.sitting_limit_s + rng.uniform(5, 15))  # prompted
+        for _ in range(settings.max_snoozes + 1):
+            desk.wait(settings.press_ignore_s + rng.uniform(1, 4))
+            desk.press(pins.button_hold_s + 0.3)  # snooze
+            desk.wait(settings.snooze_s + rng.uniform(2, 5))  # sat out: the prompt comes back
+        desk.wait(settings.reprompt_s * rng.uniform(1.5, 3))  # escalating
+        desk.sit(False)
+        desk.wait(settings.break_s + rng.uniform(10, 120))
+        if rng.random() < 0.3:
+            desk.press()  # a drill done on one's own, logged with the button
+
+
+def comes_and_goes(
+    desk: MockDesk, rules: Rules, pins: PinsConfig, rng: random.Random, running: threading.Event
+) -> None:
+    """Short, irregular sits (sometimes past the limit; then standing up answers the
+    prompt), short stands and breaks, now and then a drill done on one's own."""
+    while running.is_set():
+        settings = rules()
+        desk.sit(True)
+        desk.wait(settings.sitting_limit_s * rng.uniform(0.2, 1.4))
+        desk.sit(False)
+        if rng.random() < 0.5:
+            desk.wait(rng.uniform(settings.grace_s + 5, settings.break_s - 5))  # no break
+        else:
+            desk.wait(settings.break_s * rng.uniform(1.2, 3))
+        if rng.random() < 0.25:
+            desk.press()
+
+
+# The people ``--person`` names; sitwatch.history.PEOPLE has their weeks of history.
+SCRIPTS = {"answers": answers_nudges, "snoozes": snoozes_and_sits_long, "odd-hours": comes_and_goes}
 
 
 def status_line(service: DeviceService) -> str:
@@ -187,17 +241,25 @@ def status_line(service: DeviceService) -> str:
 
 
 def start_simulation(
-    service: DeviceService, factory: Any, clock: Clock, *, scripted: bool, running: threading.Event
+    service: DeviceService,
+    factory: Any,
+    clock: Clock,
+    *,
+    scripted: bool,
+    running: threading.Event,
+    person: str = "answers",
 ) -> threading.Thread:
     """Print events and start the simulated person (keyboard or scripted) in a thread."""
     service.agent.sinks.append(EventPrinter())
     pins = service.config.pins
     desk = MockDesk(factory, pins, clock, service.agent.inputs.put)
-    settings = service.agent.tracker.settings
+    tracker = service.agent.tracker
+    # Seeded by the device id: two desks playing the same person still differ.
+    rng = random.Random(service.config.device_id)
 
     def act() -> None:
         if scripted:
-            scripted_day(desk, settings.sitting_limit_s, settings.drill_step_s, running)
+            SCRIPTS[person](desk, lambda: tracker.settings, pins, rng, running)
         else:
             keyboard_loop(desk, pins, lambda: status_line(service), service.stop)
 

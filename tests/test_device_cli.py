@@ -78,15 +78,36 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert done.returncode == 2 and "cannot read config file" in done.stderr
 
 
-def test_speed_needs_simulate() -> None:
-    done = run_device("--speed", "60")
-    assert done.returncode == 2 and "--speed needs --simulate" in done.stderr
+@pytest.mark.parametrize("option", [["--speed", "60"], ["--scripted"], ["--person", "snoozes"]])
+def test_simulator_options_need_simulate(option: list[str]) -> None:
+    done = run_device(*option)
+    assert done.returncode == 2
+    assert f"{option[0]} goes with the simulate command" in done.stderr
+    done = run_device("check", *option)  # a command that has no such option
+    assert done.returncode == 2 and "unrecognized arguments" in done.stderr
+
+
+def test_one_command_at_a_time() -> None:
+    done = run_device("--simulate", "calibrate")
+    assert done.returncode == 2
+    assert "choose one command, not calibrate and simulate" in done.stderr
+
+
+def test_unknown_command_names_the_commands() -> None:
+    done = run_device("start")
+    assert done.returncode == 2
+    assert "invalid choice: 'start' (choose from 'run', 'check', 'simulate', 'calibrate')" in (
+        done.stderr
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "said"),
     [
         (["--simulate", "--speed", "0"], "--speed: 0 is not in the range 0.01..10000"),
+        (["simulate", "--speed", "0"], "--speed: 0 is not in the range 0.01..10000"),
+        (["simulate", "--person", "nobody"], "--person: invalid choice: 'nobody'"),
+        (["check", "--mqtt-port", "http"], "--mqtt-port: 'http' is not a whole number"),
         (["--mqtt-port", "http"], "--mqtt-port: 'http' is not a whole number"),
         (["--mqtt-port", "70000"], "--mqtt-port: 70000 is not in the range 1..65535"),
         (["--log-level", "LOUD"], "--log-level: invalid choice: 'LOUD'"),
@@ -101,20 +122,54 @@ def test_bad_options_are_clear_errors(args: list[str], said: str) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_help_and_version() -> None:
+def test_help_lists_the_commands() -> None:
+    """Each command on a line of its own with what it does, not ``[calibrate]``."""
     done = run_device("--help")
     assert done.returncode == 0
-    assert "--simulate" in done.stdout and "calibrate" in done.stdout
+    assert "usage: sitwatch-device [OPTIONS] [COMMAND] [COMMAND OPTIONS]" in done.stdout
+    listed = done.stdout.split("commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed[:4]] == ["run", "check", "simulate", "calibrate"]
+    assert "positional arguments" not in done.stdout and "[calibrate]" not in done.stdout
+    for command in ("run", "check", "simulate", "calibrate"):
+        own = run_device(command, "--help")
+        assert own.returncode == 0 and own.stdout.startswith(f"usage: sitwatch-device {command} ")
+        assert "--config FILE" in own.stdout  # the shared options follow a command too
+    assert "--scripted" in run_device("simulate", "--help").stdout
+    assert "--samples" in run_device("calibrate", "--help").stdout
+
+
+def test_version() -> None:
     assert run_device("--version").stdout.startswith("sitwatch-device ")
 
 
-def test_simulator_driven_from_the_keyboard(broker: Mosquitto, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--config", "{missing}"],  # the systemd unit's line: run is the default
+        ["run", "--config", "{missing}"],
+        ["--config", "{missing}", "check"],
+        ["check", "--config", "{missing}"],
+        ["--check", "--config", "{missing}"],  # the first releases' spelling
+        ["simulate", "--config", "{missing}"],
+    ],
+)
+def test_options_before_or_after_the_command(tmp_path: Path, args: list[str]) -> None:
+    missing = tmp_path / "not-there.toml"
+    done = run_device(*(arg.format(missing=missing) for arg in args))
+    assert done.returncode == 2
+    assert f"cannot read config file {missing}" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("simulate", ["simulate", "--simulate"])  # the command, the old flag
+def test_simulator_driven_from_the_keyboard(
+    broker: Mosquitto, tmp_path: Path, simulate: str
+) -> None:
     # At 1200x a 30-minute limit takes 1.5 s: sit down, wait 8 x 5 min, show status, press.
     script = "s\n" + "w\n" * 8 + "t\nb\n"
     done = subprocess.run(
         [
             *DEVICE,
-            "--simulate",
+            simulate,
             "--speed",
             "1200",
             "--data-dir",

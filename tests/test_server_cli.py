@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -145,6 +146,55 @@ def test_init_db_creates_the_schema_on_a_fresh_file(tmp_path: Path) -> None:
 def test_version() -> None:
     result = invoke("--version")
     assert result.exit_code == 0 and "sitwatch-server, version" in result.stdout
+
+
+# Loaded by Python at start-up (sitecustomize on PYTHONPATH): the server extra's modules then
+# cannot be found, as on a Pi that got ``pip install .`` without the ``server`` extra.
+WITHOUT_SERVER_EXTRA = """
+import sys
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("click", "flask", "sqlalchemy"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "extra"),
+    [
+        ("sitwatch-server", ["--help"], "server"),
+        ("sitwatch-server", ["run", "--config", "/etc/sitwatch/server.toml"], "server"),
+        ("sitwatch-demo", [], "demo"),
+    ],
+)
+def test_device_only_install_answers_with_the_extra_to_install(
+    tmp_path: Path, script: str, args: list[str], extra: str
+) -> None:
+    """The real console script, in a Python where click, flask and SQLAlchemy are missing
+    (a meta-path finder that refuses them, loaded by sitecustomize)."""
+    (tmp_path / "sitecustomize.py").write_text(WITHOUT_SERVER_EXTRA)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name(script)), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"{script}: error: the '{extra}' extra is not installed here")
+    assert "click" in lines[0] and f"pip install '.[{extra}]'" in lines[0]
+    assert done.stdout == ""
+    # The device side of the same install works: its command needs none of them.
+    device = [str(Path(sys.executable).with_name("sitwatch-device")), "--version"]
+    answer = subprocess.run(device, env=env, capture_output=True, text=True, timeout=30)
+    assert answer.returncode == 0 and answer.stdout.startswith("sitwatch-device "), answer.stderr
 
 
 def test_create_user_then_verify_user(tmp_path: Path) -> None:
