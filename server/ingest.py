@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -189,12 +190,25 @@ def _source_of(topic_name: str) -> str:
         return "bad topics"
 
 
+def _on_its_way(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether an ack publish may still be confirmed by the broker. One made while
+    disconnected keeps its error code for good: paho sends it after the reconnect all the
+    same, but ``is_published()`` raises for it from then on, so it is not waited for."""
+    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        return False
+    try:
+        return not info.is_published()
+    except (RuntimeError, ValueError):
+        return False
+
+
 class IngestWorker:
     """Subscribes to every device's event and status topics and stores what arrives.
 
     Counters (read them from any thread): ``stored`` new events, ``duplicates`` events already
     stored (acked again), ``rejected`` malformed messages, ``statuses`` status updates,
-    ``db_errors`` batches that failed to commit, ``handled`` messages taken off the queue.
+    ``db_errors`` batches that failed to commit, ``received`` messages paho handed over,
+    ``handled`` messages taken off the queue and dealt with.
 
     In a share group the worker first proves that the broker delivers shared subscriptions
     (some grant ``$share/...`` and then deliver nothing): ``share_confirmed`` is set when
@@ -216,6 +230,7 @@ class IngestWorker:
         self.statuses = 0
         self.db_errors = 0
         self.batches = 0
+        self.received = 0
         self.handled = 0
         self.connected = threading.Event()
         self.subscribed = threading.Event()
@@ -313,6 +328,7 @@ class IngestWorker:
         if is_probe:
             self._when_probe(message.payload)
             return
+        self.received += 1
         self._queue.put(message)
 
     # --- the share-group probe -----------------------------------------------------------
@@ -408,12 +424,16 @@ class IngestWorker:
             self._queue.put(_STOP)
             self._writer.join(timeout_s)
             self._writer = None
+        # Let the last acks reach the broker before the DISCONNECT. Disconnected, nothing
+        # more leaves: the devices resend what was not acked.
         deadline = time.monotonic() + min(timeout_s, 2.0)
         for info in self._pending_acks:
-            try:
-                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-            except (RuntimeError, ValueError):  # not connected: the device will resend
+            if not self.connected.is_set():
                 break
+            if _on_its_way(info):
+                with suppress(RuntimeError, ValueError):
+                    info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        self._pending_acks = []
         self._client.disconnect()
         self._client.loop_stop()
         self._rejects.flush(everything=True)
@@ -562,7 +582,7 @@ class IngestWorker:
         return stored
 
     def _publish_acks(self, acks: dict[str, list[str]]) -> None:
-        self._pending_acks = [info for info in self._pending_acks if not info.is_published()]
+        self._pending_acks = [info for info in self._pending_acks if _on_its_way(info)]
         for device_id, ids in acks.items():
             ack_topic = protocol.topic(device_id, protocol.ACK)
             for start in range(0, len(ids), protocol.MAX_ACK_IDS):
