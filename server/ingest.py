@@ -51,6 +51,8 @@ PROBE_TOPIC = f"{protocol.ROOT}/$probe/{protocol.EVENT}"
 _STOP = object()
 COMMIT_ATTEMPTS = 3
 RETRY_PAUSE_S = 0.05
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
 
 
 @dataclass
@@ -238,6 +240,7 @@ class IngestWorker:
         self._writer: threading.Thread | None = None
         self._stop_requested = threading.Event()
         self._discarding = False
+        self._outage_logged = False  # one warning per outage, not one per reconnect attempt
         self._pending_acks: list[mqtt.MQTTMessageInfo] = []
         self.share_confirmed = threading.Event()
         self.failed = threading.Event()
@@ -266,7 +269,7 @@ class IngestWorker:
             client.username_pw_set(settings.username, settings.password)
         if settings.tls_ca_certs:
             client.tls_set(ca_certs=settings.tls_ca_certs)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         client.max_inflight_messages_set(100)  # our acks to devices
         client.max_queued_messages_set(0)
         client.on_connect = self._when_connected
@@ -293,6 +296,7 @@ class IngestWorker:
             subscriptions.append((self._probe_filter, 1))
         client.subscribe(subscriptions)
         self.connected.set()
+        self._outage_logged = False
         log.info(
             "connected to MQTT broker %s as %s (session present: %s), subscribing to %s",
             self.broker,
@@ -302,14 +306,28 @@ class IngestWorker:
         )
 
     def _when_connect_failed(self, _client: mqtt.Client, _u: Any) -> None:
-        log.warning("cannot reach MQTT broker %s; retrying", self.broker)
+        if self._outage_logged:
+            log.debug("MQTT broker %s still unreachable", self.broker)
+            return
+        self._outage_logged = True
+        log.warning(
+            "cannot reach MQTT broker %s; retrying with backoff up to %d s",
+            self.broker,
+            RECONNECT_MAX_S,
+        )
 
     def _when_disconnected(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        was_connected = self.connected.is_set()
         self.connected.clear()
         self.subscribed.clear()
         self._cancel_probe()  # it may have been lost with the connection: probe again
-        if not self._stop_requested.is_set():
-            log.warning("lost MQTT broker %s (%s); reconnecting", self.broker, reason)
+        if self._stop_requested.is_set():
+            return
+        if not was_connected or self._outage_logged:  # a reconnect attempt that failed
+            log.debug("MQTT broker %s: connection closed (%s)", self.broker, reason)
+            return
+        self._outage_logged = True
+        log.warning("lost MQTT broker %s (%s); reconnecting", self.broker, reason)
 
     def _when_subscribed(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         failed = [code for code in codes if code.is_failure]
@@ -437,6 +455,11 @@ class IngestWorker:
         self._client.disconnect()
         self._client.loop_stop()
         self._rejects.flush(everything=True)
+        # paho closes the socket pair that wakes its loop only when the client is collected,
+        # and the callbacks tie this client to the worker in a reference cycle, freed late
+        # and in no set order (unclosed-socket warnings). Letting go of it frees it now; a
+        # later start() connects with a fresh client under the same id.
+        self._client = self._make_client()
 
     def run_forever(self) -> None:
         self.start()
