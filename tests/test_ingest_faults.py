@@ -266,6 +266,7 @@ def test_worker_started_before_the_broker_connects_when_it_appears(
     finally:
         worker.stop()
         late.kill()
+    assert sorted(stored_ids(engine)) == sorted(e.id for e in events)
 
 
 def test_a_stopped_member_of_a_shared_group_gets_no_share_of_new_events(

@@ -122,7 +122,8 @@ def test_broker_stopped_mid_stream_and_restarted(
     else:
         private_broker.kill()
     wait_until(lambda: not desk.link.is_connected, 10, "link to notice")
-    time.sleep(0.3)  # the broker stays away while events keep coming
+    recorded = len(desk.ids)  # the broker stays away while events keep coming
+    wait_until(lambda: len(desk.ids) >= min(recorded + 10, 100), 10, "events during the outage")
     private_broker.start()
     producer.join(10)
 
