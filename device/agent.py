@@ -200,7 +200,8 @@ class Agent:
         if online == self.online:
             return
         self.online = online
-        log.warning("broker %s", "connected" if online else "unreachable: buffering events")
+        # The link logs the outage (once, as a warning); here it only changes the LED.
+        log.debug("broker %s", "connected" if online else "unreachable: buffering events")
         if self.tracker.snapshot().prompt_level == 0 or online:
             self.hardware.play(patterns.IDLE if online else patterns.OFFLINE)
 

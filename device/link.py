@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -39,6 +40,16 @@ STOP_TIMEOUT_S = 5.0
 # Any client may publish "online" on Home Assistant's status topic: re-send discovery at most
 # this often (the configs are retained, so a birth soon after a send needs nothing new).
 HA_RESEND_MIN_S = 10.0
+
+
+class _PahoDebugLog(logging.LoggerAdapter[logging.Logger]):
+    """paho's own log lines, all at DEBUG. Its errors are connection losses and failed
+    reconnects, which the link reports once per outage in its own words (paho logs "Client
+    is not connected" at ERROR on every reconnect attempt, for as long as the broker is
+    away), and errors in callbacks, which the callbacks catch and log themselves."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        super().log(logging.DEBUG, msg, *args, **kwargs)
 
 
 class MqttLink:
@@ -127,7 +138,7 @@ class MqttLink:
         offline = Status(state="offline", boot_id=self.boot_id, detail="connection lost")
         client.will_set(self._topic_status, offline.to_json(), qos=1, retain=True)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
-        client.enable_logger(logging.getLogger(f"{__name__}.paho"))
+        client.enable_logger(_PahoDebugLog(logging.getLogger(f"{__name__}.paho")))
         client.on_connect = self._when_connected
         client.on_connect_fail = self._when_connect_failed
         client.on_disconnect = self._when_disconnected
@@ -192,8 +203,6 @@ class MqttLink:
                 info.wait_for_publish(STOP_TIMEOUT_S)
             except (RuntimeError, ValueError) as exc:
                 log.warning("could not publish offline status: %s", exc)
-        # paho logs "Client is not connected" at ERROR while its loop winds down: noise.
-        self._client.disable_logger()
         self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
@@ -282,10 +291,14 @@ class MqttLink:
                 log.info("disconnected from MQTT broker at %s", self._where)
                 return
             if was_connected:
+                # One warning per outage: the failed reconnects that follow log at DEBUG.
+                self._unreachable_logged = True
                 log.warning(
-                    "lost the MQTT broker at %s (%s), buffering events; reconnecting",
+                    "lost the MQTT broker at %s (%s), buffering events; reconnecting"
+                    " with backoff up to %d s",
                     self._where,
                     reason_code,
+                    RECONNECT_MAX_S,
                 )
                 self._tell_connection(False)
         except Exception:

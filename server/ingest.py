@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,6 +51,8 @@ PROBE_TOPIC = f"{protocol.ROOT}/$probe/{protocol.EVENT}"
 _STOP = object()
 COMMIT_ATTEMPTS = 3
 RETRY_PAUSE_S = 0.05
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
 
 
 @dataclass
@@ -189,12 +192,25 @@ def _source_of(topic_name: str) -> str:
         return "bad topics"
 
 
+def _on_its_way(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether an ack publish may still be confirmed by the broker. One made while
+    disconnected keeps its error code for good: paho sends it after the reconnect all the
+    same, but ``is_published()`` raises for it from then on, so it is not waited for."""
+    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        return False
+    try:
+        return not info.is_published()
+    except (RuntimeError, ValueError):
+        return False
+
+
 class IngestWorker:
     """Subscribes to every device's event and status topics and stores what arrives.
 
     Counters (read them from any thread): ``stored`` new events, ``duplicates`` events already
     stored (acked again), ``rejected`` malformed messages, ``statuses`` status updates,
-    ``db_errors`` batches that failed to commit, ``handled`` messages taken off the queue.
+    ``db_errors`` batches that failed to commit, ``received`` messages paho handed over,
+    ``handled`` messages taken off the queue and dealt with.
 
     In a share group the worker first proves that the broker delivers shared subscriptions
     (some grant ``$share/...`` and then deliver nothing): ``share_confirmed`` is set when
@@ -216,6 +232,7 @@ class IngestWorker:
         self.statuses = 0
         self.db_errors = 0
         self.batches = 0
+        self.received = 0
         self.handled = 0
         self.connected = threading.Event()
         self.subscribed = threading.Event()
@@ -223,6 +240,7 @@ class IngestWorker:
         self._writer: threading.Thread | None = None
         self._stop_requested = threading.Event()
         self._discarding = False
+        self._outage_logged = False  # one warning per outage, not one per reconnect attempt
         self._pending_acks: list[mqtt.MQTTMessageInfo] = []
         self.share_confirmed = threading.Event()
         self.failed = threading.Event()
@@ -251,7 +269,7 @@ class IngestWorker:
             client.username_pw_set(settings.username, settings.password)
         if settings.tls_ca_certs:
             client.tls_set(ca_certs=settings.tls_ca_certs)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         client.max_inflight_messages_set(100)  # our acks to devices
         client.max_queued_messages_set(0)
         client.on_connect = self._when_connected
@@ -278,6 +296,7 @@ class IngestWorker:
             subscriptions.append((self._probe_filter, 1))
         client.subscribe(subscriptions)
         self.connected.set()
+        self._outage_logged = False
         log.info(
             "connected to MQTT broker %s as %s (session present: %s), subscribing to %s",
             self.broker,
@@ -287,14 +306,28 @@ class IngestWorker:
         )
 
     def _when_connect_failed(self, _client: mqtt.Client, _u: Any) -> None:
-        log.warning("cannot reach MQTT broker %s; retrying", self.broker)
+        if self._outage_logged:
+            log.debug("MQTT broker %s still unreachable", self.broker)
+            return
+        self._outage_logged = True
+        log.warning(
+            "cannot reach MQTT broker %s; retrying with backoff up to %d s",
+            self.broker,
+            RECONNECT_MAX_S,
+        )
 
     def _when_disconnected(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        was_connected = self.connected.is_set()
         self.connected.clear()
         self.subscribed.clear()
         self._cancel_probe()  # it may have been lost with the connection: probe again
-        if not self._stop_requested.is_set():
-            log.warning("lost MQTT broker %s (%s); reconnecting", self.broker, reason)
+        if self._stop_requested.is_set():
+            return
+        if not was_connected or self._outage_logged:  # a reconnect attempt that failed
+            log.debug("MQTT broker %s: connection closed (%s)", self.broker, reason)
+            return
+        self._outage_logged = True
+        log.warning("lost MQTT broker %s (%s); reconnecting", self.broker, reason)
 
     def _when_subscribed(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         failed = [code for code in codes if code.is_failure]
@@ -313,6 +346,7 @@ class IngestWorker:
         if is_probe:
             self._when_probe(message.payload)
             return
+        self.received += 1
         self._queue.put(message)
 
     # --- the share-group probe -----------------------------------------------------------
@@ -408,15 +442,24 @@ class IngestWorker:
             self._queue.put(_STOP)
             self._writer.join(timeout_s)
             self._writer = None
+        # Let the last acks reach the broker before the DISCONNECT. Disconnected, nothing
+        # more leaves: the devices resend what was not acked.
         deadline = time.monotonic() + min(timeout_s, 2.0)
         for info in self._pending_acks:
-            try:
-                info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-            except (RuntimeError, ValueError):  # not connected: the device will resend
+            if not self.connected.is_set():
                 break
+            if _on_its_way(info):
+                with suppress(RuntimeError, ValueError):
+                    info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        self._pending_acks = []
         self._client.disconnect()
         self._client.loop_stop()
         self._rejects.flush(everything=True)
+        # paho closes the socket pair that wakes its loop only when the client is collected,
+        # and the callbacks tie this client to the worker in a reference cycle, freed late
+        # and in no set order (unclosed-socket warnings). Letting go of it frees it now; a
+        # later start() connects with a fresh client under the same id.
+        self._client = self._make_client()
 
     def run_forever(self) -> None:
         self.start()
@@ -562,7 +605,7 @@ class IngestWorker:
         return stored
 
     def _publish_acks(self, acks: dict[str, list[str]]) -> None:
-        self._pending_acks = [info for info in self._pending_acks if not info.is_published()]
+        self._pending_acks = [info for info in self._pending_acks if _on_its_way(info)]
         for device_id, ids in acks.items():
             ack_topic = protocol.topic(device_id, protocol.ACK)
             for start in range(0, len(ids), protocol.MAX_ACK_IDS):

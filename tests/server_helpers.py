@@ -105,8 +105,11 @@ class DevicePublisher:
             for e in events
         ]
         if wait:
+            # One made while disconnected fails for good (wait_for_publish would raise);
+            # paho still sends it after the reconnect, and resend_unacked covers the rest.
             for info in infos:
-                info.wait_for_publish(5)
+                if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                    info.wait_for_publish(5)
 
     def publish_raw(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
         self.client.publish(topic, payload, qos=qos).wait_for_publish(5)

@@ -266,6 +266,7 @@ def test_worker_started_before_the_broker_connects_when_it_appears(
     finally:
         worker.stop()
         late.kill()
+    assert sorted(stored_ids(engine)) == sorted(e.id for e in events)
 
 
 def test_a_stopped_member_of_a_shared_group_gets_no_share_of_new_events(
@@ -286,3 +287,41 @@ def test_a_stopped_member_of_a_shared_group_gets_no_share_of_new_events(
         device.close()
         staying.stop()
     assert staying.stored == 100
+
+
+def test_a_broker_outage_is_one_warning_not_one_per_reconnect_attempt(
+    private_broker: Mosquitto,
+    engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sitwatch.server import ingest
+
+    monkeypatch.setattr(ingest, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
+    monkeypatch.setattr(ingest, "RECONNECT_MAX_S", 0.1)
+    worker = start_worker(private_broker, engine, f"ingest-{uuid.uuid4().hex[:8]}")
+    caplog.set_level(logging.DEBUG, logger="sitwatch.server.ingest")
+    try:
+        private_broker.stop()
+
+        def attempts() -> int:  # failed reconnects, whatever level they are logged at
+            return sum(
+                "still unreachable" in r.getMessage() or "cannot reach" in r.getMessage()
+                for r in caplog.records
+            )
+
+        assert wait_until(lambda: attempts() >= 5, timeout=10)
+
+        def loud() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+        assert [line.split(" (")[0] for line in loud()] == [f"lost MQTT broker {worker.broker}"], (
+            loud()
+        )
+
+        private_broker.start()  # the next outage is reported again
+        assert worker.wait_ready(timeout_s=10)
+        private_broker.stop()
+        assert wait_until(lambda: len(loud()) == 2)
+    finally:
+        worker.stop()

@@ -122,7 +122,8 @@ def test_broker_stopped_mid_stream_and_restarted(
     else:
         private_broker.kill()
     wait_until(lambda: not desk.link.is_connected, 10, "link to notice")
-    time.sleep(0.3)  # the broker stays away while events keep coming
+    recorded = len(desk.ids)  # the broker stays away while events keep coming
+    wait_until(lambda: len(desk.ids) >= min(recorded + 10, 100), 10, "events during the outage")
     private_broker.start()
     producer.join(10)
 
@@ -238,3 +239,39 @@ def test_device_killed_with_events_unacknowledged_resends_them_after_restart(
     # The goodbye is published on stop; the server's subscriber may see it a moment later.
     wait_until(lambda: last_status().detail == "stopped", 10, "the goodbye status")
     assert last_status().state == "offline"
+
+
+@pytest.mark.parametrize("outage", ["broker stopped", "no broker at start"])
+def test_an_outage_is_one_warning_not_an_error_per_reconnect_attempt(
+    private_broker: Mosquitto,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    outage: str,
+) -> None:
+    """paho logged "Client is not connected" at ERROR on every reconnect attempt (every 30 s
+    on a Pi, for as long as the broker was away); sitwatch's own warning says it once."""
+    from sitwatch.device import link as link_module
+
+    monkeypatch.setattr(link_module, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
+    monkeypatch.setattr(link_module, "RECONNECT_MAX_S", 0.1)
+    port = private_broker.port if outage == "broker stopped" else free_port()
+    desk = Desk(private_broker.host, port, tmp_path, "desk-outage")
+    caplog.set_level(logging.DEBUG)
+    try:
+        desk.link.start()
+        if outage == "broker stopped":
+            wait_until(lambda: desk.link.is_connected, 10, "link to connect")
+            private_broker.stop()
+        desk.add(3)
+
+        def attempts() -> int:
+            return sum("still unreachable" in r.getMessage() for r in caplog.records)
+
+        wait_until(lambda: attempts() >= 5, 10, "five failed reconnect attempts")
+        loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [r.getMessage().split(" at ")[0] for r in loud] == [
+            "lost the MQTT broker" if outage == "broker stopped" else "broker unreachable"
+        ], [f"{r.levelname} {r.name}: {r.getMessage()}" for r in loud]
+    finally:
+        desk.close()
