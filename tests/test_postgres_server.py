@@ -4,11 +4,15 @@ or the one SITWATCH_TEST_POSTGRES_URL names, and its absence is a failure, never
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import sqlalchemy
-from server_helpers import POSTGRES_URL_VARIABLE, postgres_schema
+from server_helpers import POSTGRES_URL_VARIABLE, postgres_schema, wait_until
 
 from sitwatch.postgres_server import PostgresError, PostgresServer, find_bindir
 
@@ -68,3 +72,38 @@ def test_a_server_stops_and_leaves_nothing_behind() -> None:
     server.stop()
     assert process.poll() is not None
     assert not workdir.exists()
+
+
+def test_a_killed_owner_takes_its_server_with_it() -> None:
+    """A test run killed by a timeout cannot stop its server; the kernel must, or every
+    killed run leaves a postgres behind."""
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from sitwatch.postgres_server import PostgresServer; "
+            "s = PostgresServer().start(); print(s.process.pid, s.workdir, flush=True); "
+            "sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as owner:
+        assert owner.stdout is not None
+        pid, workdir = owner.stdout.readline().split()
+        assert running(int(pid))
+        owner.kill()
+    try:
+        assert wait_until(lambda: not running(int(pid)), timeout=30)
+    finally:
+        if running(int(pid)):
+            os.kill(int(pid), signal.SIGKILL)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
