@@ -3,6 +3,7 @@ description and a scratch PostgreSQL schema."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
 import re
@@ -16,9 +17,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-POSTGRES_URL = os.environ.get(
-    "SITWATCH_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+# A PostgreSQL of the runner's choosing; without it the bench starts one of its own (stock
+# settings), so a server that happens to run on the machine is used only when named here.
+POSTGRES_URL_VARIABLE = "SITWATCH_BENCH_POSTGRES_URL"
+_private_postgres: Any = None
 
 
 @dataclass
@@ -113,6 +115,21 @@ def machine(postgres_version: str | None) -> dict[str, Any]:
     }
 
 
+def postgres_url() -> str:
+    """``SITWATCH_BENCH_POSTGRES_URL``, else a private server started on first use and
+    stopped when the bench exits. Raises ``PostgresError`` when none can be started."""
+    global _private_postgres
+    named = os.environ.get(POSTGRES_URL_VARIABLE)
+    if named:
+        return named
+    if _private_postgres is None:
+        from sitwatch.postgres_server import PostgresServer
+
+        _private_postgres = PostgresServer().start()
+        atexit.register(_private_postgres.stop)
+    return _private_postgres.url
+
+
 def postgres_version() -> tuple[str | None, str | None]:
     """(server version, None) when PostgreSQL answers, else (None, why not)."""
     try:
@@ -123,15 +140,19 @@ def postgres_version() -> tuple[str | None, str | None]:
         import psycopg  # noqa: F401
     except ImportError:
         return None, "psycopg not installed (pip install '.[postgres]')"
-    engine = sqlalchemy.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+    from sitwatch.postgres_server import PostgresError
+
+    try:
+        url = postgres_url()
+    except PostgresError as exc:
+        return None, f"{exc}; or name a server in {POSTGRES_URL_VARIABLE}"
+    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 2})
     try:
         with engine.connect() as connection:
             version = connection.execute(sqlalchemy.text("SHOW server_version")).scalar_one()
         return str(version).split()[0], None
     except sqlalchemy.exc.OperationalError as exc:
-        return None, f"PostgreSQL not reachable at {POSTGRES_URL}: " + " ".join(
-            str(exc.orig).split()
-        )[:160]
+        return None, f"PostgreSQL not reachable at {url}: " + " ".join(str(exc.orig).split())[:160]
     finally:
         engine.dispose()
 
@@ -141,13 +162,14 @@ def postgres_schema() -> Iterator[str]:
     """A URL for a fresh PostgreSQL schema of our own, dropped afterwards."""
     import sqlalchemy
 
-    admin = sqlalchemy.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+    url = postgres_url()
+    admin = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 2})
     schema = f"sitwatch_bench_{uuid.uuid4().hex[:10]}"
     with admin.begin() as connection:
         connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
     try:
         # lock_timeout: a shared server's stuck sessions make us fail, not hang
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}%20-clock_timeout%3D30000"
+        yield f"{url}?options=-csearch_path%3D{schema}%20-clock_timeout%3D30000"
     finally:
         with admin.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))

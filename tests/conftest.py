@@ -1,13 +1,21 @@
-"""Shared fixtures: real brokers (Mosquitto, NATS), a fake clock and gpiozero's MockFactory."""
+"""Shared fixtures: real brokers (Mosquitto, NATS), a fake clock and gpiozero's MockFactory
+(and the end of the private PostgreSQL that tests/server_helpers.py starts on first use)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from sitwatch.broker import BrokerProcess, Mosquitto, NatsServer
 from sitwatch.clock import FakeClock
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    helpers = sys.modules.get("server_helpers")  # only a run that used it started a server
+    if helpers is not None:
+        helpers.stop_private_postgres()
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 import uuid
@@ -14,11 +15,17 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from sitwatch import protocol
+from sitwatch.postgres_server import PostgresError, PostgresServer
 from sitwatch.protocol import Event, EventType
 
-POSTGRES_URL = os.environ.get(
-    "SITWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+# A PostgreSQL of the tester's choosing; without it the tests start one of their own, so a
+# server that happens to run on the machine is never written to unless it is named here.
+POSTGRES_URL_VARIABLE = "SITWATCH_TEST_POSTGRES_URL"
+# Durability is not under test, and two shared cores make every fsync count.
+TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+_private: PostgresServer | None = None
+_private_error: str | None = None
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 5.0, step: float = 0.01) -> bool:
@@ -130,22 +137,54 @@ class DevicePublisher:
         self.client.loop_stop()
 
 
+def postgres_url() -> str:
+    """The server the PostgreSQL tests use: ``SITWATCH_TEST_POSTGRES_URL`` when set, else
+    a private server started on first use and stopped when the test session ends. Fails
+    (never skips) when neither can be had."""
+    global _private, _private_error
+    named = os.environ.get(POSTGRES_URL_VARIABLE)
+    if named:
+        return named
+    if _private is None and _private_error is None:
+        try:
+            _private = PostgresServer(settings=TEST_SERVER_SETTINGS).start()
+            atexit.register(stop_private_postgres)
+        except PostgresError as exc:
+            _private_error = f"{exc}; or name a server in {POSTGRES_URL_VARIABLE}"
+    if _private is None:
+        # Remembered, so that each PostgreSQL test fails at once instead of retrying initdb.
+        pytest.fail(str(_private_error), pytrace=False)
+    return _private.url
+
+
+def stop_private_postgres() -> None:
+    global _private
+    if _private is not None:
+        _private.stop()
+        _private = None
+
+
 @contextmanager
 def postgres_schema() -> Iterator[str]:
-    """A URL for a fresh PostgreSQL schema, dropped afterwards; skips when no server answers."""
-    sqlalchemy = pytest.importorskip("sqlalchemy")
-    pytest.importorskip("psycopg")
-    admin = sqlalchemy.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+    """A URL for a fresh PostgreSQL schema on ``postgres_url()``'s server, dropped afterwards."""
+    import sqlalchemy
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.fail("psycopg is not installed: pip install -e '.[postgres]'", pytrace=False)
+    url = postgres_url()
+    admin = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 2})
     schema = f"sitwatch_test_{uuid.uuid4().hex[:10]}"
     try:
         with admin.begin() as connection:
             connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
     except sqlalchemy.exc.OperationalError as exc:
         admin.dispose()
-        reason = " ".join(str(exc.orig).split())[:120]
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {reason}")
+        reason = " ".join(str(exc.orig).split())[:160]
+        pytest.fail(f"PostgreSQL not reachable at {url}: {reason}", pytrace=False)
     try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        yield f"{url}?options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -22,7 +22,7 @@ FIGURE = re.compile(r'data-figure="([a-z_]+)" data-value="([^"]*)"')
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """SQLite, and PostgreSQL when a server answers (the same numbers on both)."""
+    """SQLite and PostgreSQL (the same numbers on both)."""
     with seeded_engine(request.param, tmp_path, with_user=True) as engine:
         yield engine
 

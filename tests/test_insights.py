@@ -347,11 +347,10 @@ def test_goals_in_the_server_config(tmp_path: Path) -> None:
     assert "goals.bogus" in message
 
 
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # SQLite's EXPLAIN QUERY PLAN
 def test_queries_seek_the_time_indexes(engine: Engine, session: Session) -> None:
     """All devices over a range must seek each device's (device_id, time) index, never scan
     the events or sessions tables (a fleet has millions of rows)."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("reads SQLite's EXPLAIN QUERY PLAN")
     seen: list[tuple[str, Any]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""Ingest into PostgreSQL (skipped when no server answers): shared-subscription workers,
+"""Ingest into PostgreSQL (server_helpers.postgres_schema): shared-subscription workers,
 rollups and the idempotent insert path on the second dialect."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ OFFLINE_S = 900
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """SQLite, and PostgreSQL when a server answers (the same numbers on both)."""
+    """SQLite and PostgreSQL (the same numbers on both)."""
     with seeded_engine(request.param, tmp_path, with_user=False) as engine:
         yield engine
 
@@ -177,11 +177,10 @@ def test_day_timeline(session: Session) -> None:
     assert yesterday.bars == []
 
 
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # SQLite's EXPLAIN QUERY PLAN
 def test_current_state_query_uses_the_device_time_index(engine: Engine, session: Session) -> None:
     """The "seated now" lookup must walk the (device_id, ts) index per device, never scan
     the events table (a fleet has millions of rows)."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("reads SQLite's EXPLAIN QUERY PLAN")
     seen: list[tuple[str, Any]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]

@@ -49,8 +49,8 @@ def seeded_engine(
     with_user: bool = False,
     seed: Callable[[Engine], None] | None = None,
 ) -> Iterator[Engine]:
-    """``seed`` (default ``seed_small``) on a fresh SQLite file or PostgreSQL schema (skips
-    when no server answers), for tests that check the same figures on both dialects."""
+    """``seed`` (default ``seed_small``) on a fresh SQLite file or PostgreSQL schema
+    (``server_helpers.postgres_schema``), for tests that check the same figures on both."""
     if dialect == "sqlite":
         engine = make_engine_for(tmp_path)
         _seed(engine, with_user, seed or seed_small)
