@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sitwatch import protocol
 from sitwatch.settings import TrackerSettings, describe_errors
+from sitwatch.toml_file import TomlFileError, read_toml
 
 DEFAULT_PATH = Path("/etc/sitwatch/device.toml")
 BCM_PIN = Field(ge=0, le=27, description="BCM GPIO number")
@@ -178,20 +178,9 @@ def parse_config(data: dict[str, Any], where: str = "config") -> DeviceConfig:
 def read_config_file(path: Path) -> dict[str, Any]:
     """The TOML file's tables, unvalidated."""
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:  # a binary file, or another encoding
-        raise ConfigError(
-            f"{path} is not a TOML file: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-            "is not UTF-8 text"
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        return read_toml(path)
+    except TomlFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def load_config(path: str | Path | None) -> DeviceConfig:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sitwatch.settings import describe_errors
+from sitwatch.toml_file import TomlFileError, read_toml
 
 DEFAULT_PATH = Path("/etc/sitwatch/server.toml")
 # A client id or shared-subscription group: no topic separators or wildcards, and short
@@ -119,20 +119,9 @@ ENV_OVERRIDES = {
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ServerConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:  # a binary file, or another encoding
-        raise ServerConfigError(
-            f"{path} is not a TOML file: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
-            "is not UTF-8 text"
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ServerConfigError(f"{path} is not valid TOML: {exc}") from None
+        return read_toml(path)
+    except TomlFileError as exc:
+        raise ServerConfigError(str(exc)) from None
 
 
 def _readable(path: Path) -> str | None:
