@@ -75,9 +75,20 @@ def agent_idle(seconds: float, workdir: Path) -> dict[str, Any]:
         log = (place / "agent.log").open("wb")
         process = subprocess.Popen(
             [
-                *device_command(), "--simulate", "--speed", "1", "--data-dir", str(place / "data"),
-                "--device-id", "bench-agent", "--mqtt-host", broker.host,
-                "--mqtt-port", str(broker.port), "--log-level", "WARNING",
+                *device_command(),
+                "--simulate",
+                "--speed",
+                "1",
+                "--data-dir",
+                str(place / "data"),
+                "--device-id",
+                "bench-agent",
+                "--mqtt-host",
+                broker.host,
+                "--mqtt-port",
+                str(broker.port),
+                "--log-level",
+                "WARNING",
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
@@ -140,8 +151,12 @@ def prompt_delay(trials: int, workdir: Path, factor: float = 600.0) -> dict[str,
         fired = threading.Event()
         late: list[float] = []
 
-        def sink(event: Event, clock: ScaledClock = clock, late: list[float] = late,
-                 fired: threading.Event = fired) -> None:
+        def sink(
+            event: Event,
+            clock: ScaledClock = clock,
+            late: list[float] = late,
+            fired: threading.Event = fired,
+        ) -> None:
             if event.type is EventType.PROMPT:
                 late.append((clock.monotonic() - event.mono) / clock.factor)
                 fired.set()

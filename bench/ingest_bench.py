@@ -178,8 +178,15 @@ def ingest(
         publisher = None
         try:
             for n in range(workers):
-                args = ["ingest", "--port", str(broker.port), "--url", url,
-                        "--client-id", f"bench-ingest-{n}"]
+                args = [
+                    "ingest",
+                    "--port",
+                    str(broker.port),
+                    "--url",
+                    url,
+                    "--client-id",
+                    f"bench-ingest-{n}",
+                ]
                 if share_group:
                     args += ["--share-group", share_group]
                 children.append(Child(*args))
@@ -257,8 +264,9 @@ def drain_backlog(days: int, end: date, workdir: Path) -> dict[str, Any]:
     url = fresh_sqlite(place)
     engine = make_engine(url)
     with fresh_broker() as broker:
-        worker = Child("ingest", "--port", str(broker.port), "--url", url,
-                       "--client-id", "bench-drain")
+        worker = Child(
+            "ingest", "--port", str(broker.port), "--url", url, "--client-id", "bench-drain"
+        )
         link = None
         try:
             worker.ready()

@@ -154,13 +154,20 @@ def bench_ingest(report: Report, plan: Plan, workdir: Path, pg_ok: bool, end: da
     if "ingest.ceiling" not in runs:
         return
     limit = _median_run(runs["ingest.ceiling"])
-    report.add(Figure(
-        "ingest.ceiling", "broker ceiling: publisher -> Mosquitto -> bare subscriber (QoS 1)",
-        limit["rate"], "msg/s", details=limit,
-        checks={"every message delivered": all(
-            run["received"] >= len(events) for run in runs["ingest.ceiling"]
-        )},
-    ))
+    report.add(
+        Figure(
+            "ingest.ceiling",
+            "broker ceiling: publisher -> Mosquitto -> bare subscriber (QoS 1)",
+            limit["rate"],
+            "msg/s",
+            details=limit,
+            checks={
+                "every message delivered": all(
+                    run["received"] >= len(events) for run in runs["ingest.ceiling"]
+                )
+            },
+        )
+    )
     for key, label in labels.items():
         if key not in runs:
             continue
@@ -171,30 +178,48 @@ def bench_ingest(report: Report, plan: Plan, workdir: Path, pg_ok: bool, end: da
                 checks[name] = checks.get(name, True) and held
             if run["workers"] > 1:
                 share = all(run["per_worker_stored"])
-                checks["every worker took a share"] = checks.get("every worker took a share",
-                                                                 True) and share
+                checks["every worker took a share"] = (
+                    checks.get("every worker took a share", True) and share
+                )
         ratio = found["rate"] / limit["rate"] if found["rate"] and limit["rate"] else None
         fast = ratio is not None and ratio >= 0.5
         if key in targeted:
             target, passed = ">= 50% of ceiling", fast and all(checks.values())
         else:  # no speed target, but losing or doubling events is still a failure
             target, passed = None, None if all(checks.values()) else False
-        report.add(Figure(
-            key, label, found["rate"], "events/s", target=target, passed=passed,
-            ratio=ratio, details=found, checks=checks,
-        ))
+        report.add(
+            Figure(
+                key,
+                label,
+                found["rate"],
+                "events/s",
+                target=target,
+                passed=passed,
+                ratio=ratio,
+                details=found,
+                checks=checks,
+            )
+        )
 
     for days in plan.backlog_days:
+
         def drain(days: int = days) -> None:
             run = ingest_bench.drain_backlog(days, end, workdir)
             checks = ingest_checks(run)
             checks["outbox empty"] = run["left_in_outbox"] == 0
             name = "24 h" if days == 1 else f"{days} days"
-            report.add(Figure(
-                f"backlog.{days}d", f"backlog drain: {name} of events + 5-min heartbeats",
-                run["seconds"], "s", target="< 60 s",
-                passed=run["seconds"] < 60 and all(checks.values()), details=run, checks=checks,
-            ))
+            report.add(
+                Figure(
+                    f"backlog.{days}d",
+                    f"backlog drain: {name} of events + 5-min heartbeats",
+                    run["seconds"],
+                    "s",
+                    target="< 60 s",
+                    passed=run["seconds"] < 60 and all(checks.values()),
+                    details=run,
+                    checks=checks,
+                )
+            )
 
         report.attempt(f"backlog {days} d", drain)
 
@@ -202,11 +227,19 @@ def bench_ingest(report: Report, plan: Plan, workdir: Path, pg_ok: bool, end: da
 # --- stats --------------------------------------------------------------------------------
 
 
-def timing_figure(key: str, label: str, samples: list[float], limit_ms: float | None,
-                  extra: dict[str, Any] | None = None) -> Figure:
+def timing_figure(
+    key: str,
+    label: str,
+    samples: list[float],
+    limit_ms: float | None,
+    extra: dict[str, Any] | None = None,
+) -> Figure:
     median = median_ms(samples)
     return Figure(
-        key, label, median, "ms (median)",
+        key,
+        label,
+        median,
+        "ms (median)",
         target=None if limit_ms is None else f"< {limit_ms:g} ms",
         passed=None if limit_ms is None else median < limit_ms,
         ratio=None if limit_ms is None else median / limit_ms,
@@ -216,36 +249,65 @@ def timing_figure(key: str, label: str, samples: list[float], limit_ms: float | 
 
 def bench_stats(report: Report, plan: Plan, url: str, db: str) -> None:
     run = stats_bench.run(
-        url, desks=plan.fleet_desks, templates=plan.fleet_templates, runs=plan.page_runs,
-        event_days=plan.fleet_event_days, budget_s=plan.page_budget_s,
+        url,
+        desks=plan.fleet_desks,
+        templates=plan.fleet_templates,
+        runs=plan.page_runs,
+        event_days=plan.fleet_event_days,
+        budget_s=plan.page_budget_s,
     )
     desk, fleet = run["desk_load"], run["fleet_load"]
-    report.add(timing_figure(
-        f"stats.desk_page.{db}", f"one desk, 1 year: page numbers ({db})", run["desk_page"], 50,
-        {"now": run["now"], "load": desk},
-    ))
-    report.add(timing_figure(
-        f"stats.desk_html.{db}", f"one desk, 1 year: whole page GET, HTML ({db})",
-        run["desk_html"], None,
-    ))
+    report.add(
+        timing_figure(
+            f"stats.desk_page.{db}",
+            f"one desk, 1 year: page numbers ({db})",
+            run["desk_page"],
+            50,
+            {"now": run["now"], "load": desk},
+        )
+    )
+    report.add(
+        timing_figure(
+            f"stats.desk_html.{db}",
+            f"one desk, 1 year: whole page GET, HTML ({db})",
+            run["desk_html"],
+            None,
+        )
+    )
     size = f"{fleet['desks']} desks x 1 year"
-    report.add(timing_figure(
-        f"stats.fleet_overview.{db}", f"fleet overview, {size}: page numbers ({db})",
-        run["fleet_overview"], 500, {"load": fleet, "query_plans": run["plans"]},
-    ))
-    report.add(timing_figure(
-        f"stats.fleet_desk_page.{db}", f"one desk's page inside that fleet ({db})",
-        run["fleet_desk_page"], 50,
-    ))
-    report.add(timing_figure(
-        f"stats.fleet_html.{db}", f"fleet overview: whole page GET, HTML ({db})",
-        run["fleet_html"], None,
-    ))
-    report.add(timing_figure(
-        f"stats.fleet_insights_html.{db}",
-        f"fleet Insights, 4 weeks ({plan.fleet_event_days} days of raw events): GET ({db})",
-        run["fleet_insights_html"], None,
-    ))
+    report.add(
+        timing_figure(
+            f"stats.fleet_overview.{db}",
+            f"fleet overview, {size}: page numbers ({db})",
+            run["fleet_overview"],
+            500,
+            {"load": fleet, "query_plans": run["plans"]},
+        )
+    )
+    report.add(
+        timing_figure(
+            f"stats.fleet_desk_page.{db}",
+            f"one desk's page inside that fleet ({db})",
+            run["fleet_desk_page"],
+            50,
+        )
+    )
+    report.add(
+        timing_figure(
+            f"stats.fleet_html.{db}",
+            f"fleet overview: whole page GET, HTML ({db})",
+            run["fleet_html"],
+            None,
+        )
+    )
+    report.add(
+        timing_figure(
+            f"stats.fleet_insights_html.{db}",
+            f"fleet Insights, 4 weeks ({plan.fleet_event_days} days of raw events): GET ({db})",
+            run["fleet_insights_html"],
+            None,
+        )
+    )
 
 
 # --- device -------------------------------------------------------------------------------
@@ -258,37 +320,67 @@ def bench_device(report: Report, plan: Plan, workdir: Path) -> None:
             "seated event stored": run["seated_event_stored"],
             "agent alive throughout": run["alive_throughout"],
         }
-        report.add(Figure(
-            "device.cpu", "device agent idle, user seated: CPU (% of one core)",
-            run["cpu_percent_of_core"], "% core", target="< 0.5 %",
-            passed=run["cpu_percent_of_core"] < 0.5 and all(checks.values()),
-            ratio=run["cpu_percent_of_core"] / 0.5, details=run, checks=checks,
-        ))
-        report.add(Figure(
-            "device.cpu_per_hour", "device agent idle: CPU seconds per hour",
-            run["cpu_seconds_per_hour"], "s/h", target="< 18 s/h (0.5 %)",
-            passed=run["cpu_seconds_per_hour"] < 18, ratio=run["cpu_seconds_per_hour"] / 18,
-        ))
-        report.add(Figure(
-            "device.peak_rss", "device agent: peak RSS (VmHWM)", run["peak_rss_mb"], "MB",
-            target="< 40 MB", passed=run["peak_rss_mb"] < 40, ratio=run["peak_rss_mb"] / 40,
-        ))
+        report.add(
+            Figure(
+                "device.cpu",
+                "device agent idle, user seated: CPU (% of one core)",
+                run["cpu_percent_of_core"],
+                "% core",
+                target="< 0.5 %",
+                passed=run["cpu_percent_of_core"] < 0.5 and all(checks.values()),
+                ratio=run["cpu_percent_of_core"] / 0.5,
+                details=run,
+                checks=checks,
+            )
+        )
+        report.add(
+            Figure(
+                "device.cpu_per_hour",
+                "device agent idle: CPU seconds per hour",
+                run["cpu_seconds_per_hour"],
+                "s/h",
+                target="< 18 s/h (0.5 %)",
+                passed=run["cpu_seconds_per_hour"] < 18,
+                ratio=run["cpu_seconds_per_hour"] / 18,
+            )
+        )
+        report.add(
+            Figure(
+                "device.peak_rss",
+                "device agent: peak RSS (VmHWM)",
+                run["peak_rss_mb"],
+                "MB",
+                target="< 40 MB",
+                passed=run["peak_rss_mb"] < 40,
+                ratio=run["peak_rss_mb"] / 40,
+            )
+        )
 
     def prompt() -> None:
         run = device_bench.prompt_delay(plan.prompt_trials, workdir)
-        report.add(Figure(
-            "device.prompt_delay", "sitting limit -> prompt at the event sinks (real time)",
-            None if run["median_s"] is None else run["median_s"] * 1000, "ms (median)",
-            details=run, checks={"every trial prompted": run["prompted"] == run["trials"]},
-        ))
+        report.add(
+            Figure(
+                "device.prompt_delay",
+                "sitting limit -> prompt at the event sinks (real time)",
+                None if run["median_s"] is None else run["median_s"] * 1000,
+                "ms (median)",
+                details=run,
+                checks={"every trial prompted": run["prompted"] == run["trials"]},
+            )
+        )
 
     def button() -> None:
         run = device_bench.button_to_broker(plan.presses, workdir)
-        report.add(Figure(
-            "device.button_to_broker", "button release -> event at a broker subscriber",
-            None if run["median_s"] is None else run["median_s"] * 1000, "ms (median)",
-            details=run, checks={"every press arrived": run["arrived"] == run["presses"]},
-        ))
+        report.add(
+            Figure(
+                "device.button_to_broker",
+                "button release -> event at a broker subscriber",
+                None if run["median_s"] is None else run["median_s"] * 1000,
+                "ms (median)",
+                details=run,
+                checks={"every press arrived": run["arrived"] == run["presses"]},
+            )
+        )
 
     report.attempt("device agent idle", idle)
     report.attempt("prompt delay", prompt)
@@ -315,11 +407,14 @@ def table(figures: list[Figure]) -> str:
         if f.checks and not all(f.checks.values()):
             verdict = "CHECK FAILED"
         ratio = f"{f.ratio:.2f} " if f.ratio is not None else ""
-        rows.append((f.label, f.target or "-", f"{_number(f.value)} {f.unit}",
-                     (ratio + verdict).strip()))
+        rows.append(
+            (f.label, f.target or "-", f"{_number(f.value)} {f.unit}", (ratio + verdict).strip())
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-             for row in rows]
+    lines = [
+        " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
     lines.insert(1, "-+-".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -328,8 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "latest.json"))
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run ({', '.join(SECTIONS)})",
+    )
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
     args = parser.parse_args(argv)
     sections = {name.strip() for name in args.only.split(",") if name.strip()}
@@ -342,8 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = [round(load, 2) for load in os.getloadavg()]
     start = time.perf_counter()
     report = Report()
-    pg_version, pg_reason = (None, "--no-postgres") if args.no_postgres else (
-        common.postgres_version()
+    pg_version, pg_reason = (
+        (None, "--no-postgres") if args.no_postgres else (common.postgres_version())
     )
     if pg_version is None:
         report.skipped["postgresql"] = pg_reason or "unavailable"
@@ -354,10 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         if "ingest" in sections:
             bench_ingest(report, plan, workdir, pg_version is not None, end)
         if "stats" in sections:
-            report.attempt("stats SQLite", lambda: bench_stats(
-                report, plan, f"sqlite:///{workdir / 'stats.db'}", "sqlite"
-            ))
+            report.attempt(
+                "stats SQLite",
+                lambda: bench_stats(report, plan, f"sqlite:///{workdir / 'stats.db'}", "sqlite"),
+            )
             if pg_version is not None:
+
                 def stats_postgres() -> None:
                     with common.postgres_schema() as url:
                         bench_stats(report, plan, url, "postgresql")
@@ -382,10 +482,12 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     machine = result["machine"]
-    print(f"\nsitwatch bench ({result['mode']}), {machine['cores']} cores, {machine['cpu_model']},"
-          f" Python {machine['python']}, SQLite {machine['sqlite']},"
-          f" Mosquitto {machine['mosquitto']}, PostgreSQL {machine['postgresql'] or '-'}"
-          f"; {result['duration_s']} s\n")
+    print(
+        f"\nsitwatch bench ({result['mode']}), {machine['cores']} cores, {machine['cpu_model']},"
+        f" Python {machine['python']}, SQLite {machine['sqlite']},"
+        f" Mosquitto {machine['mosquitto']}, PostgreSQL {machine['postgresql'] or '-'}"
+        f"; {result['duration_s']} s\n"
+    )
     print(table(report.figures))
     for name, reason in report.skipped.items():
         print(f"skipped {name}: {reason}")

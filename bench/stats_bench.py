@@ -192,9 +192,16 @@ class TemplateRows:
         since = now - timedelta(days=event_days)
         recent = [
             {
-                "event_id": e.id, "device_id": e.device_id, "boot_id": e.boot_id, "seq": None,
-                "type": e.type.value, "ts": e.ts, "mono": e.mono,
-                "clock_synced": e.clock_synced, "data": check_event(e), "received_at": e.ts,
+                "event_id": e.id,
+                "device_id": e.device_id,
+                "boot_id": e.boot_id,
+                "seq": None,
+                "type": e.type.value,
+                "ts": e.ts,
+                "mono": e.mono,
+                "clock_synced": e.clock_synced,
+                "data": check_event(e),
+                "received_at": e.ts,
             }
             for e in events
             if e.ts >= since
@@ -318,8 +325,9 @@ def query_plans(engine: Engine, now: datetime) -> dict[str, str]:
     return plans
 
 
-def run(url: str, *, desks: int, templates: int, runs: int, event_days: int,
-        budget_s: float) -> dict[str, Any]:
+def run(
+    url: str, *, desks: int, templates: int, runs: int, event_days: int, budget_s: float
+) -> dict[str, Any]:
     """Both stats benchmarks on the empty database at ``url``: the desk alone first, then
     the fleet loaded around it (the overview then covers ``desks`` + 1 devices)."""
     engine = make_engine(url)
@@ -340,4 +348,3 @@ def run(url: str, *, desks: int, templates: int, runs: int, event_days: int,
     result["plans"] = query_plans(engine, now)
     engine.dispose()
     return result
-
