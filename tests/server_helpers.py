@@ -189,3 +189,24 @@ def postgres_schema() -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@contextmanager
+def migrated_engine(dialect: str, tmp_path: Any) -> Iterator[Any]:
+    """An empty database migrated as a deployment is (Alembic's upgrade): a SQLite file in
+    ``tmp_path`` or a fresh PostgreSQL schema (``postgres_schema``)."""
+    from sitwatch.server.db import make_engine
+    from sitwatch.server.migrate import upgrade
+
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sitwatch.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()
+        return
+    with postgres_schema() as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from e2e_support import running_server, server_config
 from link_support import clear_retained
-from server_helpers import DevicePublisher, heartbeats, wait_until
+from server_helpers import DevicePublisher, heartbeats, migrated_engine, wait_until
 from sqlalchemy import Engine, func, select
 from test_ingest import ingest_config, stored_ids
 from test_server_cli import server_process, sqlite_config, stop
@@ -28,7 +28,6 @@ from sitwatch.broker import BrokerProcess, EmbeddedBroker, Mosquitto, NatsServer
 from sitwatch.protocol import ProtocolError, Status
 from sitwatch.server.db import make_engine, session_factory
 from sitwatch.server.ingest import EVENT_FILTER, PROBE_TOPIC, IngestWorker
-from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import Device
 from sitwatch.server.models import Event as EventRow
 
@@ -37,10 +36,8 @@ NO_SHARE_LINE = "does not deliver shared subscriptions"
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'sitwatch.db'}")
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+    with migrated_engine("sqlite", tmp_path) as engine:
+        yield engine
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from link_support import make_event as make_device_event
-from server_helpers import DevicePublisher, heartbeats, make_event, postgres_schema, wait_until
+from server_helpers import DevicePublisher, heartbeats, make_event, migrated_engine, wait_until
 from sqlalchemy import Engine, select
 
 from sitwatch import protocol
@@ -260,17 +260,8 @@ MESSAGES = st.lists(
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'sitwatch.db'}")
-        upgrade(engine)
+    with migrated_engine(request.param, tmp_path) as engine:
         yield engine
-        engine.dispose()
-        return
-    with postgres_schema() as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        yield engine
-        engine.dispose()
 
 
 def start_worker(broker: Mosquitto, engine: Engine) -> IngestWorker:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from link_support import FakeServer, clear_retained
 from link_support import wait_until as wait_for
-from server_helpers import make_event, postgres_schema, wait_until
+from server_helpers import make_event, migrated_engine, postgres_schema, wait_until
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 from test_derive import RULES as BERLIN_RULES
@@ -51,23 +51,10 @@ FORGED = datetime(2199, 6, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 
 
-def _sqlite(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'sitwatch.db'}")
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        yield from _sqlite(tmp_path)
-        return
-    with postgres_schema() as url:
-        engine = make_engine(url)
-        upgrade(engine)
+    with migrated_engine(request.param, tmp_path) as engine:
         yield engine
-        engine.dispose()
 
 
 def batch_of(events: list[Event], online: str | None = DESK) -> Batch:
@@ -416,7 +403,8 @@ def blocked(engine: Engine, application_name: str) -> bool:
 
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    yield from _sqlite(tmp_path)
+    with migrated_engine("sqlite", tmp_path) as engine:
+        yield engine
 
 
 def desk_link(
