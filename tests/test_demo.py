@@ -123,13 +123,28 @@ def test_demo_runs_end_to_end_and_stops_on_ctrl_c(tmp_path: Path, broker: str) -
             text=True,
         )
         assert by_hand.stdin is not None
-        by_hand.stdin.write("s\n")  # sit down
-        by_hand.stdin.flush()
-        seated_by_hand = "select count(*) from events where device_id = ? and type = 'seated'"
-        assert wait_until(lambda: query(db, seated_by_hand, "desk-by-hand") == [(1,)], 60)
-        by_hand.stdin.write("q\n")
-        by_hand.stdin.close()
-        assert by_hand.wait(30) == 0
+        try:
+            by_hand.stdin.write("s\n")  # sit down
+            by_hand.stdin.flush()
+            seated = "select count(*) from events where device_id = ? and type = 'seated'"
+            assert wait_until(lambda: query(db, seated, "desk-by-hand") == [(1,)], 60)
+            by_hand.stdin.write("q\n")
+            by_hand.stdin.close()
+            assert by_hand.wait(30) == 0
+        finally:
+            if by_hand.poll() is None:
+                by_hand.kill()
+                by_hand.wait(10)
+            by_hand.stdin.close()
+
+        # Every live desk adds to its history (each on its own time: a loaded machine starts
+        # the last desk seconds after the first).
+        live = "select distinct device_id from events where ts >= ?"
+        since = started.replace(tzinfo=None).isoformat(sep=" ")
+        desks = {"desk-1", "desk-2", "desk-3"}
+        assert wait_until(lambda: desks <= {row[0] for row in query(db, live, since)}, 90), (
+            f"no live events from {desks - {row[0] for row in query(db, live, since)}}"
+        )
 
         # The truth: nothing stamped after the real time, today's history included.
         newest = query(db, "select device_id, max(ts), min(ts) from events group by device_id")
@@ -163,7 +178,7 @@ def test_demo_runs_end_to_end_and_stops_on_ctrl_c(tmp_path: Path, broker: str) -
     finally:
         demo.send_signal(signal.SIGINT)  # Ctrl-C
         demo.wait(60)
-    text = out.join()
+        text = out.join()  # closes the pipe, also when the test failed
     assert demo.returncode == 0, text
     assert f"dashboard: http://127.0.0.1:{port}/" in text and "login:" in text
     assert f"ssh -L {port}:127.0.0.1:{port} " in text
