@@ -59,7 +59,7 @@ def agent_idle(seconds: float, workdir: Path) -> dict[str, Any]:
     Mosquitto and acknowledged by a real ingest worker, left alone for ``seconds``."""
     from sitwatch.server.config import ServerConfig
     from sitwatch.server.db import make_engine
-    from sitwatch.server.ingest import IngestWorker
+    from sitwatch.server.ingest.worker import IngestWorker
 
     place = workdir / "agent"
     place.mkdir()

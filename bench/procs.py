@@ -48,7 +48,7 @@ def ingest(port: int, url: str, client_id: str, share_group: str | None) -> None
 
     from sitwatch.server.config import ServerConfig
     from sitwatch.server.db import make_engine
-    from sitwatch.server.ingest import IngestWorker
+    from sitwatch.server.ingest.worker import IngestWorker
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     config = ServerConfig.model_validate(

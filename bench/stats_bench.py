@@ -35,14 +35,14 @@ from sitwatch.history import history
 from sitwatch.protocol import Event
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine
-from sitwatch.server.derive import (
+from sitwatch.server.ingest.derive import (
     DayRules,
     check_event,
     drill_rows,
     rollup_deltas,
     session_rows,
 )
-from sitwatch.server.ingest import Batch, store_batch
+from sitwatch.server.ingest.worker import Batch, store_batch
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup, Device, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow
@@ -77,8 +77,8 @@ def desk_year(device_id: str, now: datetime, seed: int) -> list[Event]:
 
 def page_timer(engine: Engine, url: str, now: datetime) -> Callable[[str | None], None]:
     """A function computing what ``/`` (None) or ``/devices/<id>`` shows, as a request would."""
-    from sitwatch.server import dashboard
-    from sitwatch.server.app import create_app
+    from sitwatch.server.web import dashboard
+    from sitwatch.server.web.app import create_app
 
     app = create_app(
         server_config(url),
@@ -99,8 +99,8 @@ def html_timer(engine: Engine, url: str, now: datetime) -> Callable[[str], None]
     from sqlalchemy.orm import Session
     from werkzeug.security import generate_password_hash
 
-    from sitwatch.server.app import create_app
     from sitwatch.server.models import User
+    from sitwatch.server.web.app import create_app
 
     with Session(engine) as session:
         session.add(User(username="bench", password_hash=generate_password_hash("bench-pass")))

@@ -95,7 +95,7 @@ def _stop_on_sigterm() -> None:
 
 
 def _serve_web(config: ServerConfig, engine: Engine) -> None:
-    from sitwatch.server.app import create_app
+    from sitwatch.server.web.app import create_app
 
     app = create_app(config, engine=engine)
     log.info("dashboard on http://%s:%d/", config.web.host, config.web.port)
@@ -153,7 +153,7 @@ config_option = click.option(
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Ingest and dashboard in one process."""
-    from sitwatch.server.ingest import IngestWorker
+    from sitwatch.server.ingest.worker import IngestWorker
 
     config = _config(ctx, web=True, mqtt=True)
     with open_database(config) as engine:
@@ -177,7 +177,7 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context) -> None:
     """Only the MQTT ingest worker."""
-    from sitwatch.server.ingest import IngestWorker
+    from sitwatch.server.ingest.worker import IngestWorker
 
     config = _config(ctx, mqtt=True)
     with open_database(config) as engine:
@@ -253,7 +253,7 @@ def create_user_command(
 def rebuild_rollups(ctx: click.Context) -> None:
     """Recompute every daily rollup from the stored events (after changing the time zone
     or day_start_hour)."""
-    from sitwatch.server.derive import DayRules, rebuild_all_rollups
+    from sitwatch.server.ingest.derive import DayRules, rebuild_all_rollups
 
     config = _config(ctx)
     with open_database(config) as engine, engine.begin() as connection:

@@ -19,7 +19,7 @@ from sitwatch.device.service import DeviceService
 from sitwatch.protocol import Event
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.ingest import IngestWorker
+from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import Event as StoredEvent
 from sitwatch.server.models import User

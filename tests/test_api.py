@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from web_fixtures import login, make_app, seeded_engine
 
-from sitwatch.server.api import CSV_COLUMNS
 from sitwatch.server.models import Device
+from sitwatch.server.web.api import CSV_COLUMNS
 
 FIGURE = re.compile(r'data-figure="([a-z_]+)" data-value="([^"]*)"')
 

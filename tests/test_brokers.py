@@ -27,7 +27,7 @@ from sitwatch import protocol
 from sitwatch.broker import BrokerProcess, EmbeddedBroker, Mosquitto, NatsServer, free_port
 from sitwatch.protocol import ProtocolError, Status
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.ingest import EVENT_FILTER, PROBE_TOPIC, IngestWorker
+from sitwatch.server.ingest.worker import EVENT_FILTER, PROBE_TOPIC, IngestWorker
 from sitwatch.server.models import Device
 from sitwatch.server.models import Event as EventRow
 

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, select
 from web_fixtures import seeded_engine
 
 from sitwatch.protocol import Event, EventType
-from sitwatch.server.derive import DayRules, check_event
-from sitwatch.server.ingest import Batch, store_batch
+from sitwatch.server.ingest.derive import DayRules, check_event
+from sitwatch.server.ingest.worker import Batch, store_batch
 from sitwatch.server.models import DailyRollup, Device, Drill
 from sitwatch.server.models import Event as EventRow
 

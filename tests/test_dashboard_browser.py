@@ -27,10 +27,10 @@ from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
 from sitwatch.protocol import EventType, Status
 from sitwatch.server.config import BrokerConfig, DatabaseConfig, ServerConfig
-from sitwatch.server.dashboard import format_duration
-from sitwatch.server.ingest import IngestWorker
+from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.models import Device
-from sitwatch.server.stats import Calendar
+from sitwatch.server.queries.stats import Calendar
+from sitwatch.server.web.dashboard import format_duration
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The README's pictures: written to docs/ when SITWATCH_SCREENSHOTS=1 (to refresh them),

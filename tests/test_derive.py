@@ -16,8 +16,8 @@ from sqlalchemy import Engine, select
 
 from sitwatch.protocol import EventType, ProtocolError
 from sitwatch.server.db import make_engine
-from sitwatch.server.derive import DayRules, check_event, rebuild_all_rollups
-from sitwatch.server.ingest import Batch, store_batch
+from sitwatch.server.ingest.derive import DayRules, check_event, rebuild_all_rollups
+from sitwatch.server.ingest.worker import Batch, store_batch
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup
 

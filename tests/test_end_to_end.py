@@ -21,9 +21,9 @@ from werkzeug.serving import make_server
 
 from sitwatch.broker import BrokerProcess, Mosquitto
 from sitwatch.clock import FakeClock
-from sitwatch.server.app import create_app
 from sitwatch.server.db import session_factory
 from sitwatch.server.models import DailyRollup, Drill, SittingSession
+from sitwatch.server.web.app import create_app
 
 MIN = 60.0
 

@@ -17,9 +17,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from web_fixtures import add_device, seeded_engine
 
-from sitwatch.server import insights, pausing, stats
-from sitwatch.server.insights import Funnel
 from sitwatch.server.models import Device, Drill, Event
+from sitwatch.server.queries import insights, stats
+from sitwatch.server.queries.insights import Funnel
+from sitwatch.server.web import pausing
 
 CAL = stats.Calendar("UTC", 4)
 DAY = date(2026, 11, 17)

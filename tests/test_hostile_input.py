@@ -33,7 +33,7 @@ from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import EventType
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine
-from sitwatch.server.ingest import IngestWorker
+from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import Device
 from sitwatch.server.models import Event as EventRow
@@ -278,7 +278,7 @@ def test_hostile_values_cost_only_themselves_at_the_ingest(
     private_broker: Mosquitto, engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = private_broker  # its own: no retained statuses from other tests
-    caplog.set_level(logging.WARNING, logger="sitwatch.server.ingest")
+    caplog.set_level(logging.WARNING, logger="sitwatch.server.ingest.worker")
     worker = start_worker(broker, engine)
     device = DevicePublisher(broker.host, broker.port, list(DESKS))
     sent: list[Message] = []
@@ -318,7 +318,7 @@ def test_hostile_values_cost_only_themselves_at_the_ingest(
     assert (devices["desk-a"].name, devices["desk-a"].version) == ("desk-a", None)
     if any(m.is_valid_status for m in sent):
         assert devices["desk-b"].name == "Desk B"
-    assert_logged_once_per_kind(caplog, "sitwatch.server.ingest", worker.rejected, 2)
+    assert_logged_once_per_kind(caplog, "sitwatch.server.ingest.worker", worker.rejected, 2)
 
 
 # --- the device -----------------------------------------------------------------------------

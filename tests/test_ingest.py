@@ -19,8 +19,8 @@ from sitwatch.broker import Mosquitto
 from sitwatch.protocol import EventType, Status
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.derive import DayRules, recompute_rollups
-from sitwatch.server.ingest import IngestWorker
+from sitwatch.server.ingest.derive import DayRules, recompute_rollups
+from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup, Device, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow

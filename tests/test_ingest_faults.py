@@ -20,8 +20,8 @@ from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
 from sitwatch.protocol import ProtocolError
 from sitwatch.server.db import make_engine
-from sitwatch.server.derive import check_event
-from sitwatch.server.ingest import IngestWorker
+from sitwatch.server.ingest.derive import check_event
+from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import Device
 from sitwatch.server.models import Event as EventRow
@@ -144,7 +144,7 @@ def test_a_message_that_raises_any_error_costs_only_itself(
 ) -> None:
     """A bug in validation (here an error that is not a ProtocolError, for one event) rejects
     that message alone: the rest of its batch, other desks included, is stored and acked."""
-    from sitwatch.server import ingest
+    from sitwatch.server.ingest import worker as ingest
 
     desks = [f"desk-{uuid.uuid4().hex[:8]}" for _ in range(2)]
     events = [e for desk in desks for e in heartbeats(desk, 20)]
@@ -158,7 +158,7 @@ def test_a_message_that_raises_any_error_costs_only_itself(
     monkeypatch.setattr(ingest, "check_event", check_or_fail)
     worker = start_worker(broker, engine, f"ingest-{uuid.uuid4().hex[:8]}", batch_wait_s=0.2)
     device = DevicePublisher(broker.host, broker.port, desks)
-    caplog.set_level(logging.WARNING, logger="sitwatch.server.ingest")
+    caplog.set_level(logging.WARNING, logger="sitwatch.server.ingest.worker")
     valid = {e.id for e in events} - {poisoned}
     try:
         device.publish(events, wait=False)  # one or two batches, the poisoned event in one
@@ -185,7 +185,7 @@ def test_database_error_is_not_acked_and_the_worker_recovers(
         with engine.begin() as connection:  # the table is gone: every insert fails
             connection.execute(text("ALTER TABLE events RENAME TO events_away"))
         events = heartbeats(desk, 10)
-        with caplog.at_level(logging.ERROR, logger="sitwatch.server.ingest"):
+        with caplog.at_level(logging.ERROR, logger="sitwatch.server.ingest.worker"):
             device.publish(events)
             assert wait_until(lambda: worker.db_errors >= 1)
         assert "database error" in caplog.text
@@ -252,7 +252,7 @@ def test_worker_started_before_the_broker_connects_when_it_appears(
     (tmp_path / "late-broker").mkdir()
     late = Mosquitto(port=free_port(), workdir=str(tmp_path / "late-broker"))
     worker = IngestWorker(ingest_config(late), engine, client_id="ingest-early")
-    with caplog.at_level(logging.WARNING, logger="sitwatch.server.ingest"):
+    with caplog.at_level(logging.WARNING, logger="sitwatch.server.ingest.worker"):
         worker.start()
         assert wait_until(lambda: "cannot reach MQTT broker" in caplog.text)
     try:
@@ -295,12 +295,12 @@ def test_a_broker_outage_is_one_warning_not_one_per_reconnect_attempt(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sitwatch.server import ingest
+    from sitwatch.server.ingest import worker as ingest
 
     monkeypatch.setattr(ingest, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
     monkeypatch.setattr(ingest, "RECONNECT_MAX_S", 0.1)
     worker = start_worker(private_broker, engine, f"ingest-{uuid.uuid4().hex[:8]}")
-    caplog.set_level(logging.DEBUG, logger="sitwatch.server.ingest")
+    caplog.set_level(logging.DEBUG, logger="sitwatch.server.ingest.worker")
     try:
         private_broker.stop()
 

@@ -26,10 +26,10 @@ from web_fixtures import (
     seeded_engine,
 )
 
-from sitwatch.server import insights
 from sitwatch.server.config import ServerConfig, ServerConfigError, load_server_config
-from sitwatch.server.insights import Funnel, Goals
-from sitwatch.server.stats import Calendar
+from sitwatch.server.queries import insights
+from sitwatch.server.queries.insights import Funnel, Goals
+from sitwatch.server.queries.stats import Calendar
 
 CAL = Calendar("UTC", 4)
 MON, TUE, WED, THU, FRI, SAT, SUN = (WEEK_FIRST + timedelta(days=n) for n in range(7))

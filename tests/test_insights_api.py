@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from web_fixtures import HOSTILE_STEP, WEEK_NOW, login, make_app, seed_week, seeded_engine
 
-from sitwatch.server.api import HEATMAP_COLUMNS, INSIGHT_DAY_COLUMNS, INSIGHT_WEEK_COLUMNS
 from sitwatch.server.config import GoalsConfig
 from sitwatch.server.models import Device
+from sitwatch.server.web.api import HEATMAP_COLUMNS, INSIGHT_DAY_COLUMNS, INSIGHT_WEEK_COLUMNS
 
 WEEK = "from=2026-11-16&to=2026-11-22"
 FIGURE = re.compile(r'data-figure="([a-z_]+)" data-value="([^"]*)"')

@@ -18,7 +18,7 @@ from server_helpers import wait_until
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import FakeClock
 from sitwatch.device.link import IDLE_WAKE_S
-from sitwatch.server.ingest import IngestWorker
+from sitwatch.server.ingest.worker import IngestWorker
 
 MIN = 60.0
 DESKS = 3

@@ -28,8 +28,8 @@ from web_fixtures import (
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
 from sitwatch.server.models import Device
-from sitwatch.server.pausing import command_for
-from sitwatch.server.stats import Calendar
+from sitwatch.server.queries.stats import Calendar
+from sitwatch.server.web.pausing import command_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -279,7 +279,7 @@ def test_a_button_on_the_dashboard_pauses_and_resumes_a_real_desk(
 
     from sitwatch.clock import FakeClock
     from sitwatch.device.tracker import State
-    from sitwatch.server.app import create_app
+    from sitwatch.server.web.app import create_app
 
     config = server_config(tmp_path / "server.db", broker.port, "pause-e2e-ingest")
     with running_server(config) as (engine, _worker):

@@ -34,13 +34,13 @@ from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import Event, EventType, Status, now_utc
 from sitwatch.server.config import ServerConfig, ServerConfigError, load_server_config
 from sitwatch.server.db import make_engine
-from sitwatch.server.derive import DayRules, check_event, rebuild_all_rollups
-from sitwatch.server.ingest import Batch, IngestWorker, store_batch
+from sitwatch.server.ingest.derive import DayRules, check_event, rebuild_all_rollups
+from sitwatch.server.ingest.worker import Batch, IngestWorker, store_batch
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow
-from sitwatch.server.pausing import paused_devices
-from sitwatch.server.stats import Calendar, seat_states, today_by_device
+from sitwatch.server.queries.stats import Calendar, seat_states, today_by_device
+from sitwatch.server.web.pausing import paused_devices
 
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)  # a Wednesday
 TODAY = date(2026, 11, 25)

@@ -21,8 +21,8 @@ from test_systemd_units import SYSTEMD_DIR, VENV_BIN, exec_start, load_unit, wor
 
 from sitwatch.broker import Mosquitto
 from sitwatch.server.db import make_engine
-from sitwatch.server.derive import DayRules, recompute_rollups
-from sitwatch.server.ingest import IngestWorker
+from sitwatch.server.ingest.derive import DayRules, recompute_rollups
+from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import current_revision, head_revision, upgrade
 
 pytestmark = pytest.mark.postgres

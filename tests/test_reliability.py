@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import FakeClock
 from sitwatch.server.db import session_factory
-from sitwatch.server.ingest import IngestWorker
+from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.models import SittingSession
 
 MIN = 60.0

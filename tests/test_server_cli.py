@@ -292,7 +292,7 @@ def test_ingest_command_stores_and_acks_then_stops_on_sigterm(
 
 
 def test_run_serves_the_dashboard_while_the_broker_is_unreachable(tmp_path: Path) -> None:
-    pytest.importorskip("sitwatch.server.app", reason="the dashboard app is not installed")
+    pytest.importorskip("sitwatch.server.web.app", reason="the dashboard app is not installed")
     web_port = free_port()
     config = sqlite_config(
         tmp_path,

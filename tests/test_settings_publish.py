@@ -25,7 +25,7 @@ from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
 from sitwatch.server.config import BrokerConfig
 from sitwatch.server.models import Device
-from sitwatch.server.settings_publisher import PublishError, publish_settings
+from sitwatch.server.web.publish import PublishError, publish_settings
 from sitwatch.settings import TrackerSettings
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 from web_fixtures import NOW, TODAY, add_device, add_event, add_rollup, at, seeded_engine
 
-from sitwatch.server import stats
+from sitwatch.server.queries import stats
 
 CAL = stats.Calendar("UTC", 4)
 OFFLINE_S = 900
@@ -53,7 +53,7 @@ def test_calendar_agrees_with_the_ingest_day_rules() -> None:
     """Stats read the rollups ingest writes: both must cut days at the same instants."""
     from zoneinfo import ZoneInfo
 
-    from sitwatch.server.derive import DayRules
+    from sitwatch.server.ingest.derive import DayRules
 
     for zone, hour in (("UTC", 4), ("Europe/Berlin", 4), ("America/New_York", 0)):
         ours, theirs = stats.Calendar(zone, hour), DayRules(ZoneInfo(zone), hour)

@@ -22,11 +22,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from sitwatch.server.app import create_app
 from sitwatch.server.config import BrokerConfig, DatabaseConfig, GoalsConfig, ServerConfig
 from sitwatch.server.db import create_schema, make_engine
 from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
 from sitwatch.server.users import create_user
+from sitwatch.server.web.app import create_app
 
 # A Wednesday afternoon. Days start at 04:00 UTC, so "today" is 2026-11-25, the week began
 # on Monday 2026-11-23.
@@ -288,7 +288,7 @@ def seed_week(engine: Engine) -> None:
     figures in tests/test_insights.py."""
     from zoneinfo import ZoneInfo
 
-    from sitwatch.server.derive import DayRules, rebuild_all_rollups
+    from sitwatch.server.ingest.derive import DayRules, rebuild_all_rollups
 
     mon, tue, wed, thu, fri = (WEEK_FIRST + timedelta(days=n) for n in range(5))
     with Session(engine) as s:

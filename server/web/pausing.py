@@ -19,7 +19,7 @@ from wtforms import StringField
 
 from sitwatch.protocol import MAX_PAUSE_S, Command, EventType, PauseCommand, ResumeCommand
 from sitwatch.server.models import Device, Event
-from sitwatch.server.stats import Calendar, as_utc, on_devices
+from sitwatch.server.queries.stats import Calendar, as_utc, on_devices
 
 HOUR = "hour"
 TOMORROW = "tomorrow"

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from sitwatch.protocol import now_utc
 from sitwatch.server.config import ServerConfig, WebConfig, load_server_config
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.stats import Calendar, as_utc
+from sitwatch.server.queries.stats import Calendar, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def create_app(
     app.teardown_appcontext(_close_db)
     csrf.init_app(app)
 
-    from sitwatch.server import api, auth, dashboard, insights_page
+    from sitwatch.server.web import api, auth, dashboard, insights_page
 
     auth.init_app(app)
     app.register_blueprint(auth.bp)

@@ -1,4 +1,4 @@
-"""The dashboard's Insights page (/insights): the figures of server/insights.py drawn as
+"""The dashboard's Insights page (/insights): the figures of server/queries/insights.py drawn as
 server-rendered SVG (funnel and exercise bars, bout histogram, hour x weekday heatmap,
 seat-time budget per day), like the other charts: no script, a <title> tooltip on every
 mark, numbers in data attributes for the tests."""
@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from flask import Blueprint, render_template
 
-from sitwatch.server import insights, stats
-from sitwatch.server.api import insights_request
-from sitwatch.server.app import db, now, web_state
-from sitwatch.server.dashboard import Rect, Tick, format_duration
+from sitwatch.server.queries import insights, stats
+from sitwatch.server.web.api import insights_request
+from sitwatch.server.web.app import db, now, web_state
+from sitwatch.server.web.dashboard import Rect, Tick, format_duration
 
 bp = Blueprint("insights", __name__)
 

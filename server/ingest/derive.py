@@ -19,8 +19,8 @@ from sqlalchemy import Connection, Table, bindparam, case, func, select, update
 
 from sitwatch.clock import PLAUSIBLE_SINCE
 from sitwatch.protocol import DATA_SCHEMA, Event, EventType, ProtocolError
-from sitwatch.server.bulk import insert_rows
 from sitwatch.server.config import ServerConfig
+from sitwatch.server.ingest.bulk import insert_rows
 from sitwatch.server.models import DailyRollup, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow
 

@@ -14,9 +14,9 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
-from sitwatch.server.app import db
 from sitwatch.server.models import User
 from sitwatch.server.users import verify_user
+from sitwatch.server.web.app import db
 
 log = logging.getLogger(__name__)
 

@@ -84,9 +84,9 @@ from sqlalchemy.orm import Session, aliased
 from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import EventType
 from sitwatch.server.config import GoalsConfig
-from sitwatch.server.derive import LATEST_TS, MAX_DURATION_S
+from sitwatch.server.ingest.derive import LATEST_TS, MAX_DURATION_S
 from sitwatch.server.models import DailyRollup, Event, SittingSession
-from sitwatch.server.stats import MAX_RANGE_DAYS, Calendar, _device_filter, on_devices
+from sitwatch.server.queries.stats import MAX_RANGE_DAYS, Calendar, _device_filter, on_devices
 
 STAND_WITHIN_S = 5 * 60
 DRILL_WITHIN_S = 30 * 60

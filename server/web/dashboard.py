@@ -33,10 +33,11 @@ from wtforms.validators import DataRequired, Length
 
 from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import PauseCommand
-from sitwatch.server import pausing, stats
-from sitwatch.server.app import db, now, web_state
 from sitwatch.server.models import Device
-from sitwatch.server.settings_publisher import PublishError, publish_command, publish_settings
+from sitwatch.server.queries import stats
+from sitwatch.server.web import pausing
+from sitwatch.server.web.app import db, now, web_state
+from sitwatch.server.web.publish import PublishError, publish_command, publish_settings
 from sitwatch.settings import SettingsError, TrackerSettings
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,9 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlche
 from sitwatch import protocol
 from sitwatch.protocol import Event, ProtocolError, Status
 from sitwatch.rejects import RejectLog
-from sitwatch.server.bulk import insert_rows
 from sitwatch.server.config import FUTURE_MARGIN_S, ServerConfig
-from sitwatch.server.derive import (
+from sitwatch.server.ingest.bulk import insert_rows
+from sitwatch.server.ingest.derive import (
     PLAUSIBLE_FLOOR,
     DayRules,
     check_event,

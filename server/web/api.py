@@ -14,9 +14,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from sitwatch.server import insights, stats
-from sitwatch.server.app import db, now, web_state
 from sitwatch.server.models import Device
+from sitwatch.server.queries import insights, stats
+from sitwatch.server.web.app import db, now, web_state
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -290,7 +290,7 @@ def insights_json(found: insights.Insights) -> dict[str, Any]:
 
 @bp.get("/insights")
 def insights_view() -> Response:
-    """Nudge funnel, bouts, heatmap, budget, streaks and exercises (see server/insights.py
+    """Nudge funnel, bouts, heatmap, budget, streaks and exercises (see server/queries/insights.py
     for the rules)."""
     return jsonify(insights_json(insights_request()))
 

@@ -1,0 +1,3 @@
+"""The way in: an MQTT worker takes the desks' batches (``worker``), checks and stores each
+event once, derives sessions, drills and daily rollups in the same transaction (``derive``),
+with one bulk insert for both databases (``bulk``), then acknowledges what it stored."""
