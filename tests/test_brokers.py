@@ -18,8 +18,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from e2e_support import running_server, server_config
 from link_support import clear_retained
-from server_helpers import DevicePublisher, heartbeats, migrated_engine, wait_until
+from server_helpers import DevicePublisher, heartbeats, migrated_engine
 from sqlalchemy import Engine, func, select
+from support.waiting import wait_until
 from test_ingest import ingest_config, stored_ids
 from test_server_cli import server_process, sqlite_config, stop
 
@@ -56,7 +57,7 @@ def retained_status(broker: BrokerProcess, device_id: str) -> tuple[Status, bool
     client.loop_start()
     try:
         client.subscribe(protocol.topic(device_id, protocol.STATUS), qos=1)
-        assert wait_until(lambda: seen, 10), "no retained status"
+        wait_until(lambda: seen, 10, "the retained status")
     finally:
         client.disconnect()
         client.loop_stop()
@@ -109,7 +110,7 @@ def test_a_desk_process_that_dies_is_offline_by_its_last_will(
             try:
                 desk.stdin.write(b"s\n")  # sit down: a "seated" event
                 desk.stdin.flush()
-                assert wait_until(lambda: desk_online(engine, device_id), 20), "never online"
+                wait_until(lambda: desk_online(engine, device_id), 20, "the desk online")
                 assert wait_until(lambda: stored_ids(engine) and queued(data) == 0, 20)
                 assert retained_status(any_broker, device_id)[0].state == "online"
                 assert desk_online(engine, device_id)
@@ -117,7 +118,7 @@ def test_a_desk_process_that_dies_is_offline_by_its_last_will(
                 os.kill(desk.pid, signal.SIGKILL)
                 desk.wait(10)
                 desk.stdin.close()
-            assert wait_until(lambda: desk_online(engine, device_id) is False, 20), "no Will"
+            wait_until(lambda: desk_online(engine, device_id) is False, 20, "the Will")
             status, retained = retained_status(any_broker, device_id)
             assert (status.state, status.detail, retained) == ("offline", "connection lost", True)
             with session_factory(engine)() as session:
@@ -233,7 +234,9 @@ def test_ingest_in_a_share_group_on_mosquitto_starts_and_stores(
         # Generous: a server process starts in seconds, slower on a loaded machine.
         assert wait_until(lambda: "delivers shared subscriptions" in log.read_text(), 60)
         device.publish(events)
-        assert wait_until(lambda: device.acked >= {e.id for e in events}, 30), log.read_text()
+        wait_until(
+            lambda: device.acked >= {e.id for e in events}, 30, "the acks", detail=log.read_text
+        )
     finally:
         device.close()
         assert stop(process) == 0, log.read_text()

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from server_helpers import make_event
 from sqlalchemy import Engine, select
+from support.events import make_event
 from web_fixtures import seeded_engine
 
 from sitwatch.protocol import Event, EventType

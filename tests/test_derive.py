@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from server_helpers import make_event
 from sqlalchemy import Engine, select
+from support.events import make_event
 
 from sitwatch.protocol import EventType, ProtocolError
 from sitwatch.server.db import make_engine

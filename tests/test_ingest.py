@@ -11,8 +11,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from server_helpers import DevicePublisher, heartbeats, make_event, wait_until
+from server_helpers import DevicePublisher, heartbeats
 from sqlalchemy import Engine, func, select
+from support.events import make_event
+from support.waiting import wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_helpers import DevicePublisher, heartbeats, wait_until
+from server_helpers import DevicePublisher, heartbeats
 from sqlalchemy import Engine, func, select, text
+from support.waiting import wait_until
 from test_ingest import ingest_config, stored_ids
 
 from sitwatch import protocol
@@ -162,7 +163,7 @@ def test_a_message_that_raises_any_error_costs_only_itself(
     valid = {e.id for e in events} - {poisoned}
     try:
         device.publish(events, wait=False)  # one or two batches, the poisoned event in one
-        assert wait_until(lambda: device.acked >= valid), "the poisoned event's batch was lost"
+        wait_until(lambda: device.acked >= valid, what="the acks of the poisoned event's batch")
         assert wait_until(lambda: worker.handled >= len(events))
     finally:
         device.close()

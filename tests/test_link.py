@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from link_support import FakeServer, clear_retained, make_event, wait_until
+from link_support import FakeServer, clear_retained
+from support.events import make_event
+from support.waiting import wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto

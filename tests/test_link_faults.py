@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from link_support import FakeServer, make_event, wait_until
+from link_support import FakeServer
+from support.events import make_event
+from support.waiting import wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
@@ -165,7 +167,7 @@ CRASHING_DEVICE = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from link_support import make_event
+from support.events import make_event
 from sitwatch.clock import SystemClock
 from sitwatch.device.config import MqttConfig
 from sitwatch.device.link import MqttLink

@@ -274,8 +274,9 @@ def test_a_button_on_the_dashboard_pauses_and_resumes_a_real_desk(
 ) -> None:
     """Dashboard -> Mosquitto -> the device's link -> agent -> tracker; the tracker's pause
     event -> ingest -> database -> the badge on the device page."""
-    from e2e_support import Desk, running_server, server_config
-    from server_helpers import wait_until
+    from e2e_support import running_server, server_config
+    from support.desks import Desk
+    from support.waiting import wait_until
 
     from sitwatch.clock import FakeClock
     from sitwatch.device.tracker import State

@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from link_support import FakeServer, clear_retained
-from link_support import wait_until as wait_for
-from server_helpers import make_event, migrated_engine, postgres_schema, wait_until
+from server_helpers import migrated_engine, postgres_schema
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
+from support.events import make_event
+from support.waiting import wait_until
 from test_derive import RULES as BERLIN_RULES
 from test_derive import random_event, snapshot
 from test_ingest import ingest_config
@@ -462,17 +463,17 @@ def test_a_desk_whose_clock_synced_while_the_server_was_away_gets_its_true_times
         def copies() -> list[Event]:
             return [e for e in watcher.events() if e.device_id == device_id]
 
-        wait_for(lambda: len(copies()) == 2, 10, "the unsynced copies")
+        wait_until(lambda: len(copies()) == 2, 10, "the unsynced copies")
         clock.step_wall(30 * 86400)  # NTP syncs: the wall clock jumps to the real time
         clock.synced = True
         clock.advance(31)  # past resend_after_s: the desk re-sends, re-stamped
-        wait_for(lambda: len(copies()) == 4, 10, "the re-stamped copies")
+        wait_until(lambda: len(copies()) == 4, 10, "the re-stamped copies")
         synced = {e.id: e for e in copies() if e.clock_synced}
         assert len(synced) == 2
 
         worker = IngestWorker(config, sqlite_engine, client_id=client_id).start()
         try:
-            wait_for(lambda: len(outbox) == 0, 15, "the outbox to drain")
+            wait_until(lambda: len(outbox) == 0, 15, "the outbox to drain")
         finally:
             worker.stop()
     finally:
@@ -515,7 +516,7 @@ def test_a_desk_with_its_clock_days_ahead_is_acked_and_counted_at_arrival(
         event = desk_event(link, outbox, clock, EventType.STOOD_UP, session_s=600.0)
         before = now_utc()
         link.start()
-        wait_for(lambda: len(outbox) == 0, 15, "the outbox to drain")  # acked: not stuck
+        wait_until(lambda: len(outbox) == 0, 15, "the outbox to drain")  # acked: not stuck
     finally:
         worker.stop()
         link.stop()
