@@ -1,17 +1,22 @@
 """Desks for tests: ``Desk`` is a whole device service on gpiozero's mock pins with the
-person at it, in fake time."""
+person at it, in fake time; ``LinkDesk`` is a device's MQTT link and outbox alone, with what
+the link reported back (settings, connection changes, pause and resume commands)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sitwatch.clock import FakeClock
+from sitwatch import protocol
+from sitwatch.clock import Clock, FakeClock, SystemClock
 from sitwatch.device.agent import Agent
 from sitwatch.device.config import DeviceConfig, MqttConfig, PinsConfig
+from sitwatch.device.link import MqttLink
+from sitwatch.device.outbox import Outbox
 from sitwatch.device.service import DeviceService
-from sitwatch.protocol import Event
+from sitwatch.protocol import Event, EventType
 from sitwatch.settings import TrackerSettings
+from support.events import BOOT, make_event
 
 PINS = PinsConfig()
 
@@ -67,3 +72,55 @@ class Desk:
 
     def close(self) -> None:
         self.service.close()
+
+
+class LinkDesk:
+    """A link with its outbox (``<folder>/<device_id>.db``) and everything its callbacks
+    reported; ``ids`` lists what ``add`` put in the outbox. Not started: call
+    ``link.start()``. ``mqtt`` overrides MqttConfig fields."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        folder: Path,
+        device_id: str,
+        clock: Clock | None = None,
+        **mqtt: Any,
+    ) -> None:
+        self.device_id = device_id
+        self.outbox = Outbox(folder / f"{device_id}.db")
+        self.settings_path = folder / f"{device_id}-settings.json"
+        self.ids: list[str] = []
+        self.applied: list[TrackerSettings] = []
+        self.connection: list[bool] = []
+        self.pauses: list[float] = []
+        self.resumes: list[float] = []
+        config = MqttConfig(host=host, port=port, **{"heartbeat_s": 0, "resend_after_s": 1, **mqtt})
+        self.link = MqttLink(
+            config,
+            device_id,
+            BOOT,
+            self.outbox,
+            clock or SystemClock(),
+            settings_path=self.settings_path,
+            on_settings=self.applied.append,
+            on_connection=self.connection.append,
+            device_name="Desk <b>one</b>",
+            on_pause=self.pauses.append,
+            on_resume=self.resumes.append,
+        )
+
+    def add(self, kind: EventType = EventType.SEATED, **fields: Any) -> str:
+        """Record an event as the agent would, and wake the link; returns its id."""
+        event = self.outbox.add(make_event(kind, device_id=self.device_id, **fields))
+        self.ids.append(event.id)
+        self.link.notify()
+        return event.id
+
+    def topic(self, leaf: str) -> str:
+        return protocol.topic(self.device_id, leaf)
+
+    def close(self) -> None:
+        self.link.stop()
+        self.outbox.close()
