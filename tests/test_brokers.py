@@ -36,7 +36,7 @@ NO_SHARE_LINE = "does not deliver shared subscriptions"
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def migrated_sqlite(tmp_path: Path) -> Iterator[Engine]:
     with migrated_engine("sqlite", tmp_path) as engine:
         yield engine
 
@@ -138,11 +138,11 @@ def test_the_probe_topic_matches_the_event_filter_but_is_no_device_topic() -> No
 
 
 def test_a_share_group_worker_gives_up_where_shared_subscriptions_deliver_nothing(
-    nats_broker: NatsServer, amqtt_broker: EmbeddedBroker, engine: Engine
+    nats_broker: NatsServer, amqtt_broker: EmbeddedBroker, migrated_sqlite: Engine
 ) -> None:
     for broker in (nats_broker, amqtt_broker):
         config = ingest_config(broker, share_group="fleet", share_probe_timeout_s=1)
-        worker = IngestWorker(config, engine, client_id=f"ingest-{uuid.uuid4().hex[:6]}")
+        worker = IngestWorker(config, migrated_sqlite, client_id=f"ingest-{uuid.uuid4().hex[:6]}")
         failures: list[str] = []
         worker.when_failed = failures.append
         worker.start()
@@ -159,16 +159,16 @@ def test_a_share_group_worker_gives_up_where_shared_subscriptions_deliver_nothin
 
 
 def test_probes_on_the_event_filter_are_never_data(
-    private_broker: Mosquitto, engine: Engine
+    private_broker: Mosquitto, migrated_sqlite: Engine
 ) -> None:
     """A share-group worker's probe also reaches the fleet's group and any lone worker: each
     drops it before validation (not rejected, not queued), and stores the events after it.
     A broker of its own: statuses other tests retained would be counted as handled."""
     broker = private_broker
     group = f"g{uuid.uuid4().hex[:6]}"
-    lone = IngestWorker(ingest_config(broker), engine, client_id=f"lone-{group}")
+    lone = IngestWorker(ingest_config(broker), migrated_sqlite, client_id=f"lone-{group}")
     shared = IngestWorker(
-        ingest_config(broker, share_group=group), engine, client_id=f"shared-{group}"
+        ingest_config(broker, share_group=group), migrated_sqlite, client_id=f"shared-{group}"
     )
     for worker in (lone, shared):
         worker.start()
@@ -188,7 +188,7 @@ def test_probes_on_the_event_filter_are_never_data(
         shared.stop()
     assert (lone.rejected, shared.rejected) == (0, 0)
     assert (lone.handled, shared.handled) == (len(events), len(events))
-    assert sorted(stored_ids(engine)) == sorted(e.id for e in events)
+    assert sorted(stored_ids(migrated_sqlite)) == sorted(e.id for e in events)
 
 
 @pytest.mark.parametrize("command", ["ingest", "run"])

@@ -260,7 +260,7 @@ MESSAGES = st.lists(
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def migrated_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with migrated_engine(request.param, tmp_path) as engine:
         yield engine
 
@@ -276,11 +276,11 @@ def start_worker(broker: Mosquitto, engine: Engine) -> IngestWorker:
 
 
 def test_hostile_values_cost_only_themselves_at_the_ingest(
-    private_broker: Mosquitto, engine: Engine, caplog: pytest.LogCaptureFixture
+    private_broker: Mosquitto, migrated_database: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = private_broker  # its own: no retained statuses from other tests
     caplog.set_level(logging.WARNING, logger="sitwatch.server.ingest.worker")
-    worker = start_worker(broker, engine)
+    worker = start_worker(broker, migrated_database)
     device = DevicePublisher(broker.host, broker.port, list(DESKS))
     sent: list[Message] = []
     try:
@@ -310,7 +310,7 @@ def test_hostile_values_cost_only_themselves_at_the_ingest(
     finally:
         device.close()
         worker.stop()
-    with engine.connect() as connection:
+    with migrated_database.connect() as connection:
         stored = list(connection.scalars(select(EventRow.event_id)))
         devices = {d.id: d for d in connection.execute(select(Device)).all()}
     assert sorted(stored) == sorted(valid_ids | {e.id for e in after})
