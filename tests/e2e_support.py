@@ -1,5 +1,5 @@
-"""A whole desk and server for end-to-end and reliability tests: a DeviceService on
-MockFactory pins with a fake clock, an IngestWorker on a SQLite file, a real broker."""
+"""The server side of end-to-end and reliability tests (the desk is ``support.desks.Desk``):
+an IngestWorker on a SQLite file, a real broker, and a proxy whose connections can be cut."""
 
 from __future__ import annotations
 
@@ -8,24 +8,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine, func, select
 from werkzeug.security import generate_password_hash
 
-from sitwatch.clock import FakeClock
-from sitwatch.device.config import DeviceConfig, MqttConfig, PinsConfig
-from sitwatch.device.service import DeviceService
-from sitwatch.protocol import Event
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine, session_factory
 from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import Event as StoredEvent
 from sitwatch.server.models import User
-from sitwatch.settings import TrackerSettings
-
-PINS = PinsConfig()
 
 
 def server_config(db_path: Path, mqtt_port: int, client_id: str = "e2e-ingest") -> ServerConfig:
@@ -52,59 +44,6 @@ def running_server(config: ServerConfig) -> Iterator[tuple[Engine, IngestWorker]
     finally:
         worker.stop()
         engine.dispose()
-
-
-class Desk:
-    """A device service plus the person at it, in fake time."""
-
-    def __init__(
-        self,
-        factory: Any,
-        data_dir: Path,
-        mqtt_port: int,
-        clock: FakeClock,
-        device_id: str = "desk-e2e",
-    ) -> None:
-        self.clock = clock
-        self.factory = factory
-        config = DeviceConfig(
-            device_id=device_id,
-            data_dir=str(data_dir),
-            tracker=TrackerSettings(quiet_hours=None, active_hours=None, drill_step_s=20),
-            mqtt=MqttConfig(port=mqtt_port, heartbeat_s=0, resend_after_s=2),
-        )
-        self.service = DeviceService(config, clock, pin_factory=factory)
-        self.sent: list[Event] = []
-        self.service.agent.sinks.append(self.sent.append)
-        self.service.start()
-
-    @property
-    def agent(self):  # type: ignore[no-untyped-def]
-        return self.service.agent
-
-    def live(self, seconds: float, step: float = 5.0) -> None:
-        end = self.clock.monotonic() + seconds
-        while self.clock.monotonic() < end:
-            self.clock.advance(min(step, end - self.clock.monotonic()))
-            self.agent.step()
-
-    def sit(self, seated: bool) -> None:
-        mat = self.factory.pin(PINS.mat)
-        if seated:
-            mat.drive_low()
-        else:
-            mat.drive_high()
-        self.agent.step(timeout_s=1)
-
-    def press(self, held_s: float = 0.3) -> None:
-        button = self.factory.pin(PINS.button)
-        button.drive_low()
-        self.clock.advance(held_s)
-        button.drive_high()
-        self.agent.step(timeout_s=1)
-
-    def close(self) -> None:
-        self.service.close()
 
 
 def stored_ids(engine: Engine) -> list[str]:

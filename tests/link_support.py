@@ -1,4 +1,4 @@
-"""Helpers for the outbox and MQTT link tests: events, polling waits and a fake server.
+"""Helpers for the MQTT link tests: a fake server and the clean-up of retained topics.
 
 ``FakeServer`` stands in for the real ingest: a plain paho subscriber that records every
 event it receives and, while ``acking`` is on, publishes an ack naming it.
@@ -9,52 +9,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
+from support.waiting import wait_until
 
 from sitwatch import protocol
-from sitwatch.protocol import Event, EventType
-
-DEVICE = "desk-1"
-BOOT = "boot0000aaaa"
-
-
-def make_event(
-    kind: EventType = EventType.SEATED,
-    *,
-    device_id: str = DEVICE,
-    boot_id: str = BOOT,
-    mono: float = 1000.0,
-    clock_synced: bool = True,
-    ts: datetime | None = None,
-    data: dict | None = None,
-) -> Event:
-    defaults: dict[EventType, dict] = {
-        EventType.STOOD_UP: {"session_s": 61.5},
-        EventType.BREAK: {"away_s": 300},
-        EventType.PROMPT: {"level": 1, "seated_s": 1800, "quiet": False},
-        EventType.DRILL_COMPLETED: {"guided": True},
-    }
-    return Event(
-        type=kind,
-        device_id=device_id,
-        boot_id=boot_id,
-        mono=mono,
-        ts=ts or datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
-        clock_synced=clock_synced,
-        data=data if data is not None else defaults.get(kind, {}),
-    )
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+from sitwatch.protocol import Event
 
 
 class FakeServer:

@@ -1,4 +1,4 @@
-"""Helpers for the server tests: deadlines, a device-like publisher, a scratch PostgreSQL schema."""
+"""Helpers for the server tests: a device-like publisher, a scratch PostgreSQL schema."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from support.events import make_event
+from support.waiting import wait_until
 
 from sitwatch import protocol
 from sitwatch.postgres_server import PostgresError, PostgresServer
@@ -26,37 +28,6 @@ TEST_SERVER_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_
 
 _private: PostgresServer | None = None
 _private_error: str | None = None
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0, step: float = 0.01) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; returns the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return bool(predicate())
-        time.sleep(step)
-
-
-def make_event(
-    kind: EventType,
-    ts: datetime,
-    device_id: str = "desk-1",
-    boot_id: str = "boot-0001",
-    seq: int | None = None,
-    **data: Any,
-) -> Event:
-    return Event(
-        type=kind,
-        device_id=device_id,
-        boot_id=boot_id,
-        mono=ts.timestamp() % 100_000,
-        ts=ts.astimezone(UTC),
-        clock_synced=True,
-        data=data,
-        seq=seq,
-    )
 
 
 def heartbeats(device_id: str, count: int, start: datetime | None = None) -> list[Event]:
@@ -93,7 +64,7 @@ class DevicePublisher:
         self.client.loop_start()
         for device_id in device_ids:
             self.client.subscribe(protocol.topic(device_id, protocol.ACK), qos=1)
-        assert wait_until(lambda: self._subscribed == len(device_ids)), "ack subscribe failed"
+        wait_until(lambda: self._subscribed == len(device_ids), what="the ack subscriptions")
 
     def _on_subscribe(self, *_args: object) -> None:
         self._subscribed += 1
@@ -122,15 +93,19 @@ class DevicePublisher:
         self.client.publish(topic, payload, qos=qos).wait_for_publish(5)
 
     def resend_unacked(self, events: list[Event], timeout: float = 8.0, every: float = 1.0) -> bool:
-        """Like the device outbox: resend what is not acked yet until everything is."""
+        """Like the device outbox: resend what is not acked yet, every ``every`` seconds,
+        until everything is (True) or ``timeout`` seconds pass (False)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            missing = [e for e in events if e.id not in self.acked]
-            if not missing:
-                return True
-            self.publish(missing)
-            wait_until(lambda: all(e.id in self.acked for e in events), timeout=every)
-        return all(e.id in self.acked for e in events)
+        resend_at = 0.0
+        while missing := [e for e in events if e.id not in self.acked]:
+            now = time.monotonic()
+            if now > deadline:
+                return False
+            if now >= resend_at:
+                self.publish(missing)
+                resend_at = now + every
+            time.sleep(0.01)
+        return True
 
     def close(self) -> None:
         self.client.disconnect()

@@ -21,15 +21,15 @@ FIGURE = re.compile(r'data-figure="([a-z_]+)" data-value="([^"]*)"')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def three_desks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """SQLite and PostgreSQL (the same numbers on both)."""
     with seeded_engine(request.param, tmp_path, with_user=True) as engine:
         yield engine
 
 
 @pytest.fixture
-def client(engine: Engine) -> FlaskClient:
-    client = make_app(engine).test_client()
+def client(three_desks: Engine) -> FlaskClient:
+    client = make_app(three_desks).test_client()
     assert login(client).status_code == 302
     return client
 
@@ -42,8 +42,8 @@ def page_figures(client: FlaskClient, path: str) -> dict[str, str]:
     return found
 
 
-def test_api_needs_login(engine: Engine) -> None:
-    anonymous = make_app(engine).test_client()
+def test_api_needs_login(three_desks: Engine) -> None:
+    anonymous = make_app(three_desks).test_client()
     for path in ("/api/v1/devices", "/api/v1/summary", "/api/v1/rollups.csv"):
         response = anonymous.get(path)
         assert response.status_code == 401
@@ -156,7 +156,7 @@ def test_csv_export_all_devices(client: FlaskClient) -> None:
 
 
 def test_csv_download_abandoned_midway_gives_its_connection_back(
-    client: FlaskClient, engine: Engine
+    client: FlaskClient, three_desks: Engine
 ) -> None:
     app_engine = client.application.extensions["sitwatch"].engine
     response = client.get("/api/v1/rollups.csv")
@@ -167,8 +167,8 @@ def test_csv_download_abandoned_midway_gives_its_connection_back(
     assert app_engine.pool.checkedout() == 0
 
 
-def test_csv_export_one_device_and_formula_names(client: FlaskClient, engine: Engine) -> None:
-    with Session(engine) as session:
+def test_csv_export_one_device_and_formula_names(client: FlaskClient, three_desks: Engine) -> None:
+    with Session(three_desks) as session:
         session.get(Device, "desk-b").name = '=HYPERLINK("http://x")'
         session.commit()
     rows = _csv(client, "/api/v1/devices/desk-b/rollups.csv")

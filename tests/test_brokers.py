@@ -18,8 +18,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from e2e_support import running_server, server_config
 from link_support import clear_retained
-from server_helpers import DevicePublisher, heartbeats, migrated_engine, wait_until
+from server_helpers import DevicePublisher, heartbeats, migrated_engine
 from sqlalchemy import Engine, func, select
+from support.waiting import wait_until
 from test_ingest import ingest_config, stored_ids
 from test_server_cli import server_process, sqlite_config, stop
 
@@ -35,7 +36,7 @@ NO_SHARE_LINE = "does not deliver shared subscriptions"
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def migrated_sqlite(tmp_path: Path) -> Iterator[Engine]:
     with migrated_engine("sqlite", tmp_path) as engine:
         yield engine
 
@@ -56,7 +57,7 @@ def retained_status(broker: BrokerProcess, device_id: str) -> tuple[Status, bool
     client.loop_start()
     try:
         client.subscribe(protocol.topic(device_id, protocol.STATUS), qos=1)
-        assert wait_until(lambda: seen, 10), "no retained status"
+        wait_until(lambda: seen, 10, "the retained status")
     finally:
         client.disconnect()
         client.loop_stop()
@@ -109,7 +110,7 @@ def test_a_desk_process_that_dies_is_offline_by_its_last_will(
             try:
                 desk.stdin.write(b"s\n")  # sit down: a "seated" event
                 desk.stdin.flush()
-                assert wait_until(lambda: desk_online(engine, device_id), 20), "never online"
+                wait_until(lambda: desk_online(engine, device_id), 20, "the desk online")
                 assert wait_until(lambda: stored_ids(engine) and queued(data) == 0, 20)
                 assert retained_status(any_broker, device_id)[0].state == "online"
                 assert desk_online(engine, device_id)
@@ -117,7 +118,7 @@ def test_a_desk_process_that_dies_is_offline_by_its_last_will(
                 os.kill(desk.pid, signal.SIGKILL)
                 desk.wait(10)
                 desk.stdin.close()
-            assert wait_until(lambda: desk_online(engine, device_id) is False, 20), "no Will"
+            wait_until(lambda: desk_online(engine, device_id) is False, 20, "the Will")
             status, retained = retained_status(any_broker, device_id)
             assert (status.state, status.detail, retained) == ("offline", "connection lost", True)
             with session_factory(engine)() as session:
@@ -137,11 +138,11 @@ def test_the_probe_topic_matches_the_event_filter_but_is_no_device_topic() -> No
 
 
 def test_a_share_group_worker_gives_up_where_shared_subscriptions_deliver_nothing(
-    nats_broker: NatsServer, amqtt_broker: EmbeddedBroker, engine: Engine
+    nats_broker: NatsServer, amqtt_broker: EmbeddedBroker, migrated_sqlite: Engine
 ) -> None:
     for broker in (nats_broker, amqtt_broker):
         config = ingest_config(broker, share_group="fleet", share_probe_timeout_s=1)
-        worker = IngestWorker(config, engine, client_id=f"ingest-{uuid.uuid4().hex[:6]}")
+        worker = IngestWorker(config, migrated_sqlite, client_id=f"ingest-{uuid.uuid4().hex[:6]}")
         failures: list[str] = []
         worker.when_failed = failures.append
         worker.start()
@@ -158,16 +159,16 @@ def test_a_share_group_worker_gives_up_where_shared_subscriptions_deliver_nothin
 
 
 def test_probes_on_the_event_filter_are_never_data(
-    private_broker: Mosquitto, engine: Engine
+    private_broker: Mosquitto, migrated_sqlite: Engine
 ) -> None:
     """A share-group worker's probe also reaches the fleet's group and any lone worker: each
     drops it before validation (not rejected, not queued), and stores the events after it.
     A broker of its own: statuses other tests retained would be counted as handled."""
     broker = private_broker
     group = f"g{uuid.uuid4().hex[:6]}"
-    lone = IngestWorker(ingest_config(broker), engine, client_id=f"lone-{group}")
+    lone = IngestWorker(ingest_config(broker), migrated_sqlite, client_id=f"lone-{group}")
     shared = IngestWorker(
-        ingest_config(broker, share_group=group), engine, client_id=f"shared-{group}"
+        ingest_config(broker, share_group=group), migrated_sqlite, client_id=f"shared-{group}"
     )
     for worker in (lone, shared):
         worker.start()
@@ -187,7 +188,7 @@ def test_probes_on_the_event_filter_are_never_data(
         shared.stop()
     assert (lone.rejected, shared.rejected) == (0, 0)
     assert (lone.handled, shared.handled) == (len(events), len(events))
-    assert sorted(stored_ids(engine)) == sorted(e.id for e in events)
+    assert sorted(stored_ids(migrated_sqlite)) == sorted(e.id for e in events)
 
 
 @pytest.mark.parametrize("command", ["ingest", "run"])
@@ -233,7 +234,9 @@ def test_ingest_in_a_share_group_on_mosquitto_starts_and_stores(
         # Generous: a server process starts in seconds, slower on a loaded machine.
         assert wait_until(lambda: "delivers shared subscriptions" in log.read_text(), 60)
         device.publish(events)
-        assert wait_until(lambda: device.acked >= {e.id for e in events}, 30), log.read_text()
+        wait_until(
+            lambda: device.acked >= {e.id for e in events}, 30, "the acks", detail=log.read_text
+        )
     finally:
         device.close()
         assert stop(process) == 0, log.read_text()

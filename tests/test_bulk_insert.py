@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from server_helpers import make_event
 from sqlalchemy import Engine, select
+from support.events import make_event
 from web_fixtures import seeded_engine
 
 from sitwatch.protocol import Event, EventType
@@ -23,7 +23,7 @@ HOSTILE = 'a "quote", a \\ backslash, {braces}, NULL, \'; DROP TABLE events; -- 
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with seeded_engine(request.param, tmp_path, seed=lambda _engine: None) as made:
         yield made
 
@@ -38,7 +38,7 @@ def tricky_events() -> list[Event]:
     ]
 
 
-def test_values_come_back_exactly_and_a_replay_stores_nothing(engine: Engine) -> None:
+def test_values_come_back_exactly_and_a_replay_stores_nothing(empty_database: Engine) -> None:
     events = tricky_events()
     events[2] = replace(events[2], mono=123456.789012345678, seq=2**31 - 1)
     batch = Batch()
@@ -46,11 +46,11 @@ def test_values_come_back_exactly_and_a_replay_stores_nothing(engine: Engine) ->
         batch.events[event.id] = (event, check_event(event))
     now = datetime(2026, 3, 2, 10, 0, 0, 654321, tzinfo=UTC)
     day_rules = DayRules(UTC, 4)
-    with engine.begin() as connection:
+    with empty_database.begin() as connection:
         assert store_batch(connection, batch, day_rules, now) == {e.id for e in events}
-    with engine.begin() as connection:
+    with empty_database.begin() as connection:
         assert store_batch(connection, batch, day_rules, now) == set()  # idempotent
-    with engine.connect() as connection:
+    with empty_database.connect() as connection:
         rows = {r.event_id: r for r in connection.execute(select(EventRow.__table__))}
         devices = {d.id: d for d in connection.execute(select(Device.__table__))}
         drills = connection.execute(select(Drill.__table__)).all()

@@ -121,7 +121,7 @@ def ingest_through_mqtt(broker: Mosquitto, engine: Engine, events: list[Any]) ->
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def sqlite_with_user(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine_for(tmp_path)
     add_user(engine)
     yield engine
@@ -129,10 +129,10 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def served(engine: Engine) -> Iterator[str]:
+def served(sqlite_with_user: Engine) -> Iterator[str]:
     """The app on a real HTTP server in a thread; yields its base URL."""
     port = free_port()
-    server = make_server("127.0.0.1", port, make_app(engine, now=NOW), threaded=True)
+    server = make_server("127.0.0.1", port, make_app(sqlite_with_user, now=NOW), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     try:
@@ -144,17 +144,17 @@ def served(engine: Engine) -> Iterator[str]:
 
 
 def test_ingested_day_renders_in_chromium(
-    private_broker: Mosquitto, engine: Engine, served: str, tmp_path: Path
+    private_broker: Mosquitto, sqlite_with_user: Engine, served: str, tmp_path: Path
 ) -> None:
     from playwright.sync_api import sync_playwright
 
     shots = DOCS if os.environ.get("SITWATCH_SCREENSHOTS") == "1" else tmp_path
 
     events = demo_events(list(DESKS), NOW, seed=SEED)
-    ingest_through_mqtt(private_broker, engine, events)
+    ingest_through_mqtt(private_broker, sqlite_with_user, events)
     expected = expected_today(events)
     assert expected["seated_now"] == 2 and expected["drills"] > 0
-    with Session(engine) as session:
+    with Session(sqlite_with_user) as session:
         # Heartbeats would keep last_seen current; the app's clock is frozen at NOW.
         session.execute(update(Device).values(last_seen_at=NOW - timedelta(seconds=40)))
         session.get(Device, "desk-ben").name = DESKS["desk-ben"]
@@ -221,7 +221,7 @@ def test_ingested_day_renders_in_chromium(
             check_insights_page(page, served, events, shots / "insights.png")
 
             # A hostile name is shown as text and runs nothing.
-            with Session(engine) as session:
+            with Session(sqlite_with_user) as session:
                 session.get(Device, "desk-ben").name = '"><img src=x onerror=alert(1)>'
                 session.commit()
             page.goto(f"{served}/devices/desk-ben")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import wait_until
+from support.waiting import wait_until
 
 from sitwatch.broker import free_port
 from sitwatch.clock import FakeClock
@@ -103,10 +103,10 @@ def test_demo_runs_end_to_end_and_stops_on_ctrl_c(tmp_path: Path, broker: str) -
     db = tmp_path / "sitwatch.db"
     try:
         # The address is printed once the seeded history is stored; live desks add to it.
-        assert wait_until(lambda: out.has("Ctrl-C stops everything"), timeout=200), out.so_far()
+        wait_until(lambda: out.has("Ctrl-C stops everything"), 200, "the demo", detail=out.so_far)
         seeded = count_events(db)
         assert seeded > 500  # a week of history for three desks
-        assert wait_until(lambda: count_events(db) > seeded, timeout=60), "no live events"
+        wait_until(lambda: count_events(db) > seeded, 60, "live events")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
             assert answer.status == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as answer:
@@ -142,8 +142,11 @@ def test_demo_runs_end_to_end_and_stops_on_ctrl_c(tmp_path: Path, broker: str) -
         live = "select distinct device_id from events where ts >= ?"
         since = started.replace(tzinfo=None).isoformat(sep=" ")
         desks = {"desk-1", "desk-2", "desk-3"}
-        assert wait_until(lambda: desks <= {row[0] for row in query(db, live, since)}, 90), (
-            f"no live events from {desks - {row[0] for row in query(db, live, since)}}"
+        wait_until(
+            lambda: desks <= {row[0] for row in query(db, live, since)},
+            90,
+            "live events from every desk",
+            detail=lambda: f"none from {desks - {row[0] for row in query(db, live, since)}}",
         )
 
         # The truth: nothing stamped after the real time, today's history included.

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from server_helpers import make_event
 from sqlalchemy import Engine, select
+from support.events import make_event
 
 from sitwatch.protocol import EventType, ProtocolError
 from sitwatch.server.db import make_engine
@@ -60,7 +60,7 @@ def test_only_schema_keys_are_kept() -> None:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     path: Path = tmp_path_factory.mktemp("derive") / "derive.db"
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
@@ -102,7 +102,7 @@ def snapshot(engine: Engine, device_id: str) -> dict[date, tuple[object, ...]]:
 @settings(max_examples=25, deadline=None, database=None)
 @given(seed=st.integers(0, 10**6), batch_size=st.integers(1, 40))
 def test_incremental_rollups_equal_a_rebuild_whatever_the_order_and_replays(
-    engine: Engine, seed: int, batch_size: int
+    migrated_sqlite: Engine, seed: int, batch_size: int
 ) -> None:
     rng = random.Random(seed)
     device_id = f"desk-{seed}-{batch_size}"
@@ -113,12 +113,12 @@ def test_incremental_rollups_equal_a_rebuild_whatever_the_order_and_replays(
         batch = Batch()
         for event in arrivals[start : start + batch_size]:
             batch.events.setdefault(event.id, (event, check_event(event)))
-        with engine.begin() as connection:
+        with migrated_sqlite.begin() as connection:
             store_batch(connection, batch, RULES, datetime.now(UTC))
-    incremental = snapshot(engine, device_id)
-    with engine.begin() as connection:
+    incremental = snapshot(migrated_sqlite, device_id)
+    with migrated_sqlite.begin() as connection:
         rebuild_all_rollups(connection, RULES)
-    assert snapshot(engine, device_id) == incremental
+    assert snapshot(migrated_sqlite, device_id) == incremental
     assert sum(day[1] for day in incremental.values()) == sum(
         e.type is EventType.STOOD_UP for e in events
     )

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from link_support import wait_until
+from support.waiting import wait_until
 
 from sitwatch.broker import Mosquitto
 from sitwatch.device.config import ConfigError, load_config

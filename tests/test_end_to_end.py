@@ -14,9 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from e2e_support import Desk, running_server, server_config, stored_ids
-from server_helpers import wait_until
+from e2e_support import running_server, server_config, stored_ids
 from sqlalchemy import func, select
+from support.desks import Desk
+from support.waiting import wait_until
 from werkzeug.serving import make_server
 
 from sitwatch.broker import BrokerProcess, Mosquitto
@@ -69,7 +70,7 @@ def test_a_sitting_session_travels_from_the_pin_to_the_dashboard(
             assert [str(e.type) for e in sent][:3] == ["seated", "prompt", "prompt_ack"]
             assert {"drill_completed", "stood_up", "break"} <= {str(e.type) for e in sent}
 
-            assert wait_until(lambda: len(desk.service.outbox) == 0, timeout=15), "never acked"
+            wait_until(lambda: len(desk.service.outbox) == 0, 15, "the acks")
             assert sorted(stored_ids(engine)) == sorted(e.id for e in sent)  # each once
             with session_factory(engine)() as session:
                 [sitting] = session.scalars(select(SittingSession)).all()

@@ -32,32 +32,34 @@ def at(hour: int, minute: int, second: int = 0) -> datetime:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with seeded_engine(request.param, tmp_path, seed=lambda engine: None) as engine:
         yield engine
 
 
 @dataclass
-class Desk:
+class DeskLog:
     """One desk's events in the order its outbox numbered them (``seq`` from 1)."""
 
     device_id: str = "desk-1"
     boot_id: str = "boot-a"
     events: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, kind: str, ts: datetime, **data: Any) -> Desk:
+    def add(self, kind: str, ts: datetime, **data: Any) -> DeskLog:
         self.events.append({"type": kind, "ts": ts, "boot_id": self.boot_id, "data": data})
         return self
 
-    def restart(self, boot_id: str) -> Desk:
+    def restart(self, boot_id: str) -> DeskLog:
         """The agent starts again: a new boot, the same outbox (seq goes on)."""
         self.boot_id = boot_id
         return self
 
-    def prompt(self, ts: datetime, level: int = 1) -> Desk:
+    def prompt(self, ts: datetime, level: int = 1) -> DeskLog:
         return self.add("prompt", ts, level=level, seated_s=1800.0, quiet=False)
 
-    def stand(self, ts: datetime, session_s: float = 600.0, answers: float | None = None) -> Desk:
+    def stand(
+        self, ts: datetime, session_s: float = 600.0, answers: float | None = None
+    ) -> DeskLog:
         """A stood_up, and the prompt_ack the tracker sends with it at the same instant
         when a prompt was open (``answers``: seconds since that prompt)."""
         self.add("stood_up", ts, session_s=session_s)
@@ -110,77 +112,79 @@ def funnel(engine: Engine) -> Funnel:
 # --- the nudge funnel -------------------------------------------------------------------------
 
 
-def test_a_reprompt_and_the_stand_up_in_the_same_millisecond(engine: Engine) -> None:
+def test_a_reprompt_and_the_stand_up_in_the_same_millisecond(empty_database: Engine) -> None:
     """The re-prompt came first (seq): the stand-up answers the nudge, and the next prompt
     begins a new nudge. Taken the other way round, the re-prompt opened a nudge of its own
     that swallowed the next one."""
-    desk = Desk().add("seated", at(9, 0)).prompt(at(9, 30)).prompt(at(9, 45), 2)
+    desk = DeskLog().add("seated", at(9, 0)).prompt(at(9, 30)).prompt(at(9, 45), 2)
     desk.stand(at(9, 45), session_s=45 * MIN, answers=15 * MIN)
     desk.add("seated", at(10, 0)).prompt(at(10, 30)).stand(at(10, 33), 33 * MIN, 3 * MIN)
-    desk.store(engine)
+    desk.store(empty_database)
     # Two nudges: stood after 15 min (too late) and after 3 min; the median is 9 min.
-    assert funnel(engine) == Funnel(2, 1, 0, 9 * MIN)
+    assert funnel(empty_database) == Funnel(2, 1, 0, 9 * MIN)
 
 
-def test_a_first_prompt_and_the_stand_up_in_the_same_millisecond(engine: Engine) -> None:
-    desk = Desk().add("seated", at(9, 0)).prompt(at(9, 30)).stand(at(9, 30), 30 * MIN, 0.0)
+def test_a_first_prompt_and_the_stand_up_in_the_same_millisecond(empty_database: Engine) -> None:
+    desk = DeskLog().add("seated", at(9, 0)).prompt(at(9, 30)).stand(at(9, 30), 30 * MIN, 0.0)
     desk.add("seated", at(10, 0)).prompt(at(10, 30)).stand(at(10, 40), 40 * MIN, 10 * MIN)
-    desk.store(engine)
-    assert funnel(engine) == Funnel(2, 1, 0, 5 * MIN)  # 0 and 10 min
+    desk.store(empty_database)
+    assert funnel(empty_database) == Funnel(2, 1, 0, 5 * MIN)  # 0 and 10 min
 
 
 def test_a_drill_in_the_millisecond_the_next_nudge_begins_counts_to_the_nudge_before(
-    engine: Engine,
+    empty_database: Engine,
 ) -> None:
     """The guided circuit ends at the instant a re-prompt is due (reprompt_s no longer than
     the circuit): the tracker sends drill_completed, then the prompt."""
-    desk = Desk().add("seated", at(9, 0)).prompt(at(9, 30)).stand(at(9, 32), 32 * MIN, 2 * MIN)
+    desk = DeskLog().add("seated", at(9, 0)).prompt(at(9, 30)).stand(at(9, 32), 32 * MIN, 2 * MIN)
     desk.add("seated", at(9, 33)).add("drill_completed", at(9, 50), guided=True)
     desk.prompt(at(9, 50)).stand(at(10, 30), 57 * MIN, 40 * MIN)
-    desk.store(engine)
+    desk.store(empty_database)
     # Stood after 2 min and drilled 20 min after the prompt; the second stood after 40.
-    assert funnel(engine) == Funnel(2, 1, 1, 21 * MIN)
+    assert funnel(empty_database) == Funnel(2, 1, 1, 21 * MIN)
 
 
-def test_a_nudge_ends_when_the_agent_restarts(engine: Engine) -> None:
+def test_a_nudge_ends_when_the_agent_restarts(empty_database: Engine) -> None:
     """A restarted agent has forgotten its prompt (its next one is level 1 again): the
     nudge open at the restart ends unanswered, and only its own boot's stand-ups and
     drills count for it. A prompt after the restart begins a new nudge."""
-    desk = Desk().add("seated", at(9, 0)).prompt(at(9, 30))
+    desk = DeskLog().add("seated", at(9, 0)).prompt(at(9, 30))
     desk.restart("boot-b").add("seated", at(9, 31)).stand(at(9, 33), 2 * MIN)
     desk.add("drill_completed", at(9, 34), guided=False)
     desk.add("seated", at(9, 40)).prompt(at(10, 10)).stand(at(10, 12), 32 * MIN, 2 * MIN)
-    desk.store(engine)
+    desk.store(empty_database)
     # 09:30: nothing in its own boot. 10:10: stood after 2 min.
-    assert funnel(engine) == Funnel(2, 1, 0, 2 * MIN)
+    assert funnel(empty_database) == Funnel(2, 1, 0, 2 * MIN)
 
 
-def test_funnel_figures_without_seq_keep_time_order(engine: Engine) -> None:
+def test_funnel_figures_without_seq_keep_time_order(empty_database: Engine) -> None:
     """Events from a sender without an outbox (no seq) are ordered by time, as before."""
-    desk = Desk().add("seated", at(9, 0)).prompt(at(9, 30)).prompt(at(9, 45), 2)
+    desk = DeskLog().add("seated", at(9, 0)).prompt(at(9, 30)).prompt(at(9, 45), 2)
     desk.stand(at(9, 50), 50 * MIN, 20 * MIN).add("seated", at(10, 0)).prompt(at(10, 30))
     desk.stand(at(10, 31), 31 * MIN, 1 * MIN)
-    desk.store(engine)
-    with engine.begin() as connection:
+    desk.store(empty_database)
+    with empty_database.begin() as connection:
         connection.execute(Event.__table__.update().values(seq=None))
-    assert funnel(engine) == Funnel(2, 1, 0, 10.5 * MIN)  # 20 and 1 min
+    assert funnel(empty_database) == Funnel(2, 1, 0, 10.5 * MIN)  # 20 and 1 min
 
 
 # --- the seat and the pause now ---------------------------------------------------------------
 
 
-def test_the_latest_seat_event_is_the_last_in_seq_at_equal_times(engine: Engine) -> None:
+def test_the_latest_seat_event_is_the_last_in_seq_at_equal_times(empty_database: Engine) -> None:
     """With no grace period a stand and the next sitting down can share a millisecond."""
-    Desk().add("seated", at(9, 0)).stand(at(9, 20), 20 * MIN).add("seated", at(9, 20)).store(engine)
-    with Session(engine) as s:
+    DeskLog().add("seated", at(9, 0)).stand(at(9, 20), 20 * MIN).add("seated", at(9, 20)).store(
+        empty_database
+    )
+    with Session(empty_database) as s:
         state = stats.seat_states(s, at(9, 30), 900)["desk-1"]
     assert state.is_seated and state.seated_since == at(9, 20)
 
 
-def test_the_latest_pause_event_is_the_last_in_seq_at_equal_times(engine: Engine) -> None:
+def test_the_latest_pause_event_is_the_last_in_seq_at_equal_times(empty_database: Engine) -> None:
     """A pause from the button and the dashboard's resume in the same millisecond."""
-    desk = Desk().add("pause", at(9, 0), pause_s=3600.0).add("pause", at(9, 0), pause_s=0.0)
-    desk.store(engine)
-    with Session(engine) as s:
+    desk = DeskLog().add("pause", at(9, 0), pause_s=3600.0).add("pause", at(9, 0), pause_s=0.0)
+    desk.store(empty_database)
+    with Session(empty_database) as s:
         s.get_one(Device, "desk-1").boot_id = "boot-a"
         assert pausing.paused_devices(s, at(9, 30)) == {}

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from e2e_support import Desk
-from link_support import FakeServer, clear_retained, wait_until
+from link_support import FakeServer, clear_retained
+from support.desks import Desk
+from support.waiting import wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto

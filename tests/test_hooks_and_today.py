@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
+from support.events import make_event
+from support.waiting import wait_until
 
 from sitwatch.device.config import HooksConfig
 from sitwatch.device.hooks import HookRunner
 from sitwatch.device.today import TodayTally
-from sitwatch.protocol import Event, EventType
-
-
-def event(kind: EventType, ts: datetime, **data: object) -> Event:
-    return Event(kind, "desk-1", "boot0001", 1.0, ts, True, dict(data))
-
-
-def wait_for(path: Path, timeout: float = 5.0) -> bool:
-    pause = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not path.exists() or not path.read_text().strip():
-        if time.monotonic() > deadline:
-            return False
-        pause.wait(0.02)
-    return True
+from sitwatch.protocol import EventType
 
 
 def test_hook_gets_the_event_in_its_environment(tmp_path: Path) -> None:
@@ -35,9 +24,9 @@ def test_hook_gets_the_event_in_its_environment(tmp_path: Path) -> None:
         f'if k.startswith("SITWATCH_")}}, open("{out}", "w"))\''
     )
     runner = HookRunner(HooksConfig(on_prompt=command))
-    runner(event(EventType.SEATED, datetime(2026, 3, 2, 9, tzinfo=UTC)))  # no hook for this
+    runner(make_event(EventType.SEATED, datetime(2026, 3, 2, 9, tzinfo=UTC)))  # no hook for this
     runner(
-        event(
+        make_event(
             EventType.PROMPT,
             datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
             level=2,
@@ -45,7 +34,7 @@ def test_hook_gets_the_event_in_its_environment(tmp_path: Path) -> None:
             quiet=False,
         )
     )
-    assert wait_for(out)
+    wait_until(lambda: out.exists() and out.read_text().strip(), 5, "the hook's output")
     env = json.loads(out.read_text())
     assert env["SITWATCH_EVENT"] == "prompt"
     assert env["SITWATCH_LEVEL"] == "2"
@@ -54,38 +43,43 @@ def test_hook_gets_the_event_in_its_environment(tmp_path: Path) -> None:
     assert json.loads(env["SITWATCH_DATA"])["seated_s"] == 1800.0
 
 
-def test_a_failing_hook_is_only_logged(tmp_path: Path) -> None:
-    runner = HookRunner(HooksConfig(on_stood_up="exit 3"), timeout_s=5)
-    runner(event(EventType.STOOD_UP, datetime(2026, 3, 2, 9, tzinfo=UTC), session_s=60.0))
+def test_a_failing_hook_is_only_logged(caplog: pytest.LogCaptureFixture) -> None:
+    runner = HookRunner(HooksConfig(on_stood_up="echo broken >&2; exit 3"), timeout_s=5)
+    with caplog.at_level(logging.WARNING, logger="sitwatch.device.hooks"):
+        runner(make_event(EventType.STOOD_UP, datetime(2026, 3, 2, 9, tzinfo=UTC), session_s=60.0))
+        (record,) = wait_until(lambda: caplog.records, 5, "the hook's warning")
+    assert record.levelno == logging.WARNING and not record.exc_info
+    assert "hook for stood_up exited 3" in record.getMessage()
+    assert "broken" in record.getMessage()  # with what the command said on stderr
 
 
 def test_today_rolls_over_at_four_in_the_morning() -> None:
     tally = TodayTally("Europe/Berlin", day_start_hour=4)
     late = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)  # 00:30 in Berlin, still "March 2"
     assert tally.add(
-        event(EventType.STOOD_UP, datetime(2026, 3, 2, 12, tzinfo=UTC), session_s=1800)
+        make_event(EventType.STOOD_UP, datetime(2026, 3, 2, 12, tzinfo=UTC), session_s=1800)
     )
-    assert tally.add(event(EventType.STOOD_UP, late, session_s=600))
-    assert tally.add(event(EventType.DRILL_COMPLETED, late, guided=True))
+    assert tally.add(make_event(EventType.STOOD_UP, late, session_s=600))
+    assert tally.add(make_event(EventType.DRILL_COMPLETED, late, guided=True))
     assert (tally.seated_min, tally.drills) == (40.0, 1)
     # 04:30 in Berlin: a new day. Its first event changes the figures (to zero), so Home
     # Assistant stops showing yesterday's before the first stand-up.
-    assert tally.add(event(EventType.SEATED, datetime(2026, 3, 3, 3, 30, tzinfo=UTC)))
+    assert tally.add(make_event(EventType.SEATED, datetime(2026, 3, 3, 3, 30, tzinfo=UTC)))
     assert (tally.seated_min, tally.drills) == (0.0, 0)
-    assert not tally.add(event(EventType.SEATED, datetime(2026, 3, 3, 5, tzinfo=UTC)))
+    assert not tally.add(make_event(EventType.SEATED, datetime(2026, 3, 3, 5, tzinfo=UTC)))
 
 
 def test_today_survives_a_restart_and_rolls_over_on_the_next_morning(tmp_path: Path) -> None:
     path = tmp_path / "today.json"
     first = TodayTally("Europe/Berlin", path=path)
     noon = datetime(2026, 3, 2, 11, tzinfo=UTC)
-    first.add(event(EventType.STOOD_UP, noon, session_s=1500))
-    first.add(event(EventType.DRILL_COMPLETED, noon, guided=False))
+    first.add(make_event(EventType.STOOD_UP, noon, session_s=1500))
+    first.add(make_event(EventType.DRILL_COMPLETED, noon, guided=False))
 
     again = TodayTally("Europe/Berlin", path=path)  # the agent restarted
     assert not again.roll_over(noon)
     assert (again.day, again.seated_min, again.drills) == (first.day, 25.0, 1)
-    again.add(event(EventType.STOOD_UP, noon, session_s=300))
+    again.add(make_event(EventType.STOOD_UP, noon, session_s=300))
     assert TodayTally("Europe/Berlin", path=path).seated_min == 30.0
 
     morning = TodayTally("Europe/Berlin", path=path)  # restarted the next morning

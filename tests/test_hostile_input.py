@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from link_support import make_event as make_device_event
-from server_helpers import DevicePublisher, heartbeats, make_event, migrated_engine, wait_until
+from server_helpers import DevicePublisher, heartbeats, migrated_engine
 from sqlalchemy import Engine, select
+from support.events import make_event
+from support.waiting import wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
@@ -259,7 +260,7 @@ MESSAGES = st.lists(
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def migrated_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with migrated_engine(request.param, tmp_path) as engine:
         yield engine
 
@@ -275,11 +276,11 @@ def start_worker(broker: Mosquitto, engine: Engine) -> IngestWorker:
 
 
 def test_hostile_values_cost_only_themselves_at_the_ingest(
-    private_broker: Mosquitto, engine: Engine, caplog: pytest.LogCaptureFixture
+    private_broker: Mosquitto, migrated_database: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     broker = private_broker  # its own: no retained statuses from other tests
     caplog.set_level(logging.WARNING, logger="sitwatch.server.ingest.worker")
-    worker = start_worker(broker, engine)
+    worker = start_worker(broker, migrated_database)
     device = DevicePublisher(broker.host, broker.port, list(DESKS))
     sent: list[Message] = []
     try:
@@ -298,7 +299,7 @@ def test_hostile_values_cost_only_themselves_at_the_ingest(
         hostile = [m for m in sent if not m.valid_id and not m.is_valid_status]
         assert valid_ids and len(hostile) > 50
         assert wait_until(lambda: worker.handled >= len(sent), timeout=15)
-        assert wait_until(lambda: device.acked >= valid_ids, timeout=10), "valid events unacked"
+        wait_until(lambda: device.acked >= valid_ids, 10, "the valid events' acks")
         assert worker.rejected == len(hostile)
         assert worker.db_errors == 0  # nothing reached the database that it refuses
 
@@ -309,7 +310,7 @@ def test_hostile_values_cost_only_themselves_at_the_ingest(
     finally:
         device.close()
         worker.stop()
-    with engine.connect() as connection:
+    with migrated_database.connect() as connection:
         stored = list(connection.scalars(select(EventRow.event_id)))
         devices = {d.id: d for d in connection.execute(select(Device)).all()}
     assert sorted(stored) == sorted(valid_ids | {e.id for e in after})
@@ -413,7 +414,7 @@ def test_hostile_values_on_the_device_topics_cost_only_themselves(
     clock = FakeClock()
     calls = Calls()
     outbox = Outbox(tmp_path / "outbox.db")
-    queued = [outbox.add(make_device_event(device_id=device_id, mono=n)).id for n in range(20)]
+    queued = [outbox.add(make_event(device_id=device_id, mono=n)).id for n in range(20)]
     link = make_link(broker, device_id, outbox, clock, tmp_path, calls)
     attacker = DevicePublisher(broker.host, broker.port, [])
     server_engine = make_engine(f"sqlite:///{tmp_path / 'server.db'}")
@@ -454,12 +455,15 @@ def test_hostile_values_on_the_device_topics_cost_only_themselves(
 
         # The link still serves: new events go out, the real server stores and acks them.
         worker = start_worker(broker, server_engine)
-        later = [
-            outbox.add(make_device_event(device_id=device_id, mono=100 + n)).id for n in range(5)
-        ]
+        later = [outbox.add(make_event(device_id=device_id, mono=100 + n)).id for n in range(5)]
         clock.advance(2)  # what was sent before is due again
         link.notify()
-        assert wait_until(lambda: len(outbox) == 0, timeout=15), f"{len(outbox)} left"
+        wait_until(
+            lambda: len(outbox) == 0,
+            15,
+            "the outbox to drain",
+            detail=lambda: f"{len(outbox)} left",
+        )
         assert link.is_connected
     finally:
         link.stop()
@@ -507,7 +511,7 @@ def test_an_agent_that_fails_to_pause_costs_only_that_command(
             server.publish_raw(command_topic, pause.to_json())
         server.publish_raw(config_topic, protocol.config_payload({"grace_s": 42}))
         assert wait_until(lambda: [s.grace_s for s in calls.applied] == [41, 42], timeout=10)
-        outbox.add(make_device_event(device_id=device_id))
+        outbox.add(make_event(device_id=device_id))
         link.notify()
         assert wait_until(lambda: len(outbox) == 0, timeout=10)
         assert link.rejected == 3

@@ -11,8 +11,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from server_helpers import DevicePublisher, heartbeats, make_event, wait_until
+from server_helpers import DevicePublisher, heartbeats
 from sqlalchemy import Engine, func, select
+from support.events import make_event
+from support.waiting import wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
@@ -39,7 +41,7 @@ def ingest_config(broker: Mosquitto, **mqtt: object) -> ServerConfig:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def migrated_sqlite(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{tmp_path / 'sitwatch.db'}")
     upgrade(engine)
     yield engine
@@ -47,8 +49,10 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def worker(broker: Mosquitto, engine: Engine) -> Iterator[IngestWorker]:
-    worker = IngestWorker(ingest_config(broker), engine, client_id=f"ingest-{uuid.uuid4().hex[:8]}")
+def worker(broker: Mosquitto, migrated_sqlite: Engine) -> Iterator[IngestWorker]:
+    worker = IngestWorker(
+        ingest_config(broker), migrated_sqlite, client_id=f"ingest-{uuid.uuid4().hex[:8]}"
+    )
     worker.start()
     assert worker.wait_ready(), "ingest worker did not subscribe"
     yield worker
@@ -91,12 +95,12 @@ def rollups(engine: Engine, device_id: str) -> dict[date, dict[str, object]]:
 
 
 def test_events_are_acked_only_once_they_are_in_the_database(
-    broker: Mosquitto, engine: Engine, worker: IngestWorker, desk: str
+    broker: Mosquitto, migrated_sqlite: Engine, worker: IngestWorker, desk: str
 ) -> None:
     missing_at_ack: list[str] = []
 
     def check_stored(ids: list[str]) -> None:
-        with engine.connect() as connection:
+        with migrated_sqlite.connect() as connection:
             found = set(
                 connection.scalars(select(EventRow.event_id).where(EventRow.event_id.in_(ids)))
             )
@@ -110,17 +114,17 @@ def test_events_are_acked_only_once_they_are_in_the_database(
     finally:
         device.close()
     assert missing_at_ack == []
-    assert sorted(stored_ids(engine)) == sorted(e.id for e in events)
+    assert sorted(stored_ids(migrated_sqlite)) == sorted(e.id for e in events)
     assert worker.stored == 200 and worker.duplicates == 0 and worker.rejected == 0
 
 
 def test_unknown_device_is_created_named_after_its_id(
-    engine: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
+    migrated_sqlite: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
 ) -> None:
     events = heartbeats(desk, 1)
     device.publish(events)
     assert wait_until(lambda: events[0].id in device.acked)
-    with session_factory(engine)() as session:
+    with session_factory(migrated_sqlite)() as session:
         stored = session.get(Device, desk)
         assert stored is not None and stored.name == desk
         assert stored.last_seen_at.tzinfo is not None
@@ -128,7 +132,7 @@ def test_unknown_device_is_created_named_after_its_id(
 
 
 def test_replayed_events_are_stored_once_and_acked_again(
-    engine: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
+    migrated_sqlite: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
 ) -> None:
     events = heartbeats(desk, 30)
     device.publish(events)
@@ -137,15 +141,15 @@ def test_replayed_events_are_stored_once_and_acked_again(
     device.publish(events[:10] + events[:10])  # the ack was lost, the device sends again
     assert wait_until(lambda: device.acked >= {e.id for e in events[:10]})
     assert wait_until(lambda: worker.duplicates == 20)
-    assert len(stored_ids(engine)) == 30
+    assert len(stored_ids(migrated_sqlite)) == 30
     assert worker.stored == 30
 
 
 def test_status_marks_device_online_then_offline(
-    engine: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
+    migrated_sqlite: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
 ) -> None:
     def device_row() -> tuple[object, ...] | None:
-        with session_factory(engine)() as session:
+        with session_factory(migrated_sqlite)() as session:
             stored = session.get(Device, desk)
             return stored and (stored.online, stored.boot_id, stored.version)
 
@@ -158,17 +162,17 @@ def test_status_marks_device_online_then_offline(
 
 
 def test_the_device_name_is_shown_until_renamed_on_the_dashboard(
-    engine: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
+    migrated_sqlite: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
 ) -> None:
     def name() -> str | None:
-        with session_factory(engine)() as session:
+        with session_factory(migrated_sqlite)() as session:
             stored = session.get(Device, desk)
             return stored and stored.name
 
     status_topic = protocol.topic(desk, protocol.STATUS)
     device.publish_raw(status_topic, Status("online", name="  Ana's\n desk ").to_json())
     assert wait_until(lambda: name() == "Ana's desk")  # whitespace folded
-    with session_factory(engine)() as session:
+    with session_factory(migrated_sqlite)() as session:
         session.get(Device, desk).name = "Reception"  # renamed on the dashboard
         session.commit()
     device.publish_raw(status_topic, Status("online", name="Other").to_json())
@@ -178,22 +182,22 @@ def test_the_device_name_is_shown_until_renamed_on_the_dashboard(
 
 
 def test_retained_status_updates_presence_but_is_not_a_sign_of_life(
-    broker: Mosquitto, engine: Engine, desk: str
+    broker: Mosquitto, migrated_sqlite: Engine, desk: str
 ) -> None:
     long_ago = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-    with session_factory(engine)() as session:
+    with session_factory(migrated_sqlite)() as session:
         session.add(Device(id=desk, name="Desk", first_seen_at=long_ago, last_seen_at=long_ago))
         session.commit()
     status_topic = protocol.topic(desk, protocol.STATUS)
     publisher = DevicePublisher(broker.host, broker.port, [desk])
     online = Status("online").to_json()
     publisher.client.publish(status_topic, online, qos=1, retain=True).wait_for_publish(5)
-    worker = IngestWorker(ingest_config(broker), engine, client_id=f"ingest-{desk}")
+    worker = IngestWorker(ingest_config(broker), migrated_sqlite, client_id=f"ingest-{desk}")
     try:
         worker.start()  # gets the retained status on subscribing
 
         def seen() -> tuple[bool, datetime] | None:
-            with session_factory(engine)() as session:
+            with session_factory(migrated_sqlite)() as session:
                 stored = session.get(Device, desk)
                 return stored and (stored.online, stored.last_seen_at)
 
@@ -254,13 +258,13 @@ EXPECTED_DAYS = {
 
 
 def test_scripted_day_rolls_up_to_hand_checked_figures(
-    engine: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
+    migrated_sqlite: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
 ) -> None:
     events = scripted_day(desk)
     device.publish(events)
     assert wait_until(lambda: device.acked >= {e.id for e in events})
-    assert rollups(engine, desk) == EXPECTED_DAYS
-    with session_factory(engine)() as session:
+    assert rollups(migrated_sqlite, desk) == EXPECTED_DAYS
+    with session_factory(migrated_sqlite)() as session:
         sessions = session.scalars(
             select(SittingSession).where(SittingSession.device_id == desk).order_by("started_at")
         ).all()
@@ -273,23 +277,25 @@ def test_scripted_day_rolls_up_to_hand_checked_figures(
 
 
 def test_out_of_order_and_replayed_arrival_gives_the_same_rollups(
-    engine: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
+    migrated_sqlite: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
 ) -> None:
     events = scripted_day(desk)
     shuffled = random.Random(4).sample(events, len(events))
     for part in (shuffled[:5], shuffled[3:9], shuffled[7:], events[::2]):
         device.publish(part)
         assert wait_until(lambda part=part: device.acked >= {e.id for e in part})
-    assert rollups(engine, desk) == EXPECTED_DAYS
-    with engine.begin() as connection:  # the incremental rows equal a rebuild from raw rows
+    assert rollups(migrated_sqlite, desk) == EXPECTED_DAYS
+    with (
+        migrated_sqlite.begin() as connection
+    ):  # the incremental rows equal a rebuild from raw rows
         recompute_rollups(
             connection, DayRules(BERLIN, 4), [(desk, date(2026, 3, 2)), (desk, date(2026, 3, 3))]
         )
-    assert rollups(engine, desk) == EXPECTED_DAYS
+    assert rollups(migrated_sqlite, desk) == EXPECTED_DAYS
 
 
 def test_throughput_of_one_worker_on_sqlite(
-    broker: Mosquitto, engine: Engine, worker: IngestWorker
+    broker: Mosquitto, migrated_sqlite: Engine, worker: IngestWorker
 ) -> None:
     desks = [f"desk-{uuid.uuid4().hex[:6]}" for _ in range(10)]
     device = DevicePublisher(broker.host, broker.port, desks)
@@ -302,6 +308,6 @@ def test_throughput_of_one_worker_on_sqlite(
         assert wait_until(lambda: device.acked >= {e.id for e in events})
     finally:
         device.close()
-    with engine.connect() as connection:
+    with migrated_sqlite.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(EventRow)) == len(events)
     print(f"\ningest: {len(events)} events in {elapsed:.2f} s = {len(events) / elapsed:.0f}/s")

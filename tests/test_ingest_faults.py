@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_helpers import DevicePublisher, heartbeats, wait_until
+from server_helpers import DevicePublisher, heartbeats
 from sqlalchemy import Engine, func, select, text
+from support.waiting import wait_until
 from test_ingest import ingest_config, stored_ids
 
 from sitwatch import protocol
@@ -28,7 +29,7 @@ from sitwatch.server.models import Event as EventRow
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def migrated_sqlite(tmp_path: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{tmp_path / 'sitwatch.db'}")
     upgrade(engine)
     yield engine
@@ -93,10 +94,10 @@ segments = st.sampled_from(["desk-fuzz", "desk-fuzz", "<i>x&amp;'\"", "", "a b",
 
 
 def test_hostile_payloads_are_rejected_and_ingest_carries_on(
-    private_broker: Mosquitto, engine: Engine
+    private_broker: Mosquitto, migrated_sqlite: Engine
 ) -> None:
     broker = private_broker  # no retained statuses from other tests
-    worker = start_worker(broker, engine, f"ingest-{uuid.uuid4().hex[:8]}")
+    worker = start_worker(broker, migrated_sqlite, f"ingest-{uuid.uuid4().hex[:8]}")
     device = DevicePublisher(broker.host, broker.port, ["desk-fuzz"])
     sent = {"messages": 0, "valid_events": 0, "valid_statuses": 0}
     try:
@@ -128,7 +129,7 @@ def test_hostile_payloads_are_rejected_and_ingest_carries_on(
     finally:
         device.close()
         worker.stop()
-    with engine.connect() as connection:
+    with migrated_sqlite.connect() as connection:
         assert set(connection.scalars(select(Device.id))) <= {"desk-fuzz"}
         assert connection.scalar(select(func.count()).select_from(EventRow)) == (
             5 + sent["valid_events"]
@@ -138,7 +139,7 @@ def test_hostile_payloads_are_rejected_and_ingest_carries_on(
 
 def test_a_message_that_raises_any_error_costs_only_itself(
     broker: Mosquitto,
-    engine: Engine,
+    migrated_sqlite: Engine,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -156,18 +157,20 @@ def test_a_message_that_raises_any_error_costs_only_itself(
         return check_event(event)
 
     monkeypatch.setattr(ingest, "check_event", check_or_fail)
-    worker = start_worker(broker, engine, f"ingest-{uuid.uuid4().hex[:8]}", batch_wait_s=0.2)
+    worker = start_worker(
+        broker, migrated_sqlite, f"ingest-{uuid.uuid4().hex[:8]}", batch_wait_s=0.2
+    )
     device = DevicePublisher(broker.host, broker.port, desks)
     caplog.set_level(logging.WARNING, logger="sitwatch.server.ingest.worker")
     valid = {e.id for e in events} - {poisoned}
     try:
         device.publish(events, wait=False)  # one or two batches, the poisoned event in one
-        assert wait_until(lambda: device.acked >= valid), "the poisoned event's batch was lost"
+        wait_until(lambda: device.acked >= valid, what="the acks of the poisoned event's batch")
         assert wait_until(lambda: worker.handled >= len(events))
     finally:
         device.close()
         worker.stop()
-    assert sorted(stored_ids(engine)) == sorted(valid)
+    assert sorted(stored_ids(migrated_sqlite)) == sorted(valid)
     assert worker.rejected == 1 and poisoned not in device.acked
     (line,) = [r for r in caplog.records if "rejected message" in r.getMessage()]
     assert line.exc_info is None
@@ -176,13 +179,13 @@ def test_a_message_that_raises_any_error_costs_only_itself(
 
 
 def test_database_error_is_not_acked_and_the_worker_recovers(
-    broker: Mosquitto, engine: Engine, caplog: pytest.LogCaptureFixture
+    broker: Mosquitto, migrated_sqlite: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     desk = f"desk-{uuid.uuid4().hex[:8]}"
-    worker = start_worker(broker, engine, f"ingest-{uuid.uuid4().hex[:8]}")
+    worker = start_worker(broker, migrated_sqlite, f"ingest-{uuid.uuid4().hex[:8]}")
     device = DevicePublisher(broker.host, broker.port, [desk])
     try:
-        with engine.begin() as connection:  # the table is gone: every insert fails
+        with migrated_sqlite.begin() as connection:  # the table is gone: every insert fails
             connection.execute(text("ALTER TABLE events RENAME TO events_away"))
         events = heartbeats(desk, 10)
         with caplog.at_level(logging.ERROR, logger="sitwatch.server.ingest.worker"):
@@ -190,22 +193,22 @@ def test_database_error_is_not_acked_and_the_worker_recovers(
             assert wait_until(lambda: worker.db_errors >= 1)
         assert "database error" in caplog.text
         assert device.acked == set()
-        with engine.begin() as connection:
+        with migrated_sqlite.begin() as connection:
             connection.execute(text("ALTER TABLE events_away RENAME TO events"))
         assert device.resend_unacked(events)
     finally:
         device.close()
         worker.stop()
-    assert sorted(stored_ids(engine)) == sorted(e.id for e in events)
+    assert sorted(stored_ids(migrated_sqlite)) == sorted(e.id for e in events)
 
 
 @pytest.mark.parametrize("drain", [True, False], ids=["graceful", "crash"])
 def test_worker_restarted_mid_stream_stores_everything_once(
-    broker: Mosquitto, engine: Engine, drain: bool
+    broker: Mosquitto, migrated_sqlite: Engine, drain: bool
 ) -> None:
     desk = f"desk-{uuid.uuid4().hex[:8]}"
     client_id = f"ingest-{uuid.uuid4().hex[:8]}"
-    worker = start_worker(broker, engine, client_id, batch_size=50)
+    worker = start_worker(broker, migrated_sqlite, client_id, batch_size=50)
     device = DevicePublisher(broker.host, broker.port, [desk])
     events = heartbeats(desk, 2000)
     try:
@@ -213,22 +216,23 @@ def test_worker_restarted_mid_stream_stores_everything_once(
         assert wait_until(lambda: worker.stored >= 300)
         worker.stop(drain=drain)
         first_run = worker.stored
-        worker = start_worker(broker, engine, client_id, batch_size=50)
+        worker = start_worker(broker, migrated_sqlite, client_id, batch_size=50)
         assert device.resend_unacked(events, timeout=8)
     finally:
         device.close()
         worker.stop()
-    ids = stored_ids(engine)
+    ids = stored_ids(migrated_sqlite)
     assert len(ids) == len(set(ids)) == len(events)
     assert first_run < len(events) and worker.stored == len(events) - first_run
 
 
 def test_two_workers_on_a_shared_subscription_split_the_load(
-    broker: Mosquitto, engine: Engine
+    broker: Mosquitto, migrated_sqlite: Engine
 ) -> None:
     group = f"g{uuid.uuid4().hex[:6]}"
     workers = [
-        start_worker(broker, engine, f"ingest-{group}-{n}", share_group=group) for n in (1, 2)
+        start_worker(broker, migrated_sqlite, f"ingest-{group}-{n}", share_group=group)
+        for n in (1, 2)
     ]
     desks = [f"desk-{uuid.uuid4().hex[:6]}" for _ in range(4)]
     device = DevicePublisher(broker.host, broker.port, desks)
@@ -240,18 +244,18 @@ def test_two_workers_on_a_shared_subscription_split_the_load(
         device.close()
         for worker in workers:
             worker.stop()
-    ids = stored_ids(engine)
+    ids = stored_ids(migrated_sqlite)
     assert len(ids) == len(set(ids)) == len(events)
     assert all(worker.stored > 0 for worker in workers)
     assert sum(w.stored for w in workers) == len(events)
 
 
 def test_worker_started_before_the_broker_connects_when_it_appears(
-    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    migrated_sqlite: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "late-broker").mkdir()
     late = Mosquitto(port=free_port(), workdir=str(tmp_path / "late-broker"))
-    worker = IngestWorker(ingest_config(late), engine, client_id="ingest-early")
+    worker = IngestWorker(ingest_config(late), migrated_sqlite, client_id="ingest-early")
     with caplog.at_level(logging.WARNING, logger="sitwatch.server.ingest.worker"):
         worker.start()
         assert wait_until(lambda: "cannot reach MQTT broker" in caplog.text)
@@ -266,15 +270,16 @@ def test_worker_started_before_the_broker_connects_when_it_appears(
     finally:
         worker.stop()
         late.kill()
-    assert sorted(stored_ids(engine)) == sorted(e.id for e in events)
+    assert sorted(stored_ids(migrated_sqlite)) == sorted(e.id for e in events)
 
 
 def test_a_stopped_member_of_a_shared_group_gets_no_share_of_new_events(
-    broker: Mosquitto, engine: Engine
+    broker: Mosquitto, migrated_sqlite: Engine
 ) -> None:
     group = f"g{uuid.uuid4().hex[:6]}"
     staying, leaving = (
-        start_worker(broker, engine, f"ingest-{group}-{n}", share_group=group) for n in (1, 2)
+        start_worker(broker, migrated_sqlite, f"ingest-{group}-{n}", share_group=group)
+        for n in (1, 2)
     )
     leaving.stop()
     desk = f"desk-{uuid.uuid4().hex[:6]}"
@@ -291,7 +296,7 @@ def test_a_stopped_member_of_a_shared_group_gets_no_share_of_new_events(
 
 def test_a_broker_outage_is_one_warning_not_one_per_reconnect_attempt(
     private_broker: Mosquitto,
-    engine: Engine,
+    migrated_sqlite: Engine,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -299,7 +304,7 @@ def test_a_broker_outage_is_one_warning_not_one_per_reconnect_attempt(
 
     monkeypatch.setattr(ingest, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
     monkeypatch.setattr(ingest, "RECONNECT_MAX_S", 0.1)
-    worker = start_worker(private_broker, engine, f"ingest-{uuid.uuid4().hex[:8]}")
+    worker = start_worker(private_broker, migrated_sqlite, f"ingest-{uuid.uuid4().hex[:8]}")
     caplog.set_level(logging.DEBUG, logger="sitwatch.server.ingest.worker")
     try:
         private_broker.stop()

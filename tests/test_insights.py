@@ -37,14 +37,14 @@ MIN = 60
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def seeded_week(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with seeded_engine(request.param, tmp_path, seed=seed_week) as engine:
         yield engine
 
 
 @pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
+def session(seeded_week: Engine) -> Iterator[Session]:
+    with Session(seeded_week) as session:
         yield session
 
 
@@ -347,8 +347,8 @@ def test_goals_in_the_server_config(tmp_path: Path) -> None:
     assert "goals.bogus" in message
 
 
-@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # SQLite's EXPLAIN QUERY PLAN
-def test_queries_seek_the_time_indexes(engine: Engine, session: Session) -> None:
+@pytest.mark.parametrize("seeded_week", ["sqlite"], indirect=True)  # SQLite's EXPLAIN QUERY PLAN
+def test_queries_seek_the_time_indexes(seeded_week: Engine, session: Session) -> None:
     """All devices over a range must seek each device's (device_id, time) index, never scan
     the events or sessions tables (a fleet has millions of rows)."""
     seen: list[tuple[str, Any]] = []
@@ -356,12 +356,12 @@ def test_queries_seek_the_time_indexes(engine: Engine, session: Session) -> None
     def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
         seen.append((statement, parameters))
 
-    event.listen(engine, "before_cursor_execute", capture)
+    event.listen(seeded_week, "before_cursor_execute", capture)
     try:
         week(session, None)
     finally:
-        event.remove(engine, "before_cursor_execute", capture)
-    with engine.connect() as connection:
+        event.remove(seeded_week, "before_cursor_execute", capture)
+    with seeded_week.connect() as connection:
         for statement, parameters in seen:
             plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
             details = " | ".join(str(row[-1]) for row in plan)

@@ -29,14 +29,14 @@ CHART = r'<svg[^>]*data-chart="{}"(.*?)</svg>'
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def seeded_week(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with seeded_engine(request.param, tmp_path, with_user=True, seed=seed_week) as engine:
         yield engine
 
 
 @pytest.fixture
-def client(engine: Engine) -> FlaskClient:
-    client = make_app(engine, now=WEEK_NOW).test_client()
+def client(seeded_week: Engine) -> FlaskClient:
+    client = make_app(seeded_week, now=WEEK_NOW).test_client()
     assert login(client).status_code == 302
     return client
 
@@ -61,8 +61,8 @@ def read_csv(client: FlaskClient, path: str) -> list[dict[str, str]]:
     return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
 
 
-def test_insights_need_login(engine: Engine) -> None:
-    anonymous = make_app(engine, now=WEEK_NOW).test_client()
+def test_insights_need_login(seeded_week: Engine) -> None:
+    anonymous = make_app(seeded_week, now=WEEK_NOW).test_client()
     for path in (
         "/api/v1/insights",
         "/api/v1/insights/days.csv",
@@ -137,9 +137,9 @@ def test_api_figures(client: FlaskClient) -> None:
     assert (default["from"], default["to"]) == ("2026-10-26", "2026-11-20")
 
 
-def test_goals_come_from_the_config(engine: Engine) -> None:
+def test_goals_come_from_the_config(seeded_week: Engine) -> None:
     client = make_app(
-        engine, now=WEEK_NOW, goals=GoalsConfig(seat_budget_h=3, min_drills=2)
+        seeded_week, now=WEEK_NOW, goals=GoalsConfig(seat_budget_h=3, min_drills=2)
     ).test_client()
     login(client)
     body = client.get(f"/api/v1/insights?{WEEK}&device=desk-a").get_json()
@@ -231,10 +231,10 @@ def test_bad_requests(client: FlaskClient, query: str, status: int) -> None:
 
 
 def test_page_is_linked_escapes_names_and_runs_no_script(
-    client: FlaskClient, engine: Engine
+    client: FlaskClient, seeded_week: Engine
 ) -> None:
     hostile = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
-    with Session(engine) as session:
+    with Session(seeded_week) as session:
         session.get(Device, "desk-b").name = hostile
         session.commit()
     html = page(client, WEEK + "&device=desk-b")

@@ -8,50 +8,25 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from link_support import FakeServer, clear_retained, make_event, wait_until
+from link_support import FakeServer, clear_retained
+from support.desks import LinkDesk
+from support.events import BOOT, make_event
+from support.waiting import wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
-from sitwatch.clock import Clock, FakeClock, SystemClock
-from sitwatch.device.config import MqttConfig
-from sitwatch.device.link import MqttLink
-from sitwatch.device.outbox import Outbox
+from sitwatch.clock import Clock, FakeClock
 from sitwatch.device.settings_store import load_saved_settings, save_settings
 from sitwatch.protocol import EventType
 from sitwatch.settings import TrackerSettings
 
 pytestmark = pytest.mark.timeout(30)
-
-BOOT = "boot0000aaaa"
-
-
-@dataclass
-class Desk:
-    """A link with its outbox and everything its callbacks reported."""
-
-    link: MqttLink
-    outbox: Outbox
-    device_id: str
-    settings_path: Path
-    applied: list[TrackerSettings] = field(default_factory=list)
-    connection: list[bool] = field(default_factory=list)
-    pauses: list[float] = field(default_factory=list)
-    resumes: list[float] = field(default_factory=list)
-
-    def add(self, kind: EventType = EventType.SEATED, **fields: object) -> str:
-        event = self.outbox.add(make_event(kind, device_id=self.device_id, **fields))  # type: ignore[arg-type]
-        self.link.notify()
-        return event.id
-
-    def topic(self, leaf: str) -> str:
-        return protocol.topic(self.device_id, leaf)
 
 
 def fresh_device_id() -> str:
@@ -60,8 +35,8 @@ def fresh_device_id() -> str:
 
 
 @pytest.fixture
-def make_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
-    desks: list[Desk] = []
+def make_desk(tmp_path: Path) -> Iterator[Callable[..., LinkDesk]]:
+    desks: list[LinkDesk] = []
 
     def make(
         broker: Mosquitto,
@@ -69,38 +44,19 @@ def make_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
         start: bool = True,
         device_id: str | None = None,
         **mqtt: object,
-    ) -> Desk:
-        device_id = device_id or fresh_device_id()
-        options: dict[str, object] = {"heartbeat_s": 0, "resend_after_s": 1}
-        options.update(mqtt)
-        config = MqttConfig(host=broker.host, port=broker.port, **options)  # type: ignore[arg-type]
-        outbox = Outbox(tmp_path / f"{device_id}.db")
-        settings_path = tmp_path / f"{device_id}-settings.json"
-        desk: Desk
-        link = MqttLink(
-            config,
-            device_id,
-            BOOT,
-            outbox,
-            clock or SystemClock(),
-            settings_path=settings_path,
-            on_settings=lambda s: desk.applied.append(s),
-            on_connection=lambda up: desk.connection.append(up),
-            device_name="Desk <b>one</b>",
-            on_pause=lambda seconds: desk.pauses.append(seconds),
-            on_resume=lambda seconds: desk.resumes.append(seconds),
+    ) -> LinkDesk:
+        desk = LinkDesk(
+            broker.host, broker.port, tmp_path, device_id or fresh_device_id(), clock, **mqtt
         )
-        desk = Desk(link, outbox, device_id, settings_path)
         desks.append(desk)
         if start:
-            link.start()
-            wait_until(lambda: link.is_connected, 10, "link to connect")
+            desk.link.start()
+            wait_until(lambda: desk.link.is_connected, 10, "link to connect")
         return desk
 
     yield make
     for desk in desks:
-        desk.link.stop()
-        desk.outbox.close()
+        desk.close()
         clear_retained(desk.link.config.host, desk.link.config.port, desk.device_id)
 
 
@@ -112,7 +68,7 @@ def server(broker: Mosquitto) -> Iterator[FakeServer]:
 
 
 def test_events_arrive_in_order_and_leave_the_outbox_when_acked(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     desk = make_desk(broker)
     ids = [desk.add(EventType.STOOD_UP) for _ in range(20)]
@@ -123,7 +79,7 @@ def test_events_arrive_in_order_and_leave_the_outbox_when_acked(
 
 
 def test_without_an_ack_events_stay_and_are_resent(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     server.acking = False
     clock = FakeClock()
@@ -143,7 +99,7 @@ def test_without_an_ack_events_stay_and_are_resent(
 
 
 def test_status_is_online_while_connected_and_offline_after_stop(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     desk = make_desk(broker)
     status_topic = desk.topic(protocol.STATUS)
@@ -169,7 +125,7 @@ def test_status_is_online_while_connected_and_offline_after_stop(
 
 
 def test_seat_and_today_are_retained_for_home_assistant(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     desk = make_desk(broker, start=False)
     desk.link.publish_seat(True)  # before connecting: published once connected
@@ -184,7 +140,7 @@ def test_seat_and_today_are_retained_for_home_assistant(
 
 
 def test_heartbeats_are_sent_every_period_of_the_injected_clock(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     clock = FakeClock()
     make_desk(broker, clock=clock, heartbeat_s=300)
@@ -197,7 +153,7 @@ def test_heartbeats_are_sent_every_period_of_the_injected_clock(
 
 
 def test_events_stamped_before_the_clock_synced_are_restamped(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     clock = FakeClock(synced=False)
     desk = make_desk(broker, clock=clock, start=False)
@@ -224,7 +180,7 @@ def test_events_stamped_before_the_clock_synced_are_restamped(
 
 
 def test_a_day_of_backlog_drains_in_seconds(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     desk = make_desk(broker, start=False)
     ids = [
@@ -238,7 +194,7 @@ def test_a_day_of_backlog_drains_in_seconds(
 
 
 def test_a_pause_command_pauses_for_what_is_left_of_it(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     clock = FakeClock()
     desk = make_desk(broker, clock=clock)
@@ -258,7 +214,7 @@ def test_a_pause_command_pauses_for_what_is_left_of_it(
 
 
 def test_a_resume_command_says_how_long_ago_it_was_sent(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     clock = FakeClock()
     desk = make_desk(broker, clock=clock)
@@ -278,7 +234,7 @@ def test_a_resume_command_says_how_long_ago_it_was_sent(
 # -- remote settings ------------------------------------------------------------------------
 
 
-def config_results(server: FakeServer, desk: Desk) -> list[tuple[bool, str | None]]:
+def config_results(server: FakeServer, desk: LinkDesk) -> list[tuple[bool, str | None]]:
     return [
         protocol.parse_config_result(payload)
         for payload, _ in server.messages(desk.topic(protocol.CONFIG_RESULT))
@@ -286,7 +242,7 @@ def config_results(server: FakeServer, desk: Desk) -> list[tuple[bool, str | Non
 
 
 def test_valid_remote_settings_are_applied_saved_and_confirmed(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     desk = make_desk(broker)
     payload = protocol.config_payload({"sitting_limit_s": 2700, "quiet_hours": None})
@@ -303,7 +259,7 @@ def test_valid_remote_settings_are_applied_saved_and_confirmed(
 def test_invalid_remote_settings_are_rejected_with_the_reason(
     broker: Mosquitto,
     server: FakeServer,
-    make_desk: Callable[..., Desk],
+    make_desk: Callable[..., LinkDesk],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     desk = make_desk(broker)
@@ -325,7 +281,7 @@ def test_invalid_remote_settings_are_rejected_with_the_reason(
 
 
 def test_retained_settings_reach_a_device_that_connects_later_and_survive_restarts(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     device_id = fresh_device_id()
     server.publish(
@@ -373,7 +329,7 @@ HOSTILE = [
 
 
 def test_hostile_payloads_on_config_and_ack_do_not_break_the_link(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     desk = make_desk(broker)
     for payload in HOSTILE:
@@ -384,7 +340,7 @@ def test_hostile_payloads_on_config_and_ack_do_not_break_the_link(
     assert desk.pauses == [] and desk.resumes == []
 
 
-def assert_still_works(server: FakeServer, desk: Desk) -> None:
+def assert_still_works(server: FakeServer, desk: LinkDesk) -> None:
     """The link still applies good settings and delivers events after whatever came before."""
     server.publish(desk.topic(protocol.CONFIG), protocol.config_payload({"grace_s": 42}))
     wait_until(lambda: any(s.grace_s == 42 for s in desk.applied), 10, "good settings")
@@ -414,7 +370,7 @@ PAYLOADS = st.one_of(
 
 
 def test_generated_payloads_on_config_and_ack_never_crash_the_link(
-    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., Desk]
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
 ) -> None:
     desk = make_desk(broker)
     paho_thread_errors: list[BaseException] = []

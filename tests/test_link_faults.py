@@ -16,63 +16,34 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from link_support import FakeServer, make_event, wait_until
+from link_support import FakeServer
+from support.desks import LinkDesk
+from support.events import make_event
+from support.waiting import wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
-from sitwatch.clock import SystemClock
-from sitwatch.device.config import MqttConfig
-from sitwatch.device.link import MqttLink
 from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import EventType
 
 pytestmark = [pytest.mark.timeout(40), pytest.mark.slow]
 
-BOOT = "boot0000aaaa"
 TESTS = Path(__file__).parent
 
 
-class Desk:
-    def __init__(self, host: str, port: int, path: Path, device_id: str) -> None:
-        self.device_id = device_id
-        self.outbox = Outbox(path / "outbox.db")
-        config = MqttConfig(host=host, port=port, heartbeat_s=0, resend_after_s=1)
-        self.link = MqttLink(
-            config,
-            device_id,
-            BOOT,
-            self.outbox,
-            SystemClock(),
-            settings_path=path / "settings.json",
-            on_settings=lambda s: None,
-        )
-        self.ids: list[str] = []
-
-    def add(self, count: int = 1, pause_s: float = 0.0) -> None:
-        for _ in range(count):
-            event = make_event(EventType.STOOD_UP, device_id=self.device_id)
-            self.ids.append(self.outbox.add(event).id)
-            self.link.notify()
-            if pause_s:
-                time.sleep(pause_s)
-
-    def close(self) -> None:
-        self.link.stop()
-        self.outbox.close()
+def stand_ups(desk: LinkDesk, count: int, every_s: float = 0.0) -> None:
+    """``count`` stand-ups recorded as the agent would, ``every_s`` apart."""
+    for _ in range(count):
+        desk.add(EventType.STOOD_UP)
+        if every_s:
+            time.sleep(every_s)
 
 
 @pytest.fixture
-def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    """Like conftest's private broker, with persistence that saves (sitwatch.broker)."""
-    broker = Mosquitto(workdir=str(tmp_path_factory.mktemp("mosquitto-faults")))
-    broker.start()
-    yield broker
-    broker.kill()
-
-
-@pytest.fixture
-def desk(private_broker: Mosquitto, tmp_path: Path) -> Iterator[Desk]:
-    made = Desk(private_broker.host, private_broker.port, tmp_path, f"desk-{uuid.uuid4().hex[:8]}")
+def desk(private_broker: Mosquitto, tmp_path: Path) -> Iterator[LinkDesk]:
+    made = LinkDesk(
+        private_broker.host, private_broker.port, tmp_path, f"desk-{uuid.uuid4().hex[:8]}"
+    )
     yield made
     made.close()
 
@@ -94,13 +65,13 @@ def assert_all_delivered(server: FakeServer, ids: list[str]) -> None:
     assert [event.id for event in by_seq] == ids
 
 
-def stream_while(desk: Desk, action: threading.Event, count: int) -> threading.Thread:
+def stream_while(desk: LinkDesk, action: threading.Event, count: int) -> threading.Thread:
     """Adds ``count`` events, 10 ms apart, in the background (the agent keeps recording)."""
 
     def run() -> None:
-        desk.add(count // 2, pause_s=0.01)
+        stand_ups(desk, count // 2, every_s=0.01)
         action.set()
-        desk.add(count - count // 2, pause_s=0.01)
+        stand_ups(desk, count - count // 2, every_s=0.01)
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -109,7 +80,7 @@ def stream_while(desk: Desk, action: threading.Event, count: int) -> threading.T
 
 @pytest.mark.parametrize("how", ["graceful", "sigkill"])
 def test_broker_stopped_mid_stream_and_restarted(
-    private_broker: Mosquitto, desk: Desk, server: FakeServer, how: str
+    private_broker: Mosquitto, desk: LinkDesk, server: FakeServer, how: str
 ) -> None:
     desk.link.start()
     wait_until(lambda: desk.link.is_connected, 10, "link to connect")
@@ -136,7 +107,7 @@ def test_start_without_a_broker_buffers_then_drains_when_one_appears(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()
-    desk = Desk("127.0.0.1", port, tmp_path, "desk-nobroker")
+    desk = LinkDesk("127.0.0.1", port, tmp_path, "desk-nobroker")
     broker = Mosquitto(port=port, workdir=str(tmp_path / "broker"))
     (tmp_path / "broker").mkdir()
     try:
@@ -144,7 +115,7 @@ def test_start_without_a_broker_buffers_then_drains_when_one_appears(
             started = time.monotonic()
             desk.link.start()
             assert time.monotonic() - started < 1  # returns at once, no exception
-            desk.add(10)
+            stand_ups(desk, 10)
             wait_until(lambda: "broker unreachable" in caplog.text, 5, "the log line")
         assert f"broker unreachable at 127.0.0.1:{port}, buffering events" in caplog.text
         assert not desk.link.is_connected and len(desk.outbox) == 10
@@ -165,7 +136,7 @@ CRASHING_DEVICE = """
 import sys, time
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from link_support import make_event
+from support.events import make_event
 from sitwatch.clock import SystemClock
 from sitwatch.device.config import MqttConfig
 from sitwatch.device.link import MqttLink
@@ -189,7 +160,7 @@ def test_device_killed_with_events_unacknowledged_resends_them_after_restart(
     private_broker: Mosquitto, server: FakeServer, tmp_path: Path
 ) -> None:
     device_id = "desk-crash"
-    db = tmp_path / "outbox.db"
+    db = tmp_path / f"{device_id}.db"  # where LinkDesk keeps its outbox
     server.acking = False  # the server is slow: nothing confirmed before the crash
     script = CRASHING_DEVICE.format(
         tests=str(TESTS), db=str(db), port=private_broker.port, device=device_id, count=20
@@ -224,7 +195,7 @@ def test_device_killed_with_events_unacknowledged_resends_them_after_restart(
         ]
 
     server.acking = True
-    restarted = Desk(private_broker.host, private_broker.port, tmp_path, device_id)
+    restarted = LinkDesk(private_broker.host, private_broker.port, tmp_path, device_id)
     try:
         restarted.link.start()
         wait_until(lambda: len(restarted.outbox) == 0, 15, "replay after the restart")
@@ -256,14 +227,14 @@ def test_an_outage_is_one_warning_not_an_error_per_reconnect_attempt(
     monkeypatch.setattr(link_module, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
     monkeypatch.setattr(link_module, "RECONNECT_MAX_S", 0.1)
     port = private_broker.port if outage == "broker stopped" else free_port()
-    desk = Desk(private_broker.host, port, tmp_path, "desk-outage")
+    desk = LinkDesk(private_broker.host, port, tmp_path, "desk-outage")
     caplog.set_level(logging.DEBUG)
     try:
         desk.link.start()
         if outage == "broker stopped":
             wait_until(lambda: desk.link.is_connected, 10, "link to connect")
             private_broker.stop()
-        desk.add(3)
+        stand_ups(desk, 3)
 
         def attempts() -> int:
             return sum("still unreachable" in r.getMessage() for r in caplog.records)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from link_support import FakeServer, make_event, wait_until
+from link_support import FakeServer
+from support.events import make_event
+from support.waiting import wait_until
 
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import SystemClock

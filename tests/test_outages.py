@@ -11,9 +11,10 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
-from e2e_support import CuttableProxy, Desk, running_server, server_config, stored_ids
+from e2e_support import CuttableProxy, running_server, server_config, stored_ids
 from gpiozero.pins.mock import MockFactory, MockPWMPin
-from server_helpers import wait_until
+from support.desks import Desk
+from support.waiting import wait_until
 
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import FakeClock
@@ -83,6 +84,10 @@ class Outage:
             self.proxy.close()
 
 
+def all_sent(desks: list[Desk]) -> bool:
+    return not any(len(desk.service.outbox) for desk in desks)
+
+
 def all_connected(desks: list[Desk], worker: IngestWorker) -> Callable[[], bool]:
     return lambda: worker.subscribed.is_set() and all(d.service.link.is_connected for d in desks)
 
@@ -136,12 +141,12 @@ def test_acks_flow_again_after_a_broker_outage_mid_burst(
             # the desks' own clocks (and the sender's wake-up) makes it due again.
             for desk in desks:
                 desk.live(desk.service.config.mqtt.resend_after_s + IDLE_WAKE_S)
-            wait_until(lambda: not any(len(d.service.outbox) for d in desks), timeout=DRAIN_S)
+            wait_until(lambda: all_sent(desks), DRAIN_S, "every outbox to drain")
             assert_every_event_stored_once_and_acked(desks, engine)
 
             # And the same worker goes on acking what comes next.
             everyone_works(desks)
-            wait_until(lambda: not any(len(d.service.outbox) for d in desks), timeout=DRAIN_S)
+            wait_until(lambda: all_sent(desks), DRAIN_S, "every outbox to drain")
             assert_every_event_stored_once_and_acked(desks, engine)
             assert worker.db_errors == 0
             assert make_app(engine).test_client().get("/healthz").status_code == 200

@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from link_support import make_event
+from support.events import make_event
 
 from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import EventType, ProtocolError
@@ -108,7 +109,7 @@ def test_adding_the_same_event_twice_keeps_one(outbox: Outbox) -> None:
 
 def test_an_event_the_server_would_reject_is_refused_at_once(outbox: Outbox) -> None:
     with pytest.raises(ProtocolError, match="session_s"):
-        outbox.add(make_event(EventType.STOOD_UP, data={}))
+        outbox.add(replace(make_event(EventType.STOOD_UP), data={}))
     assert len(outbox) == 0
 
 

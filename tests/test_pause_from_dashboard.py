@@ -54,7 +54,7 @@ def listening(broker: Mosquitto, topic: str) -> Iterator[queue.Queue[mqtt.MQTTMe
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def three_desks(tmp_path: Path) -> Iterator[Engine]:
     with seeded_engine("sqlite", tmp_path, with_user=True) as engine:
         yield engine
 
@@ -74,9 +74,11 @@ def press(client: FlaskClient, span: str | None, device_id: str = "desk-a"):  # 
 
 
 def test_the_settings_page_has_the_three_buttons_and_no_script(
-    broker: Mosquitto, engine: Engine
+    broker: Mosquitto, three_desks: Engine
 ) -> None:
-    page = logged_in(engine, broker.port).get("/devices/desk-a/settings").get_data(as_text=True)
+    page = (
+        logged_in(three_desks, broker.port).get("/devices/desk-a/settings").get_data(as_text=True)
+    )
     for value, label in (
         ("hour", "Pause prompts for 1 hour"),
         ("tomorrow", "Pause until tomorrow"),
@@ -97,9 +99,9 @@ def test_the_settings_page_has_the_three_buttons_and_no_script(
     ],
 )
 def test_a_pause_button_publishes_a_pause_the_device_can_parse(
-    broker: Mosquitto, engine: Engine, span: str, until: datetime, flash: str
+    broker: Mosquitto, three_desks: Engine, span: str, until: datetime, flash: str
 ) -> None:
-    client = logged_in(engine, broker.port)
+    client = logged_in(three_desks, broker.port)
     with listening(broker, "sitwatch/desk-a/command") as received:
         response = press(client, span)
         assert response.status_code == 302, response.get_data(as_text=True)
@@ -114,8 +116,8 @@ def test_a_pause_button_publishes_a_pause_the_device_can_parse(
     assert "offline" not in page.split("Prompts on Desk A")[1].split("</p>")[0]
 
 
-def test_resume_now_publishes_a_resume_and_says_so(broker: Mosquitto, engine: Engine) -> None:
-    client = logged_in(engine, broker.port)
+def test_resume_now_publishes_a_resume_and_says_so(broker: Mosquitto, three_desks: Engine) -> None:
+    client = logged_in(three_desks, broker.port)
     with listening(broker, "sitwatch/desk-a/command") as received:
         response = press(client, "resume")
         message = received.get(timeout=5)
@@ -126,16 +128,16 @@ def test_resume_now_publishes_a_resume_and_says_so(broker: Mosquitto, engine: En
 
 
 def test_an_offline_device_is_told_it_gets_the_pause_later(
-    broker: Mosquitto, engine: Engine
+    broker: Mosquitto, three_desks: Engine
 ) -> None:
-    client = logged_in(engine, broker.port)  # desk-b was last heard 2 h ago
+    client = logged_in(three_desks, broker.port)  # desk-b was last heard 2 h ago
     response = press(client, "hour", "desk-b")
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "The device is offline: it gets this when it reconnects." in page
 
 
-def test_an_unreachable_broker_is_a_clear_error(engine: Engine) -> None:
-    client = logged_in(engine, free_port())  # nobody listens there
+def test_an_unreachable_broker_is_a_clear_error(three_desks: Engine) -> None:
+    client = logged_in(three_desks, free_port())  # nobody listens there
     for span, verb in (("hour", "paused"), ("resume", "resumed")):
         response = press(client, span)
         assert response.status_code == 503
@@ -163,9 +165,9 @@ HOSTILE_SPANS = [
 
 
 def test_hostile_choices_are_refused_with_a_clear_message_and_nothing_is_sent(
-    broker: Mosquitto, engine: Engine
+    broker: Mosquitto, three_desks: Engine
 ) -> None:
-    client = logged_in(engine, broker.port)
+    client = logged_in(three_desks, broker.port)
     with listening(broker, "sitwatch/desk-a/command") as received:
         for span in HOSTILE_SPANS:
             response = press(client, span)
@@ -177,8 +179,10 @@ def test_hostile_choices_are_refused_with_a_clear_message_and_nothing_is_sent(
             received.get(timeout=0.3)
 
 
-def test_forms_without_token_login_or_device_are_refused(broker: Mosquitto, engine: Engine) -> None:
-    client = logged_in(engine, broker.port)
+def test_forms_without_token_login_or_device_are_refused(
+    broker: Mosquitto, three_desks: Engine
+) -> None:
+    client = logged_in(three_desks, broker.port)
     assert client.post("/devices/desk-a/pause", data={"span": "hour"}).status_code == 400
     assert client.get("/devices/desk-a/pause").status_code == 405
     token = csrf_from(client.get("/devices/desk-a/settings").get_data(as_text=True))
@@ -187,7 +191,7 @@ def test_forms_without_token_login_or_device_are_refused(broker: Mosquitto, engi
             f"/devices/{device_id}/pause", data={"csrf_token": token, "span": "hour"}
         )
         assert answer.status_code == 404
-    stranger = make_app(engine, mqtt_port=broker.port).test_client()
+    stranger = make_app(three_desks, mqtt_port=broker.port).test_client()
     answer = stranger.post("/devices/desk-a/pause", data={"span": "hour"})
     assert answer.status_code in (302, 400)  # to the login page, or no CSRF token
     assert "/devices/desk-a/settings" not in answer.headers.get("Location", "")
@@ -227,26 +231,26 @@ def badge(client: FlaskClient, path: str) -> str | None:
 
 
 def test_the_device_page_shows_a_running_pause_until_it_ends_or_is_resumed(
-    engine: Engine,
+    three_desks: Engine,
 ) -> None:
-    client = logged_in(engine, free_port())
+    client = logged_in(three_desks, free_port())
     assert badge(client, "/devices/desk-a") is None
-    add_pause(engine, NOW - timedelta(hours=2), 3600)  # over an hour ago
+    add_pause(three_desks, NOW - timedelta(hours=2), 3600)  # over an hour ago
     assert badge(client, "/devices/desk-a") is None
-    add_pause(engine, NOW - timedelta(minutes=10), 3600)
+    add_pause(three_desks, NOW - timedelta(minutes=10), 3600)
     assert badge(client, "/devices/desk-a") == "paused until Wed 16:20"
     assert badge(client, "/devices/desk-a/settings") == "paused until Wed 16:20"
     assert badge(client, "/devices/desk-c") is None  # another desk
-    add_pause(engine, NOW - timedelta(minutes=1), 0)  # the device reports a resume
+    add_pause(three_desks, NOW - timedelta(minutes=1), 0)  # the device reports a resume
     assert badge(client, "/devices/desk-a") is None
 
 
-def test_the_overview_and_devices_list_show_which_desks_are_paused(engine: Engine) -> None:
-    client = logged_in(engine, free_port())
-    add_pause(engine, NOW - timedelta(minutes=10), 3600)
-    add_pause(engine, NOW - timedelta(minutes=5), 7200, device_id="desk-b")
-    add_pause(engine, NOW - timedelta(minutes=1), 0, device_id="desk-b")  # resumed since
-    add_pause(engine, NOW - timedelta(hours=3), 3600, device_id="desk-c")  # long over
+def test_the_overview_and_devices_list_show_which_desks_are_paused(three_desks: Engine) -> None:
+    client = logged_in(three_desks, free_port())
+    add_pause(three_desks, NOW - timedelta(minutes=10), 3600)
+    add_pause(three_desks, NOW - timedelta(minutes=5), 7200, device_id="desk-b")
+    add_pause(three_desks, NOW - timedelta(minutes=1), 0, device_id="desk-b")  # resumed since
+    add_pause(three_desks, NOW - timedelta(hours=3), 3600, device_id="desk-c")  # long over
     for path in ("/", "/devices"):
         page = client.get(path).get_data(as_text=True)
         assert page.count('class="pill paused"') == 1, path
@@ -255,10 +259,10 @@ def test_the_overview_and_devices_list_show_which_desks_are_paused(engine: Engin
     assert card.split("</a>", 1)[0].count("paused until") == 1  # on desk-a's own card
 
 
-def test_a_pause_from_before_the_device_restarted_is_not_shown(engine: Engine) -> None:
-    client = logged_in(engine, free_port())
-    add_pause(engine, NOW - timedelta(minutes=10), 3600)  # boot "boot0001"
-    with Session(engine) as session:
+def test_a_pause_from_before_the_device_restarted_is_not_shown(three_desks: Engine) -> None:
+    client = logged_in(three_desks, free_port())
+    add_pause(three_desks, NOW - timedelta(minutes=10), 3600)  # boot "boot0001"
+    with Session(three_desks) as session:
         session.execute(update(Device).where(Device.id == "desk-a").values(boot_id="boot0002"))
         session.commit()
     assert badge(client, "/devices/desk-a") is None
@@ -274,8 +278,9 @@ def test_a_button_on_the_dashboard_pauses_and_resumes_a_real_desk(
 ) -> None:
     """Dashboard -> Mosquitto -> the device's link -> agent -> tracker; the tracker's pause
     event -> ingest -> database -> the badge on the device page."""
-    from e2e_support import Desk, running_server, server_config
-    from server_helpers import wait_until
+    from e2e_support import running_server, server_config
+    from support.desks import Desk
+    from support.waiting import wait_until
 
     from sitwatch.clock import FakeClock
     from sitwatch.device.tracker import State

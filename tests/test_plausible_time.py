@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from link_support import FakeServer, clear_retained
-from link_support import wait_until as wait_for
-from server_helpers import make_event, migrated_engine, postgres_schema, wait_until
+from server_helpers import migrated_engine, postgres_schema
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
+from support.events import make_event
+from support.waiting import wait_until
 from test_derive import RULES as BERLIN_RULES
 from test_derive import random_event, snapshot
 from test_ingest import ingest_config
@@ -52,7 +53,7 @@ MINUTE = timedelta(minutes=1)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def migrated_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     with migrated_engine(request.param, tmp_path) as engine:
         yield engine
 
@@ -112,53 +113,61 @@ def rollup_figures(engine: Engine, now: datetime) -> tuple[object, ...]:
 
 
 def test_a_forged_seated_event_from_2199_does_not_show_the_desk_seated_for_good(
-    engine: Engine,
+    migrated_database: Engine,
 ) -> None:
-    add_user(engine)
-    store(engine, [make_event(EventType.STOOD_UP, NOW - 10 * MINUTE, DESK, session_s=600)], NOW)
+    add_user(migrated_database)
+    store(
+        migrated_database,
+        [make_event(EventType.STOOD_UP, NOW - 10 * MINUTE, DESK, session_s=600)],
+        NOW,
+    )
     forged = make_event(EventType.SEATED, FORGED, DESK)
-    assert store(engine, [forged], NOW) == {forged.id}  # stored, so acked: never re-sent
-    row = stored(engine, forged.id)
+    assert store(migrated_database, [forged], NOW) == {forged.id}  # stored, so acked: never re-sent
+    row = stored(migrated_database, forged.id)
     assert (row.ts, row.clock_synced, row.received_at) == (NOW, False, NOW)
 
     # The desk stands up five minutes later: the dashboard follows, as after any seated.
     later = NOW + 5 * MINUTE
-    store(engine, [make_event(EventType.STOOD_UP, later, DESK, session_s=300)], later)
-    assert card(engine, later + MINUTE) == "not seated"
-    with Session(engine) as session:
+    store(migrated_database, [make_event(EventType.STOOD_UP, later, DESK, session_s=300)], later)
+    assert card(migrated_database, later + MINUTE) == "not seated"
+    with Session(migrated_database) as session:
         assert not seat_states(session, NOW + timedelta(hours=3), 10**6)[DESK].is_seated
 
 
-def test_a_forged_pause_from_2199_pins_no_paused_until_from_that_date(engine: Engine) -> None:
-    add_user(engine)
+def test_a_forged_pause_from_2199_pins_no_paused_until_from_that_date(
+    migrated_database: Engine,
+) -> None:
+    add_user(migrated_database)
     forged = make_event(EventType.PAUSE, FORGED, DESK, pause_s=3600)
-    assert store(engine, [forged], NOW) == {forged.id}
+    assert store(migrated_database, [forged], NOW) == {forged.id}
     # Kept at its arrival: a pause from 15:30 for the hour it says, not one in 2199.
-    assert badge(engine, NOW + MINUTE) == "paused until Wed 16:30"
+    assert badge(migrated_database, NOW + MINUTE) == "paused until Wed 16:30"
     resume = make_event(EventType.PAUSE, NOW + 2 * MINUTE, DESK, pause_s=0)
-    store(engine, [resume], NOW + 2 * MINUTE)
-    assert badge(engine, NOW + 3 * MINUTE) is None
-    with Session(engine) as session:
+    store(migrated_database, [resume], NOW + 2 * MINUTE)
+    assert badge(migrated_database, NOW + 3 * MINUTE) is None
+    with Session(migrated_database) as session:
         assert paused_devices(session, NOW + timedelta(days=30)) == {}
 
 
 def test_future_events_stored_before_this_check_pin_neither_seat_nor_pause(
-    engine: Engine,
+    migrated_database: Engine,
 ) -> None:
-    add_user(engine)
-    with Session(engine) as session:  # as a database from an older sitwatch may hold them
+    add_user(migrated_database)
+    with Session(
+        migrated_database
+    ) as session:  # as a database from an older sitwatch may hold them
         add_device(session, DESK, "Desk A", last_seen=NOW - MINUTE)
         session.flush()
         add_event(session, DESK, "stood_up", NOW - 10 * MINUTE, session_s=600.0)
         add_event(session, DESK, "seated", FORGED)
         add_event(session, DESK, "pause", NOW + timedelta(hours=20), pause_s=3600)
         session.commit()
-    assert card(engine, NOW) == "not seated"
-    assert badge(engine, NOW) is None
+    assert card(migrated_database, NOW) == "not seated"
+    assert badge(migrated_database, NOW) is None
 
 
 def test_forged_future_seated_and_pause_leave_todays_figures_as_they_were(
-    engine: Engine,
+    migrated_database: Engine,
 ) -> None:
     real = [
         make_event(EventType.STOOD_UP, NOW - 60 * MINUTE, DESK, session_s=1800),
@@ -166,30 +175,30 @@ def test_forged_future_seated_and_pause_leave_todays_figures_as_they_were(
                    quiet=False),
         make_event(EventType.DRILL_COMPLETED, NOW - 50 * MINUTE, DESK, guided=True),
     ]  # fmt: skip
-    store(engine, real, NOW - 40 * MINUTE)
-    before = rollup_figures(engine, NOW)
+    store(migrated_database, real, NOW - 40 * MINUTE)
+    before = rollup_figures(migrated_database, NOW)
     assert before == (1800.0, 1, 0, 1, 0, 1)
     store(
-        engine,
+        migrated_database,
         [
             make_event(EventType.SEATED, FORGED, DESK),
             make_event(EventType.PAUSE, FORGED + MINUTE, DESK, pause_s=7 * 86400),
         ],
         NOW,
     )
-    assert rollup_figures(engine, NOW + MINUTE) == before
-    with Session(engine) as session:
+    assert rollup_figures(migrated_database, NOW + MINUTE) == before
+    with Session(migrated_database) as session:
         assert session.scalar(select(DailyRollup.day).order_by(DailyRollup.day.desc())) == TODAY
         assert session.scalar(select(EventRow.ts).order_by(EventRow.ts.desc())) == NOW
 
 
 def test_a_desk_whose_clock_runs_days_ahead_has_its_sitting_counted_when_it_arrived(
-    engine: Engine,
+    migrated_database: Engine,
 ) -> None:
     ahead = make_event(EventType.STOOD_UP, NOW + timedelta(days=3), DESK, session_s=1200)
-    assert store(engine, [ahead], NOW) == {ahead.id}
-    assert rollup_figures(engine, NOW)[:2] == (1200.0, 1)  # today, not in three days
-    with Session(engine) as session:
+    assert store(migrated_database, [ahead], NOW) == {ahead.id}
+    assert rollup_figures(migrated_database, NOW)[:2] == (1200.0, 1)  # today, not in three days
+    with Session(migrated_database) as session:
         seated = session.execute(select(SittingSession.started_at, SittingSession.ended_at)).one()
     assert tuple(seated) == (NOW - timedelta(seconds=1200), NOW)
 
@@ -202,28 +211,31 @@ def test_a_desk_whose_clock_runs_days_ahead_has_its_sitting_counted_when_it_arri
     ],
 )
 def test_an_event_dated_before_the_floor_is_kept_at_its_arrival_time(
-    engine: Engine, ts: datetime
+    migrated_database: Engine, ts: datetime
 ) -> None:
     early = replace(make_event(EventType.STOOD_UP, ts, DESK, session_s=900), clock_synced=False)
-    assert store(engine, [early], NOW) == {early.id}
-    row = stored(engine, early.id)
+    assert store(migrated_database, [early], NOW) == {early.id}
+    row = stored(migrated_database, early.id)
     assert (row.ts, row.clock_synced) == (NOW, False)
-    assert rollup_figures(engine, NOW)[:2] == (900.0, 1)
-    with Session(engine) as session:
+    assert rollup_figures(migrated_database, NOW)[:2] == (900.0, 1)
+    with Session(migrated_database) as session:
         assert session.scalars(select(DailyRollup.day)).all() == [TODAY]
 
 
-def test_times_inside_the_floor_and_the_margin_are_believed(engine: Engine) -> None:
+def test_times_inside_the_floor_and_the_margin_are_believed(migrated_database: Engine) -> None:
     floor = make_event(EventType.BREAK, datetime(2025, 1, 1, tzinfo=UTC), DESK, away_s=300.0)
     near = make_event(EventType.BREAK, NOW + timedelta(hours=23), DESK, away_s=300.0)
     far = make_event(EventType.BREAK, NOW + timedelta(hours=25), DESK, away_s=300.0)
-    store(engine, [floor, near, far], NOW)
-    assert stored(engine, floor.id).ts == floor.ts
-    assert stored(engine, near.id).ts == near.ts
-    assert (stored(engine, far.id).ts, stored(engine, far.id).clock_synced) == (NOW, False)
+    store(migrated_database, [floor, near, far], NOW)
+    assert stored(migrated_database, floor.id).ts == floor.ts
+    assert stored(migrated_database, near.id).ts == near.ts
+    assert (
+        stored(migrated_database, far.id).ts,
+        stored(migrated_database, far.id).clock_synced,
+    ) == (NOW, False)
 
 
-def test_the_margin_comes_from_the_config(engine: Engine, tmp_path: Path) -> None:
+def test_the_margin_comes_from_the_config(migrated_database: Engine, tmp_path: Path) -> None:
     assert ServerConfig().future_margin_s == 86400
     path = tmp_path / "server.toml"
     path.write_text("future_margin_s = 3600\n", encoding="utf-8")
@@ -231,9 +243,9 @@ def test_the_margin_comes_from_the_config(engine: Engine, tmp_path: Path) -> Non
     assert margin == 3600
     soon = make_event(EventType.BREAK, NOW + 30 * MINUTE, DESK, away_s=300.0)
     later = make_event(EventType.BREAK, NOW + 2 * 60 * MINUTE, DESK, away_s=300.0)
-    store(engine, [soon, later], NOW, future_margin_s=margin)
-    assert stored(engine, soon.id).ts == soon.ts
-    assert stored(engine, later.id).ts == NOW
+    store(migrated_database, [soon, later], NOW, future_margin_s=margin)
+    assert stored(migrated_database, soon.id).ts == soon.ts
+    assert stored(migrated_database, later.id).ts == NOW
     path.write_text("future_margin_s = 5\n", encoding="utf-8")
     with pytest.raises(ServerConfigError, match="future_margin_s"):
         load_server_config(path, environ={})
@@ -252,7 +264,7 @@ def stale(event: Event, by: timedelta) -> Event:
 
 
 def test_a_synced_copy_corrects_the_time_of_an_unsynced_one_and_all_derived_from_it(
-    engine: Engine,
+    migrated_database: Engine,
 ) -> None:
     true = NOW - timedelta(hours=2)
     events = [
@@ -265,56 +277,60 @@ def test_a_synced_copy_corrects_the_time_of_an_unsynced_one_and_all_derived_from
         make_event(EventType.SEATED, true + 6 * MINUTE, DESK, away_s=360.0),
     ]  # fmt: skip
     behind = timedelta(days=3)  # fake-hwclock's last saved time
-    assert store(engine, [stale(e, behind) for e in events], NOW - 60 * MINUTE) == {
+    assert store(migrated_database, [stale(e, behind) for e in events], NOW - 60 * MINUTE) == {
         e.id for e in events
     }
-    assert list(day_counts(engine)) == [TODAY - timedelta(days=3)]
+    assert list(day_counts(migrated_database)) == [TODAY - timedelta(days=3)]
 
-    assert store(engine, events, NOW) == set()  # all duplicates, acked again
+    assert store(migrated_database, events, NOW) == set()  # all duplicates, acked again
     for event in events:
-        row = stored(engine, event.id)
+        row = stored(migrated_database, event.id)
         assert (row.ts, row.clock_synced) == (event.ts, True), event.type
-    with Session(engine) as session:
+    with Session(migrated_database) as session:
         session_row = session.scalars(select(SittingSession)).one()
         assert (session_row.started_at, session_row.ended_at) == (true - 30 * MINUTE, true)
         assert session.scalars(select(Drill.ts)).all() == [true + MINUTE]
         state = seat_states(session, NOW, 900)[DESK]
     assert state.seated_since == true + 6 * MINUTE
     # The day it left has no figures left; the day it joined has them all.
-    assert day_counts(engine) == {TODAY: (1800.0, 1, 1800.0, 1, 1, 1, 1, 1)}
-    incremental = day_counts(engine)
-    with engine.begin() as connection:
+    assert day_counts(migrated_database) == {TODAY: (1800.0, 1, 1800.0, 1, 1, 1, 1, 1)}
+    incremental = day_counts(migrated_database)
+    with migrated_database.begin() as connection:
         rebuild_all_rollups(connection, RULES)
-    assert day_counts(engine) == incremental
+    assert day_counts(migrated_database) == incremental
 
 
-def test_only_a_synced_copy_from_the_same_desk_corrects(engine: Engine) -> None:
+def test_only_a_synced_copy_from_the_same_desk_corrects(migrated_database: Engine) -> None:
     true = NOW - timedelta(hours=1)
     kept = make_event(EventType.STOOD_UP, true, DESK, session_s=600.0)
-    store(engine, [kept], NOW)
-    store(engine, [stale(kept, timedelta(days=1))], NOW)  # an unsynced copy after a synced one
-    assert stored(engine, kept.id).ts == true
+    store(migrated_database, [kept], NOW)
+    store(
+        migrated_database, [stale(kept, timedelta(days=1))], NOW
+    )  # an unsynced copy after a synced one
+    assert stored(migrated_database, kept.id).ts == true
 
     event = make_event(EventType.STOOD_UP, true, DESK, session_s=600.0)
-    store(engine, [stale(event, timedelta(days=1))], NOW)
+    store(migrated_database, [stale(event, timedelta(days=1))], NOW)
     other = replace(event, device_id="desk-b")  # another desk using this desk's event id
-    store(engine, [other], NOW, online="desk-b")
+    store(migrated_database, [other], NOW, online="desk-b")
     forged = replace(event, ts=FORGED)  # "synced", but dated where no clock can be right
-    store(engine, [forged], NOW)
-    row = stored(engine, event.id)
+    store(migrated_database, [forged], NOW)
+    row = stored(migrated_database, event.id)
     assert (row.ts, row.clock_synced, row.device_id) == (true - timedelta(days=1), False, DESK)
 
 
-def test_of_two_copies_in_one_batch_the_synced_one_is_stored(engine: Engine) -> None:
+def test_of_two_copies_in_one_batch_the_synced_one_is_stored(migrated_database: Engine) -> None:
     event = make_event(EventType.DRILL_COMPLETED, NOW - MINUTE, DESK, guided=False)
-    assert store(engine, [stale(event, timedelta(days=2)), event], NOW) == {event.id}
-    row = stored(engine, event.id)
+    assert store(migrated_database, [stale(event, timedelta(days=2)), event], NOW) == {event.id}
+    row = stored(migrated_database, event.id)
     assert (row.ts, row.clock_synced) == (event.ts, True)
-    assert list(day_counts(engine)) == [TODAY]
+    assert list(day_counts(migrated_database)) == [TODAY]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_corrected_rollups_equal_a_rebuild_whatever_the_order(engine: Engine, seed: int) -> None:
+def test_corrected_rollups_equal_a_rebuild_whatever_the_order(
+    migrated_database: Engine, seed: int
+) -> None:
     rng = random.Random(seed)
     device_id = f"desk-{seed}"
     events = [random_event(rng, device_id) for _ in range(60)]
@@ -329,8 +345,14 @@ def test_corrected_rollups_equal_a_rebuild_whatever_the_order(engine: Engine, se
     arrivals += rng.sample(events, 10)  # replays
     size = rng.randint(1, 15)
     for start in range(0, len(arrivals), size):
-        store(engine, arrivals[start : start + size], now_utc(), online=None, rules=BERLIN_RULES)
-    with Session(engine) as session:
+        store(
+            migrated_database,
+            arrivals[start : start + size],
+            now_utc(),
+            online=None,
+            rules=BERLIN_RULES,
+        )
+    with Session(migrated_database) as session:
         times = dict(session.execute(select(EventRow.event_id, EventRow.ts)).all())
         ended = dict(
             session.execute(select(SittingSession.event_id, SittingSession.ended_at)).all()
@@ -339,10 +361,10 @@ def test_corrected_rollups_equal_a_rebuild_whatever_the_order(engine: Engine, se
     assert times == {e.id: e.ts for e in events}
     assert ended == {e.id: e.ts for e in events if e.type is EventType.STOOD_UP}
     assert drilled == {e.id: e.ts for e in events if e.type is EventType.DRILL_COMPLETED}
-    incremental = snapshot(engine, device_id)
-    with engine.begin() as connection:
+    incremental = snapshot(migrated_database, device_id)
+    with migrated_database.begin() as connection:
         rebuild_all_rollups(connection, BERLIN_RULES)
-    assert snapshot(engine, device_id) == incremental
+    assert snapshot(migrated_database, device_id) == incremental
 
 
 @pytest.mark.postgres
@@ -462,17 +484,17 @@ def test_a_desk_whose_clock_synced_while_the_server_was_away_gets_its_true_times
         def copies() -> list[Event]:
             return [e for e in watcher.events() if e.device_id == device_id]
 
-        wait_for(lambda: len(copies()) == 2, 10, "the unsynced copies")
+        wait_until(lambda: len(copies()) == 2, 10, "the unsynced copies")
         clock.step_wall(30 * 86400)  # NTP syncs: the wall clock jumps to the real time
         clock.synced = True
         clock.advance(31)  # past resend_after_s: the desk re-sends, re-stamped
-        wait_for(lambda: len(copies()) == 4, 10, "the re-stamped copies")
+        wait_until(lambda: len(copies()) == 4, 10, "the re-stamped copies")
         synced = {e.id: e for e in copies() if e.clock_synced}
         assert len(synced) == 2
 
         worker = IngestWorker(config, sqlite_engine, client_id=client_id).start()
         try:
-            wait_for(lambda: len(outbox) == 0, 15, "the outbox to drain")
+            wait_until(lambda: len(outbox) == 0, 15, "the outbox to drain")
         finally:
             worker.stop()
     finally:
@@ -515,7 +537,7 @@ def test_a_desk_with_its_clock_days_ahead_is_acked_and_counted_at_arrival(
         event = desk_event(link, outbox, clock, EventType.STOOD_UP, session_s=600.0)
         before = now_utc()
         link.start()
-        wait_for(lambda: len(outbox) == 0, 15, "the outbox to drain")  # acked: not stuck
+        wait_until(lambda: len(outbox) == 0, 15, "the outbox to drain")  # acked: not stuck
     finally:
         worker.stop()
         link.stop()

@@ -14,8 +14,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from server_helpers import DevicePublisher, heartbeats, postgres_schema, wait_until
+from server_helpers import DevicePublisher, heartbeats, postgres_schema
 from sqlalchemy import Engine
+from support.waiting import wait_until
 from test_ingest import EXPECTED_DAYS, ingest_config, rollups, scripted_day, stored_ids
 from test_systemd_units import SYSTEMD_DIR, VENV_BIN, exec_start, load_unit, words
 
@@ -145,9 +146,12 @@ def test_ingest_unit_template_instances_split_the_fleet(
     device = DevicePublisher(broker.host, broker.port, desks)
     try:
         for n, log in zip((1, 2), logs, strict=True):
-            assert wait_until(
-                lambda log=log: "subscribing to $share/sitwatch-ingest/" in log.read_text(), 30
-            ), log.read_text()
+            wait_until(
+                lambda log=log: "subscribing to $share/sitwatch-ingest/" in log.read_text(),
+                30,
+                "the shared subscription",
+                detail=log.read_text,
+            )
             assert f"as sitwatch-ingest-{n} " in log.read_text()
         device.publish(events)
         assert device.resend_unacked(events, timeout=30)

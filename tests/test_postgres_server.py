@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from server_helpers import POSTGRES_URL_VARIABLE, postgres_schema, wait_until
+from server_helpers import POSTGRES_URL_VARIABLE, postgres_schema
+from support.waiting import wait_until
 
 from sitwatch.postgres_server import PostgresError, PostgresServer, find_bindir
 

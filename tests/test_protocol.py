@@ -5,31 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.events import make_event
 
 from sitwatch import protocol
-from sitwatch.clock import FakeClock
-from sitwatch.protocol import Event, EventType, ProtocolError
+from sitwatch.protocol import EventType, ProtocolError
 
-
-def make_event(**overrides: object) -> Event:
-    clock = FakeClock()
-    fields: dict[str, object] = dict(
-        type=EventType.STOOD_UP,
-        device_id="desk-1",
-        boot_id=protocol.new_id(),
-        mono=clock.monotonic(),
-        ts=clock.wall(),
-        clock_synced=True,
-        data={"session_s": 1834.5},
-        seq=7,
-    )
-    fields.update(overrides)
-    return Event(**fields)  # type: ignore[arg-type]
+# A stood_up as the outbox hands it to the link (numbered).
+STOOD_UP = make_event(EventType.STOOD_UP, seq=7, session_s=1834.5)
 
 
 def test_event_round_trips_through_json() -> None:
-    event = make_event()
-    assert protocol.parse_event(event.to_json(), device_id="desk-1") == event
+    assert protocol.parse_event(STOOD_UP.to_json(), device_id="desk-1") == STOOD_UP
 
 
 @pytest.mark.parametrize(
@@ -63,7 +49,7 @@ def test_malformed_payloads_raise_protocol_error(payload: bytes, message: str) -
     ],
 )
 def test_bad_fields_are_named(change: dict[str, object], message: str) -> None:
-    body = json.loads(make_event().to_json())
+    body = json.loads(STOOD_UP.to_json())
     body.update(change)
     with pytest.raises(ProtocolError, match=message):
         protocol.parse_event(json.dumps(body))
@@ -71,7 +57,7 @@ def test_bad_fields_are_named(change: dict[str, object], message: str) -> None:
 
 def test_device_id_must_match_topic() -> None:
     with pytest.raises(ProtocolError, match="does not match"):
-        protocol.parse_event(make_event().to_json(), device_id="desk-2")
+        protocol.parse_event(STOOD_UP.to_json(), device_id="desk-2")
 
 
 def test_topics() -> None:
@@ -169,13 +155,13 @@ def test_malformed_commands_raise_protocol_error(payload: str, message: str) -> 
 
 
 def _event_with(**change: object) -> str:
-    body = json.loads(make_event().to_json())
+    body = json.loads(STOOD_UP.to_json())
     body.update(change)
     return json.dumps(body)
 
 
 def _with_data(**data: object) -> str:
-    event = make_event(type=EventType.PROMPT_ACK, data={"how": "drill", "response_s": 1.0})
+    event = make_event(EventType.PROMPT_ACK, how="drill", response_s=1.0)
     body = json.loads(event.to_json())
     body["data"].update(data)
     return json.dumps(body)

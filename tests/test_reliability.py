@@ -10,11 +10,12 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from e2e_support import CuttableProxy, Desk, running_server, server_config, stored_ids
+from e2e_support import CuttableProxy, running_server, server_config, stored_ids
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_helpers import wait_until
 from sqlalchemy import select
+from support.desks import Desk
+from support.waiting import wait_until
 
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import FakeClock
@@ -26,7 +27,7 @@ MIN = 60.0
 
 
 def assert_exactly_once(desk: Desk, engine) -> None:  # type: ignore[no-untyped-def]
-    assert wait_until(lambda: len(desk.service.outbox) == 0, timeout=30), "not all acked"
+    wait_until(lambda: len(desk.service.outbox) == 0, 30, "every event acked")
     ids = stored_ids(engine)
     assert len(ids) == len(set(ids))
     assert set(ids) == {e.id for e in desk.sent}
@@ -232,7 +233,7 @@ def test_ten_thousand_hostile_payloads_on_every_topic(
 def test_a_week_of_backlog_drains_on_the_first_send(broker: Mosquitto, tmp_path: Path) -> None:
     """Thousands of queued events leave the outbox on acks of up to MAX_ACK_IDS ids each,
     without waiting for a resend (an ack too large for the device was once refused)."""
-    from link_support import make_event
+    from support.events import make_event
 
     from sitwatch.clock import SystemClock
     from sitwatch.device.config import MqttConfig
@@ -242,7 +243,7 @@ def test_a_week_of_backlog_drains_on_the_first_send(broker: Mosquitto, tmp_path:
 
     outbox = Outbox(tmp_path / "outbox.db")
     events = [
-        make_event(EventType.HEARTBEAT, device_id="desk-week", mono=300.0 * n, data={"queued": n})
+        make_event(EventType.HEARTBEAT, device_id="desk-week", mono=300.0 * n, queued=n)
         for n in range(2400)
     ]
     for event in events:
@@ -263,7 +264,12 @@ def test_a_week_of_backlog_drains_on_the_first_send(broker: Mosquitto, tmp_path:
         )
         link.start()
         try:
-            assert wait_until(lambda: len(outbox) == 0, timeout=60), f"{len(outbox)} left"
+            wait_until(
+                lambda: len(outbox) == 0,
+                60,
+                "the outbox to drain",
+                detail=lambda: f"{len(outbox)} left",
+            )
         finally:
             link.stop()
             outbox.close()
@@ -330,9 +336,9 @@ def test_device_agent_killed_mid_outbox_and_restarted(broker: Mosquitto, tmp_pat
                 with session_factory(engine)() as session:
                     return session.scalar(select(func.count()).select_from(StoredEvent)) or 0
 
-            assert wait_until(lambda: stored() >= 10, timeout=30), "no events from the desk"
+            wait_until(lambda: stored() >= 10, 30, "events from the desk")
             worker.stop()  # the server goes away; the desk keeps recording
-            assert wait_until(lambda: queued() >= 10, timeout=30), "nothing queued"
+            wait_until(lambda: queued() >= 10, 30, "queued events")
         finally:
             os.kill(desk.pid, signal.SIGKILL)
             desk.wait(10)
@@ -342,8 +348,11 @@ def test_device_agent_killed_mid_outbox_and_restarted(broker: Mosquitto, tmp_pat
         desk = start()
         try:
             assert restarted_worker.wait_ready(10)
-            assert wait_until(lambda: stored() > 0 and queued() == 0, timeout=60), (
-                f"{queued()} still queued"
+            wait_until(
+                lambda: stored() > 0 and queued() == 0,
+                60,
+                "the queue to drain",
+                detail=lambda: f"{queued()} still queued",
             )
         finally:
             desk.send_signal(signal.SIGTERM)

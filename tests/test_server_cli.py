@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from server_helpers import DevicePublisher, heartbeats, wait_until
+from server_helpers import DevicePublisher, heartbeats
 from sqlalchemy import func, select
+from support.waiting import wait_until
 
 from sitwatch.broker import Mosquitto, free_port
 from sitwatch.server.cli import main
@@ -312,7 +313,7 @@ def test_run_serves_the_dashboard_while_the_broker_is_unreachable(tmp_path: Path
     try:
         # Generous waits (each ends as soon as it holds): a loaded 2-core machine has taken
         # over 8 s to start the server process.
-        assert wait_until(healthy, 60, step=0.1), log.read_text()
+        wait_until(healthy, 60, "a healthy server", detail=log.read_text, step=0.1)
         assert wait_until(lambda: "cannot reach MQTT broker" in log.read_text(), 30)
         assert process.poll() is None
     finally:

@@ -52,7 +52,7 @@ def read_retained(broker: Mosquitto, topic: str, timeout_s: float = 5.0) -> byte
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def three_desks(tmp_path: Path) -> Iterator[Engine]:
     with seeded_engine("sqlite", tmp_path, with_user=True) as engine:
         yield engine
 
@@ -85,9 +85,9 @@ def _form(client: FlaskClient) -> dict[str, str]:
 
 
 def test_valid_settings_are_published_retained_and_stored(
-    broker: Mosquitto, engine: Engine
+    broker: Mosquitto, three_desks: Engine
 ) -> None:
-    client = _client(engine, broker.port)
+    client = _client(three_desks, broker.port)
     response = client.post("/devices/desk-a/settings", data=_form(client))
     assert response.status_code == 302, response.get_data(as_text=True)
     page = client.get(response.headers["Location"]).get_data(as_text=True)
@@ -98,18 +98,18 @@ def test_valid_settings_are_published_retained_and_stored(
     sent = TrackerSettings.parse(protocol.parse_config(payload))
     assert sent.sitting_limit_s == 2400 and sent.press_ignore_s == 1.5
     assert sent.timezone == "Europe/Berlin" and sent.quiet_hours is None
-    with Session(engine) as session:
+    with Session(three_desks) as session:
         assert session.get(Device, "desk-a").settings == json.loads(payload)["settings"]
 
 
-def test_unreachable_broker_is_a_clear_error_and_nothing_is_stored(engine: Engine) -> None:
-    client = _client(engine, free_port())  # nobody listens there
+def test_unreachable_broker_is_a_clear_error_and_nothing_is_stored(three_desks: Engine) -> None:
+    client = _client(three_desks, free_port())  # nobody listens there
     response = client.post("/devices/desk-a/settings", data=_form(client))
     assert response.status_code == 503
     body = response.get_data(as_text=True)
     assert "Settings not saved: cannot reach the MQTT broker 127.0.0.1:" in body
     assert 'value="2400"' in body  # the user's input is still in the form
-    with Session(engine) as session:
+    with Session(three_desks) as session:
         assert session.get(Device, "desk-a").settings is None
 
 

@@ -19,15 +19,15 @@ OFFLINE_S = 900
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def three_desks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """SQLite and PostgreSQL (the same numbers on both)."""
     with seeded_engine(request.param, tmp_path, with_user=False) as engine:
         yield engine
 
 
 @pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
+def session(three_desks: Engine) -> Iterator[Session]:
+    with Session(three_desks) as session:
         yield session
 
 
@@ -177,8 +177,10 @@ def test_day_timeline(session: Session) -> None:
     assert yesterday.bars == []
 
 
-@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # SQLite's EXPLAIN QUERY PLAN
-def test_current_state_query_uses_the_device_time_index(engine: Engine, session: Session) -> None:
+@pytest.mark.parametrize("three_desks", ["sqlite"], indirect=True)  # SQLite's EXPLAIN QUERY PLAN
+def test_current_state_query_uses_the_device_time_index(
+    three_desks: Engine, session: Session
+) -> None:
     """The "seated now" lookup must walk the (device_id, ts) index per device, never scan
     the events table (a fleet has millions of rows)."""
     seen: list[tuple[str, Any]] = []
@@ -186,13 +188,13 @@ def test_current_state_query_uses_the_device_time_index(engine: Engine, session:
     def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
         seen.append((statement, parameters))
 
-    event.listen(engine, "before_cursor_execute", capture)
+    event.listen(three_desks, "before_cursor_execute", capture)
     try:
         stats.seat_states(session, NOW, OFFLINE_S)
     finally:
-        event.remove(engine, "before_cursor_execute", capture)
+        event.remove(three_desks, "before_cursor_execute", capture)
     statement, parameters = next((s, p) for s, p in seen if "LIMIT" in s)
-    with engine.connect() as connection:
+    with three_desks.connect() as connection:
         plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
     details = " | ".join(str(row[-1]) for row in plan)
     assert "ix_events_device_ts" in details, details

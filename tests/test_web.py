@@ -38,14 +38,14 @@ HOSTILE_NAMES = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def three_desks(tmp_path: Path) -> Iterator[Engine]:
     with seeded_engine("sqlite", tmp_path, with_user=True) as engine:
         yield engine
 
 
 @pytest.fixture
-def app(engine: Engine) -> Flask:
-    return make_app(engine)
+def app(three_desks: Engine) -> Flask:
+    return make_app(three_desks)
 
 
 @pytest.fixture
@@ -115,14 +115,14 @@ def test_posts_without_csrf_token_are_refused(client: FlaskClient, logged_in: Fl
 
 @pytest.mark.parametrize("hostile", HOSTILE_NAMES)
 def test_hostile_device_name_renders_as_text(
-    logged_in: FlaskClient, engine: Engine, hostile: str
+    logged_in: FlaskClient, three_desks: Engine, hostile: str
 ) -> None:
     page = logged_in.get("/devices/desk-a/settings").get_data(as_text=True)
     response = logged_in.post(
         "/devices/desk-a/rename", data={"csrf_token": csrf_from(page), "name": hostile}
     )
     assert response.status_code == 302
-    with Session(engine) as session:
+    with Session(three_desks) as session:
         assert session.get(Device, "desk-a").name == hostile  # stored as typed
     for path in ("/", "/devices", "/devices/desk-a", "/devices/desk-a/settings"):
         body = logged_in.get(path).get_data(as_text=True)
@@ -175,7 +175,7 @@ def _settings_form(client: FlaskClient, **changes: str) -> dict[str, str]:
     ],
 )
 def test_bad_settings_rerender_with_the_field_named(
-    logged_in: FlaskClient, engine: Engine, changes: dict[str, str], field: str, words: str
+    logged_in: FlaskClient, three_desks: Engine, changes: dict[str, str], field: str, words: str
 ) -> None:
     response = logged_in.post("/devices/desk-a/settings", data=_settings_form(logged_in, **changes))
     assert response.status_code == 200
@@ -186,7 +186,7 @@ def test_bad_settings_rerender_with_the_field_named(
     assert field.replace("quiet_", "quiet_hours.") in message and words in message
     for value in changes.values():  # the user's input is kept in the form
         assert f'value="{html.escape(value)}"' in body
-    with Session(engine) as session:
+    with Session(three_desks) as session:
         assert session.get(Device, "desk-a").settings is None  # nothing stored
 
 
@@ -285,12 +285,12 @@ def test_bar_chart_axis_has_few_gridlines_at_any_scale(hours: float) -> None:
 
 
 def test_a_fleet_overview_shows_the_busiest_devices_and_links_to_all(
-    logged_in: FlaskClient, engine: Engine
+    logged_in: FlaskClient, three_desks: Engine
 ) -> None:
     from sitwatch.server.web.dashboard import OVERVIEW_DEVICES
 
     fleet = 30
-    with Session(engine) as session:
+    with Session(three_desks) as session:
         for n in range(fleet):
             add_device(session, f"fleet-{n:02d}", f"Fleet {n:02d}")
         session.flush()

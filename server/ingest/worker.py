@@ -209,8 +209,8 @@ class IngestWorker:
 
     Counters (read them from any thread): ``stored`` new events, ``duplicates`` events already
     stored (acked again), ``rejected`` malformed messages, ``statuses`` status updates,
-    ``db_errors`` batches that failed to commit, ``received`` messages paho handed over,
-    ``handled`` messages taken off the queue and dealt with.
+    ``db_errors`` batches that failed to commit, ``batches`` batches committed (bench/ reports
+    them), ``received`` messages paho handed over, ``handled`` messages taken off the queue.
 
     In a share group the worker first proves that the broker delivers shared subscriptions
     (some grant ``$share/...`` and then deliver nothing): ``share_confirmed`` is set when
