@@ -20,7 +20,7 @@ from link_support import FakeServer, clear_retained, make_event, wait_until
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import Clock, FakeClock, SystemClock
-from sitwatch.device.config import MqttConfig
+from sitwatch.device.config import DeviceConfig, MqttConfig
 from sitwatch.device.link import MqttLink
 from sitwatch.device.outbox import Outbox
 from sitwatch.device.settings_store import load_saved_settings, save_settings
@@ -34,7 +34,7 @@ BOOT = "boot0000aaaa"
 
 @dataclass
 class Desk:
-    """A link with its outbox and everything its callbacks reported."""
+    """A link with its outbox and everything the link told the desk (as it tells the agent)."""
 
     link: MqttLink
     outbox: Outbox
@@ -44,6 +44,21 @@ class Desk:
     connection: list[bool] = field(default_factory=list)
     pauses: list[float] = field(default_factory=list)
     resumes: list[float] = field(default_factory=list)
+
+    def post_settings(self, settings: TrackerSettings) -> None:
+        self.applied.append(settings)
+
+    def post_online(self, online: bool) -> None:
+        self.connection.append(online)
+
+    def post_pause(self, pause_s: float) -> None:
+        self.pauses.append(pause_s)
+
+    def post_resume(self, issued_ago_s: float) -> None:
+        self.resumes.append(issued_ago_s)
+
+    def start(self) -> None:
+        self.link.start(self)
 
     def add(self, kind: EventType = EventType.SEATED, **fields: object) -> str:
         event = self.outbox.add(make_event(kind, device_id=self.device_id, **fields))  # type: ignore[arg-type]
@@ -73,27 +88,20 @@ def make_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
         device_id = device_id or fresh_device_id()
         options: dict[str, object] = {"heartbeat_s": 0, "resend_after_s": 1}
         options.update(mqtt)
-        config = MqttConfig(host=broker.host, port=broker.port, **options)  # type: ignore[arg-type]
-        outbox = Outbox(tmp_path / f"{device_id}.db")
-        settings_path = tmp_path / f"{device_id}-settings.json"
-        desk: Desk
-        link = MqttLink(
-            config,
-            device_id,
-            BOOT,
-            outbox,
-            clock or SystemClock(),
-            settings_path=settings_path,
-            on_settings=lambda s: desk.applied.append(s),
-            on_connection=lambda up: desk.connection.append(up),
-            device_name="Desk <b>one</b>",
-            on_pause=lambda seconds: desk.pauses.append(seconds),
-            on_resume=lambda seconds: desk.resumes.append(seconds),
+        data_dir = tmp_path / device_id
+        data_dir.mkdir()
+        config = DeviceConfig(
+            device_id=device_id,
+            name="Desk <b>one</b>",
+            data_dir=str(data_dir),
+            mqtt=MqttConfig(host=broker.host, port=broker.port, **options),  # type: ignore[arg-type]
         )
-        desk = Desk(link, outbox, device_id, settings_path)
+        outbox = Outbox(tmp_path / f"{device_id}.db")
+        link = MqttLink(config, BOOT, outbox, clock or SystemClock())
+        desk = Desk(link, outbox, device_id, config.settings_path)
         desks.append(desk)
         if start:
-            link.start()
+            desk.start()
             wait_until(lambda: link.is_connected, 10, "link to connect")
         return desk
 
@@ -101,7 +109,8 @@ def make_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
     for desk in desks:
         desk.link.stop()
         desk.outbox.close()
-        clear_retained(desk.link.config.host, desk.link.config.port, desk.device_id)
+        mqtt_config = desk.link.config.mqtt
+        clear_retained(mqtt_config.host, mqtt_config.port, desk.device_id)
 
 
 @pytest.fixture
@@ -173,7 +182,7 @@ def test_seat_and_today_are_retained_for_home_assistant(
 ) -> None:
     desk = make_desk(broker, start=False)
     desk.link.publish_seat(True)  # before connecting: published once connected
-    desk.link.start()
+    desk.start()
     wait_until(lambda: server.messages(desk.topic(protocol.SEAT)), 10, "seat")
     desk.link.publish_today(42.26, 3)
     wait_until(lambda: server.messages(desk.topic(protocol.TODAY)), 10, "today")
@@ -214,7 +223,7 @@ def test_events_stamped_before_the_clock_synced_are_restamped(
     clock.step_wall(86400 * 30)  # NTP: the real time is a month later
     clock.synced = True
 
-    desk.link.start()
+    desk.start()
     wait_until(lambda: len(server.unique_ids()) == 2, 10, "both events")
     got = {e.id: e for e in server.events()}
     true_time = clock.wall() - timedelta(seconds=100)
@@ -231,7 +240,7 @@ def test_a_day_of_backlog_drains_in_seconds(
         desk.outbox.add(make_event(EventType.HEARTBEAT, device_id=desk.device_id)).id
         for _ in range(3000)
     ]
-    desk.link.start()
+    desk.start()
     # Speed is bench/'s to measure; here only that all of it drains, in order.
     wait_until(lambda: len(desk.outbox) == 0, 120, "3000 events to drain")
     assert server.unique_ids() == ids

@@ -21,7 +21,7 @@ from link_support import FakeServer, make_event, wait_until
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
 from sitwatch.clock import SystemClock
-from sitwatch.device.config import MqttConfig
+from sitwatch.device.config import DeviceConfig, MqttConfig
 from sitwatch.device.link import MqttLink
 from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import EventType
@@ -36,16 +36,9 @@ class Desk:
     def __init__(self, host: str, port: int, path: Path, device_id: str) -> None:
         self.device_id = device_id
         self.outbox = Outbox(path / "outbox.db")
-        config = MqttConfig(host=host, port=port, heartbeat_s=0, resend_after_s=1)
-        self.link = MqttLink(
-            config,
-            device_id,
-            BOOT,
-            self.outbox,
-            SystemClock(),
-            settings_path=path / "settings.json",
-            on_settings=lambda s: None,
-        )
+        mqtt = MqttConfig(host=host, port=port, heartbeat_s=0, resend_after_s=1)
+        config = DeviceConfig(device_id=device_id, data_dir=str(path), mqtt=mqtt)
+        self.link = MqttLink(config, BOOT, self.outbox, SystemClock())
         self.ids: list[str] = []
 
     def add(self, count: int = 1, pause_s: float = 0.0) -> None:
@@ -167,15 +160,15 @@ sys.path.insert(0, {tests!r})
 from pathlib import Path
 from link_support import make_event
 from sitwatch.clock import SystemClock
-from sitwatch.device.config import MqttConfig
+from sitwatch.device.config import DeviceConfig, MqttConfig
 from sitwatch.device.link import MqttLink
 from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import EventType
 
 outbox = Outbox(Path({db!r}))
-config = MqttConfig(host="127.0.0.1", port={port}, heartbeat_s=0, resend_after_s=1)
-link = MqttLink(config, {device!r}, "bootcrash0001", outbox, SystemClock(),
-                settings_path=Path({db!r}).with_name("settings.json"), on_settings=print)
+mqtt = MqttConfig(host="127.0.0.1", port={port}, heartbeat_s=0, resend_after_s=1)
+config = DeviceConfig(device_id={device!r}, mqtt=mqtt)
+link = MqttLink(config, "bootcrash0001", outbox, SystemClock())
 link.start()
 for _ in range({count}):
     event = outbox.add(make_event(EventType.PROMPT, device_id={device!r}, boot_id="bootcrash0001"))
@@ -251,10 +244,10 @@ def test_an_outage_is_one_warning_not_an_error_per_reconnect_attempt(
 ) -> None:
     """paho logged "Client is not connected" at ERROR on every reconnect attempt (every 30 s
     on a Pi, for as long as the broker was away); sitwatch's own warning says it once."""
-    from sitwatch.device import link as link_module
+    from sitwatch import mqtt as mqtt_module
 
-    monkeypatch.setattr(link_module, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
-    monkeypatch.setattr(link_module, "RECONNECT_MAX_S", 0.1)
+    monkeypatch.setattr(mqtt_module, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
+    monkeypatch.setattr(mqtt_module, "RECONNECT_MAX_S", 0.1)
     port = private_broker.port if outage == "broker stopped" else free_port()
     desk = Desk(private_broker.host, port, tmp_path, "desk-outage")
     caplog.set_level(logging.DEBUG)
