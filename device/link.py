@@ -3,7 +3,10 @@ settings and keeps the retained status, seat and Home Assistant topics up to dat
 
 Two threads: paho's network loop (``loop_start``; runs the callbacks) and a sender that
 publishes due outbox events. An event leaves the outbox only when the server's ack names
-it; a broker PUBACK is not proof of delivery (see docs/protocol.md).
+it; a broker PUBACK is not proof of delivery (see docs/protocol.md). Each subscribed topic
+has its own handler (``_topic_handlers``); a message one cannot use costs only itself
+(``sitwatch.mqtt.deliver``). Remote settings and commands go to the desk (the agent) given
+to ``start``.
 """
 
 from __future__ import annotations
