@@ -245,7 +245,7 @@ def drain_backlog(days: int, end: date, workdir: Path) -> dict[str, Any]:
     """A device's outbox holding ``days`` of events and heartbeats, drained by the real
     MqttLink into one ingest worker on SQLite: seconds until every event is acknowledged."""
     from sitwatch.clock import SystemClock
-    from sitwatch.device.config import MqttConfig
+    from sitwatch.device.config import DeviceConfig, MqttConfig
     from sitwatch.device.link import MqttLink
     from sitwatch.device.outbox import Outbox
     from sitwatch.protocol import new_id
@@ -270,15 +270,9 @@ def drain_backlog(days: int, end: date, workdir: Path) -> dict[str, Any]:
         link = None
         try:
             worker.ready()
-            link = MqttLink(
-                MqttConfig(host=broker.host, port=broker.port, heartbeat_s=0),
-                device_id,
-                new_id(),
-                outbox,
-                SystemClock(),
-                settings_path=place / "settings.json",
-                on_settings=lambda _settings: None,
-            )
+            mqtt = MqttConfig(host=broker.host, port=broker.port, heartbeat_s=0)
+            config = DeviceConfig(device_id=device_id, data_dir=str(place), mqtt=mqtt)
+            link = MqttLink(config, new_id(), outbox, SystemClock())
             start = time.perf_counter()
             link.start()
             end_t = start

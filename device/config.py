@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sitwatch import protocol
+from sitwatch.mqtt import MqttSettings
 from sitwatch.settings import TrackerSettings, describe_errors
 from sitwatch.toml_file import TomlFileError, read_toml
 
@@ -89,24 +89,10 @@ class AnalogConfig(BaseModel):
     sample_s: Annotated[float, Field(ge=0.01, le=5.0)] = 0.1
 
 
-class TlsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class MqttConfig(MqttSettings):
+    """``[mqtt]``: the broker (``MqttSettings``, the same keys as the server's) and how the
+    link uses it."""
 
-    ca_certs: str | None = None
-    certfile: str | None = None
-    keyfile: str | None = None
-    insecure: bool = False  # skip host name check; for self-signed test brokers only
-
-
-class MqttConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    host: str = "localhost"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)
-    tls: TlsConfig | None = None
-    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     resend_after_s: Annotated[float, Field(ge=1, le=3600)] = 30
     outbox_max_rows: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
     heartbeat_s: Annotated[float, Field(ge=0, le=86400)] = 300  # 0 turns heartbeats off
@@ -152,6 +138,11 @@ class DeviceConfig(BaseModel):
         return Path(self.data_dir)
 
     @property
+    def settings_path(self) -> Path:
+        """The last settings the server sent, kept across restarts."""
+        return self.data_path / "settings.json"
+
+    @property
     def calibration_path(self) -> Path:
         return self.data_path / "calibration.json"
 
@@ -193,18 +184,4 @@ def load_config(path: str | Path | None) -> DeviceConfig:
 def missing_files(config: DeviceConfig) -> list[tuple[str, str, str]]:
     """Files the config names that this user cannot read, as (key, value, why): checked
     before start-up, since paho and ssl report them without the key."""
-    problems = []
-    tls = config.mqtt.tls
-    if tls is not None:
-        for key in ("ca_certs", "certfile", "keyfile"):
-            value = getattr(tls, key)
-            if value is None:
-                continue
-            path = Path(value)
-            if not path.exists():
-                problems.append((f"mqtt.tls.{key}", value, "no such file"))
-            elif not path.is_file():
-                problems.append((f"mqtt.tls.{key}", value, "not a file"))
-            elif not os.access(path, os.R_OK):
-                problems.append((f"mqtt.tls.{key}", value, "this user cannot read it"))
-    return problems
+    return [(f"mqtt.{key}", path, why) for key, path, why in config.mqtt.missing_files()]

@@ -3,35 +3,45 @@ settings and keeps the retained status, seat and Home Assistant topics up to dat
 
 Two threads: paho's network loop (``loop_start``; runs the callbacks) and a sender that
 publishes due outbox events. An event leaves the outbox only when the server's ack names
-it; a broker PUBACK is not proof of delivery (see docs/protocol.md).
+it; a broker PUBACK is not proof of delivery (see docs/protocol.md). Each subscribed topic
+has its own handler (``_topic_handlers``); a message one cannot use costs only itself
+(``sitwatch.mqtt.deliver``). Remote settings and commands go to the desk (the agent) given
+to ``start``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from functools import partial
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 
 from sitwatch import __version__, protocol
 from sitwatch.clock import Clock
 from sitwatch.device import ha_discovery
-from sitwatch.device.config import ConfigError, MqttConfig
+from sitwatch.device.config import ConfigError, DeviceConfig
 from sitwatch.device.outbox import Outbox
 from sitwatch.device.settings_store import save_settings
+from sitwatch.mqtt import (
+    RECONNECT_MAX_S,
+    CertificateError,
+    MessageHandler,
+    Will,
+    add_handler,
+    connect,
+    make_client,
+    topic_name,
+)
 from sitwatch.protocol import Event, EventType, Status
 from sitwatch.rejects import RejectLog
 from sitwatch.settings import TrackerSettings
 
 log = logging.getLogger(__name__)
 
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
 IDLE_WAKE_S = 1.0  # without a notify or an ack, the sender looks at heartbeats and resends
 # this often: precise enough for both, and cheap on a Pi Zero
 WINDOW_EVENTS = 1000  # published but not yet acknowledged, at most: bounds paho's memory
@@ -42,14 +52,17 @@ STOP_TIMEOUT_S = 5.0
 HA_RESEND_MIN_S = 10.0
 
 
-class _PahoDebugLog(logging.LoggerAdapter[logging.Logger]):
-    """paho's own log lines, all at DEBUG. Its errors are connection losses and failed
-    reconnects, which the link reports once per outage in its own words (paho logs "Client
-    is not connected" at ERROR on every reconnect attempt, for as long as the broker is
-    away), and errors in callbacks, which the callbacks catch and log themselves."""
+class Desk(Protocol):
+    """What the link tells the desk it serves: the Agent's post_* methods, each of which only
+    queues the news for the agent's own thread."""
 
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        super().log(logging.DEBUG, msg, *args, **kwargs)
+    def post_settings(self, settings: TrackerSettings) -> None: ...
+
+    def post_online(self, online: bool) -> None: ...
+
+    def post_pause(self, pause_s: float) -> None: ...
+
+    def post_resume(self, issued_ago_s: float) -> None: ...
 
 
 class MqttLink:
@@ -57,31 +70,19 @@ class MqttLink:
 
     def __init__(
         self,
-        config: MqttConfig,
-        device_id: str,
+        config: DeviceConfig,
         boot_id: str,
         outbox: Outbox,
         clock: Clock,
-        *,
-        settings_path: Path,
-        on_settings: Callable[[TrackerSettings], None],
-        on_connection: Callable[[bool], None] | None = None,
-        device_name: str = "",
-        on_pause: Callable[[float], None] | None = None,
-        on_resume: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
-        self.device_id = device_id
+        self.device_id = device_id = config.device_id
         self.boot_id = boot_id
+        self._mqtt = config.mqtt
         self._outbox = outbox
         self._clock = clock
-        self._settings_path = Path(settings_path)
-        self._on_settings = on_settings
-        self._on_connection = on_connection
-        self._on_pause = on_pause
-        self._on_resume = on_resume
-        self._device_name = device_name
-        self._where = f"{config.host}:{config.port}"
+        self._desk: Desk | None = None
+        self._where = config.mqtt.where
         self._topic_event = protocol.topic(device_id, protocol.EVENT)
         self._topic_status = protocol.topic(device_id, protocol.STATUS)
         self._topic_ack = protocol.topic(device_id, protocol.ACK)
@@ -90,7 +91,7 @@ class MqttLink:
         self._topic_seat = protocol.topic(device_id, protocol.SEAT)
         self._topic_today = protocol.topic(device_id, protocol.TODAY)
         self._topic_command = protocol.topic(device_id, protocol.COMMAND)
-        self._topic_ha_status = ha_discovery.birth_topic(config.ha_prefix)
+        self._topic_ha_status = ha_discovery.birth_topic(config.mqtt.ha_prefix)
 
         self._connected = threading.Event()
         self._wake = threading.Event()
@@ -108,41 +109,44 @@ class MqttLink:
         self._started = False
         self.rejected = 0  # messages on our topics that could not be used
         self._rejects = RejectLog(log, clock.monotonic)
-        self._rejected_what = {
-            self._topic_ack: "ignored a malformed ack",
-            self._topic_config: "rejected remote settings (keeping the current ones)",
-            self._topic_command: "ignored a command",
-        }
+        self._handlers: list[tuple[str, MessageHandler, str]] = []
         self._client = self._make_client()
 
+    def _topic_handlers(self) -> list[tuple[str, MessageHandler, str]]:
+        """(topic, handler, what a message it cannot use is logged as) for each topic the
+        link subscribes to. A handler raises for a message it cannot use."""
+        handlers: list[tuple[str, MessageHandler, str]] = [
+            (self._topic_ack, self._take_ack, "ignored a malformed ack"),
+        ]
+        if self._desk is not None:
+            handlers += [
+                (
+                    self._topic_config,
+                    self._take_config,
+                    "rejected remote settings (keeping the current ones)",
+                ),
+                (self._topic_command, self._take_command, "ignored a command"),
+            ]
+        if self._mqtt.ha_discovery:
+            handlers.append((self._topic_ha_status, self._take_ha_status, "ignored a message"))
+        return handlers
+
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"sitwatch-{self.device_id}",
-            clean_session=False,  # the broker keeps our subscriptions and queued acks
-        )
-        config = self.config
-        if config.username:
-            client.username_pw_set(config.username, config.password)
-        if config.tls is not None:
-            try:
-                client.tls_set(
-                    ca_certs=config.tls.ca_certs,
-                    certfile=config.tls.certfile,
-                    keyfile=config.tls.keyfile,
-                )
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"mqtt.tls: cannot load certificates: {exc}") from exc
-            if config.tls.insecure:
-                client.tls_insecure_set(True)
         offline = Status(state="offline", boot_id=self.boot_id, detail="connection lost")
-        client.will_set(self._topic_status, offline.to_json(), qos=1, retain=True)
-        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
-        client.enable_logger(_PahoDebugLog(logging.getLogger(f"{__name__}.paho")))
+        try:
+            client = make_client(
+                self._mqtt,
+                f"sitwatch-{self.device_id}",
+                logger=log,
+                persistent_session=True,  # the broker keeps our subscriptions and queued acks
+                will=Will(self._topic_status, offline.to_json()),
+            )
+        except CertificateError as exc:
+            raise ConfigError(str(exc)) from exc
         client.on_connect = self._when_connected
         client.on_connect_fail = self._when_connect_failed
         client.on_disconnect = self._when_disconnected
-        client.on_message = self._when_message
+        client.on_message = self._when_other_message
         return client
 
     # -- public interface --------------------------------------------------------------
@@ -151,22 +155,29 @@ class MqttLink:
     def is_connected(self) -> bool:
         return self._connected.is_set()
 
-    def start(self) -> None:
-        """Begin connecting in the background; never raises because the broker is down."""
+    def start(self, desk: Desk | None = None) -> None:
+        """Begin connecting in the background; never raises because the broker is down.
+        ``desk`` is told of remote settings, commands and the connection; without one the
+        link only delivers events (seeding a history, benchmarks)."""
         if self._started:
             return
         self._started = True
+        self._desk = desk
+        for topic, _handle, _what in self._handlers:
+            self._client.message_callback_remove(topic)
+        self._handlers = self._topic_handlers()
+        for topic, handle, what in self._handlers:
+            add_handler(self._client, topic, handle, partial(self._reject, what))
         self._stopping.clear()
-        if self.config.heartbeat_s > 0:
-            self._next_heartbeat = self._clock.monotonic() + self.config.heartbeat_s
+        if self._mqtt.heartbeat_s > 0:
+            self._next_heartbeat = self._clock.monotonic() + self._mqtt.heartbeat_s
         log.info(
             "connecting to MQTT broker at %s as sitwatch-%s (%d events queued)",
             self._where,
             self.device_id,
             len(self._outbox),
         )
-        self._client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
-        self._client.loop_start()
+        connect(self._client, self._mqtt, background=True)
         self._sender = threading.Thread(
             target=self._run_sender, name=f"sitwatch-sender-{self.device_id}", daemon=True
         )
@@ -210,7 +221,7 @@ class MqttLink:
         self._rejects.flush(everything=True)
         log.info("MQTT link stopped (%d events still queued)", len(self._outbox))
 
-    # -- paho callbacks (paho's thread; an exception here would kill its loop) ------------
+    # -- paho callbacks (paho's thread; paho logs what they raise, see sitwatch.mqtt) -----
 
     def _when_connected(
         self,
@@ -220,61 +231,49 @@ class MqttLink:
         reason_code: mqtt.ReasonCode,
         properties: object,
     ) -> None:
-        try:
-            if reason_code.is_failure:
-                log.error(
-                    "broker at %s refused the connection: %s; retrying", self._where, reason_code
-                )
-                return
-            self._unreachable_logged = False
-            topics = [(self._topic_ack, 1), (self._topic_config, 1)]
-            if self._on_pause is not None or self._on_resume is not None:
-                topics.append((self._topic_command, 1))
-            if self.config.ha_discovery:
-                topics.append((self._topic_ha_status, 1))
-            client.subscribe(topics)
-            online = Status(
-                state="online",
-                boot_id=self.boot_id,
-                version=__version__,
-                name=self._device_name or None,
-            )
-            client.publish(self._topic_status, online.to_json(), qos=1, retain=True)
-            self._publish_discovery()
-            with self._state_lock:
-                self._connected.set()
-                if self._seat is not None:
-                    self._publish_seat_locked()
-                if self._today is not None:
-                    self._publish_today_locked()
-            # What the broker held for us may be gone (it may have been killed): resend all.
-            self._outbox.forget_sent()
-            log.info(
-                "connected to MQTT broker at %s (session present: %s); %d events queued",
-                self._where,
-                flags.session_present,
-                len(self._outbox),
-            )
-            self._tell_connection(True)
-            self._wake.set()
-        except Exception:
-            log.exception("error while handling the broker's connection")
+        if reason_code.is_failure:
+            log.error("broker at %s refused the connection: %s; retrying", self._where, reason_code)
+            return
+        self._unreachable_logged = False
+        client.subscribe([(topic, 1) for topic, _handle, _what in self._handlers])
+        online = Status(
+            state="online",
+            boot_id=self.boot_id,
+            version=__version__,
+            name=self.config.name or None,
+        )
+        client.publish(self._topic_status, online.to_json(), qos=1, retain=True)
+        self._publish_discovery()
+        with self._state_lock:
+            self._connected.set()
+            if self._seat is not None:
+                self._publish_seat_locked()
+            if self._today is not None:
+                self._publish_today_locked()
+        # What the broker held for us may be gone (it may have been killed): resend all.
+        self._outbox.forget_sent()
+        log.info(
+            "connected to MQTT broker at %s (session present: %s); %d events queued",
+            self._where,
+            flags.session_present,
+            len(self._outbox),
+        )
+        self._wake.set()
+        if self._desk is not None:
+            self._desk.post_online(True)
 
     def _when_connect_failed(self, client: mqtt.Client, userdata: object) -> None:
-        try:
-            if self._unreachable_logged:
-                log.debug("broker at %s still unreachable", self._where)
-                return
-            self._unreachable_logged = True
-            log.warning(
-                "broker unreachable at %s, buffering events (%d queued); retrying"
-                " with backoff up to %d s",
-                self._where,
-                len(self._outbox),
-                RECONNECT_MAX_S,
-            )
-        except Exception:
-            log.exception("error while handling a failed connection")
+        if self._unreachable_logged:
+            log.debug("broker at %s still unreachable", self._where)
+            return
+        self._unreachable_logged = True
+        log.warning(
+            "broker unreachable at %s, buffering events (%d queued); retrying"
+            " with backoff up to %d s",
+            self._where,
+            len(self._outbox),
+            RECONNECT_MAX_S,
+        )
 
     def _when_disconnected(
         self,
@@ -284,56 +283,51 @@ class MqttLink:
         reason_code: mqtt.ReasonCode,
         properties: object,
     ) -> None:
-        try:
-            was_connected = self._connected.is_set()
-            self._connected.clear()
-            if self._stopping.is_set():
-                log.info("disconnected from MQTT broker at %s", self._where)
-                return
-            if was_connected:
-                # One warning per outage: the failed reconnects that follow log at DEBUG.
-                self._unreachable_logged = True
-                log.warning(
-                    "lost the MQTT broker at %s (%s), buffering events; reconnecting"
-                    " with backoff up to %d s",
-                    self._where,
-                    reason_code,
-                    RECONNECT_MAX_S,
-                )
-                self._tell_connection(False)
-        except Exception:
-            log.exception("error while handling a disconnection")
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if self._stopping.is_set():
+            log.info("disconnected from MQTT broker at %s", self._where)
+            return
+        if not was_connected:
+            return
+        # One warning per outage: the failed reconnects that follow log at DEBUG.
+        self._unreachable_logged = True
+        log.warning(
+            "lost the MQTT broker at %s (%s), buffering events; reconnecting"
+            " with backoff up to %d s",
+            self._where,
+            reason_code,
+            RECONNECT_MAX_S,
+        )
+        if self._desk is not None:
+            self._desk.post_online(False)
 
-    def _when_message(
+    def _when_other_message(
         self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage
     ) -> None:
-        try:
-            if message.topic == self._topic_ack:
-                self._take_ack(message.payload)
-            elif message.topic == self._topic_config:
-                self._take_config(message.payload)
-            elif message.topic == self._topic_command:
-                self._take_command(message.payload)
-            elif message.topic == self._topic_ha_status:
-                self._take_ha_status(message)
-            else:
-                log.debug("ignoring a message on %r", message.topic[:200])
-        except Exception as exc:  # whatever one message raises, it costs only itself
-            self.rejected += 1
-            what = self._rejected_what.get(message.topic, "ignored a message")
-            self._rejects.reject(message.topic, f"{what} on {message.topic!r:.200}", exc)
+        """A message no handler takes: a subscription the persistent session kept from an
+        earlier config (e.g. Home Assistant's status, with discovery turned off since)."""
+        log.debug("ignoring a message on %r", topic_name(message)[:200])
+
+    def _reject(self, what: str, message: mqtt.MQTTMessage, exc: Exception) -> None:
+        """A message a handler could not use costs only itself (``sitwatch.mqtt.deliver``)."""
+        self.rejected += 1
+        topic = topic_name(message)
+        self._rejects.reject(topic, f"{what} on {topic!r:.200}", exc)
 
     # -- incoming ------------------------------------------------------------------------
 
-    # The _take_* methods raise for a message they cannot use; _when_message logs it.
+    # The topic handlers (see _topic_handlers); _reject logs a message they raise for.
 
-    def _take_ack(self, payload: bytes) -> None:
-        ids = protocol.parse_ack(payload)
+    def _take_ack(self, message: mqtt.MQTTMessage) -> None:
+        ids = protocol.parse_ack(message.payload)
         with self._acked_lock:
             self._acked.extend(ids)
         self._wake.set()
 
-    def _take_config(self, payload: bytes) -> None:
+    def _take_config(self, message: mqtt.MQTTMessage) -> None:
+        assert self._desk is not None  # only subscribed with a desk
+        payload = message.payload
         if not payload:
             log.info(
                 "the retained config on %s was cleared; keeping the current settings",
@@ -350,15 +344,15 @@ class MqttLink:
             self._publish_config_result(True, settings=settings)
             return
         try:
-            save_settings(self._settings_path, settings)
+            save_settings(self.config.settings_path, settings)
         except OSError as exc:
             log.error(
                 "cannot save remote settings to %s (%s); applying them for this run only",
-                self._settings_path,
+                self.config.settings_path,
                 exc,
             )
         try:
-            self._on_settings(settings)
+            self._desk.post_settings(settings)
         except Exception as exc:
             self._publish_config_result(False, f"device failed to apply the settings: {exc}")
             raise
@@ -366,36 +360,33 @@ class MqttLink:
         log.info("applied remote settings: %s", settings.model_dump(mode="json"))
         self._publish_config_result(True, settings=settings)
 
-    def _take_command(self, payload: bytes) -> None:
-        command = protocol.parse_command(payload)
+    def _take_command(self, message: mqtt.MQTTMessage) -> None:
+        assert self._desk is not None  # only subscribed with a desk
+        command = protocol.parse_command(message.payload)
         if isinstance(command, protocol.ResumeCommand):
             self._take_resume(command)
             return
         # A command queued while we were away may be stale: ``until`` says how much is left.
         remaining_s = command.remaining_s(self._clock.wall(), self._clock.is_synced())
-        if remaining_s <= 0 or self._on_pause is None:
+        if remaining_s <= 0:
             log.info(
                 "ignoring a pause that has already ended (until %s)",
                 protocol.format_ts(command.until),
             )
             return
         log.info("server asks for a pause of %.0f s", remaining_s)
-        self._on_pause(remaining_s)
+        self._desk.post_pause(remaining_s)
 
     def _take_resume(self, command: protocol.ResumeCommand) -> None:
-        if self._on_resume is None:
-            log.info("ignoring a resume: this link was given no on_resume")
-            return
+        assert self._desk is not None
         # The tracker keeps a pause begun after the resume was sent (it may arrive late).
         issued_ago_s = command.issued_ago_s(self._clock.wall(), self._clock.is_synced())
         log.info("server asks to resume prompts (sent %s)", protocol.format_ts(command.at))
-        self._on_resume(issued_ago_s)
+        self._desk.post_resume(issued_ago_s)
 
     def _take_ha_status(self, message: mqtt.MQTTMessage) -> None:
         """Home Assistant's birth message: it (re)started, so send discovery and the current
         seat and today figures again."""
-        if not self.config.ha_discovery:
-            return
         if not ha_discovery.is_birth(message.payload):
             log.debug("ignoring %r on %s", message.payload[:40], self._topic_ha_status)
             return
@@ -424,10 +415,10 @@ class MqttLink:
         self._client.publish(self._topic_config_result, body, qos=1, retain=True)
 
     def _publish_discovery(self) -> None:
-        if not self.config.ha_discovery:
+        if not self._mqtt.ha_discovery:
             return
         for message in ha_discovery.discovery_messages(
-            self.device_id, self._device_name, self.config.ha_prefix
+            self.device_id, self.config.name, self._mqtt.ha_prefix
         ):
             self._client.publish(message.topic, message.payload, message.qos, message.retain)
         self._discovery_sent_at = self._clock.monotonic()
@@ -441,14 +432,6 @@ class MqttLink:
         assert self._today is not None
         payload = ha_discovery.today_payload(*self._today)
         self._client.publish(self._topic_today, payload, qos=1, retain=True)
-
-    def _tell_connection(self, connected: bool) -> None:
-        if self._on_connection is None:
-            return
-        try:
-            self._on_connection(connected)
-        except Exception:
-            log.exception("on_connection callback failed")
 
     # -- the sender thread ---------------------------------------------------------------
 
@@ -481,7 +464,7 @@ class MqttLink:
         now = self._clock.monotonic()
         if now < self._next_heartbeat:
             return
-        self._next_heartbeat = now + self.config.heartbeat_s
+        self._next_heartbeat = now + self._mqtt.heartbeat_s
         self._outbox.add(
             Event(
                 type=EventType.HEARTBEAT,
@@ -495,7 +478,7 @@ class MqttLink:
         )
 
     def _send_due(self) -> None:
-        resend_after_s = self.config.resend_after_s
+        resend_after_s = self._mqtt.resend_after_s
         while self.is_connected and not self._stopping.is_set():
             now = self._clock.monotonic()
             room = WINDOW_EVENTS - self._outbox.in_flight(now, resend_after_s)

@@ -3,7 +3,7 @@ button, broker), each step reported on its own line."""
 
 from __future__ import annotations
 
-import socket
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -11,11 +11,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from sitwatch.device.config import DeviceConfig
+from sitwatch.mqtt import CertificateError, connect, make_client
+
+log = logging.getLogger(__name__)
 
 
 def check_broker(config: DeviceConfig, timeout_s: float = 5.0) -> tuple[bool, str]:
     """Connect to the configured broker and wait for its CONNACK."""
-    mq = config.mqtt
+    where = f"broker {config.mqtt.where}"
     answered = threading.Event()
     outcome: dict[str, str] = {}
 
@@ -26,26 +29,21 @@ def check_broker(config: DeviceConfig, timeout_s: float = 5.0) -> tuple[bool, st
         outcome["ok"] = "" if reason.is_failure else "yes"
         answered.set()
 
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"sitwatch-check-{config.device_id}"
-    )
-    client.on_connect = when_connected
-    if mq.username:
-        client.username_pw_set(mq.username, mq.password)
-    if mq.tls is not None:
-        client.tls_set(ca_certs=mq.tls.ca_certs, certfile=mq.tls.certfile, keyfile=mq.tls.keyfile)
-        client.tls_insecure_set(mq.tls.insecure)
     try:
-        client.connect(mq.host, mq.port, keepalive=10)
-    except (OSError, socket.gaierror) as exc:
-        return False, f"broker {mq.host}:{mq.port} unreachable: {exc}"
-    client.loop_start()
+        client = make_client(config.mqtt, f"sitwatch-check-{config.device_id}", logger=log)
+    except CertificateError as exc:
+        return False, f"{where}: {exc}"
+    client.on_connect = when_connected
+    try:
+        connect(client, config.mqtt, background=False)
+    except OSError as exc:  # socket.gaierror too
+        return False, f"{where} unreachable: {exc}"
     try:
         if not answered.wait(timeout_s):
-            return False, f"broker {mq.host}:{mq.port} did not answer within {timeout_s:.0f} s"
+            return False, f"{where} did not answer within {timeout_s:.0f} s"
         if not outcome.get("ok"):
-            return False, f"broker {mq.host}:{mq.port} refused the connection: {outcome['reason']}"
-        return True, f"broker {mq.host}:{mq.port} accepted the connection"
+            return False, f"{where} refused the connection: {outcome['reason']}"
+        return True, f"{where} accepted the connection"
     finally:
         client.disconnect()
         client.loop_stop()

@@ -23,30 +23,17 @@ class DeviceService:
         self.config = config
         data = config.data_path
         data.mkdir(parents=True, exist_ok=True)
-        settings_path = data / "settings.json"
         boot_id = new_id()
         self.outbox = Outbox(data / "outbox.db", config.mqtt.outbox_max_rows)
         # Kept in the data folder, so a restart goes on counting the day; published on
         # connect (HA shows today's figures at once, not only after the next stand-up).
         self.today = TodayTally(config.tracker.timezone, path=data / "today.json")
         self.today.roll_over(clock.wall())
-        self.link = MqttLink(
-            config.mqtt,
-            config.device_id,
-            boot_id,
-            self.outbox,
-            clock,
-            settings_path=settings_path,
-            on_settings=lambda settings: self.agent.post_settings(settings),
-            on_connection=lambda online: self.agent.post_online(online),
-            on_pause=lambda pause_s: self.agent.post_pause(pause_s),
-            on_resume=lambda issued_ago_s: self.agent.post_resume(issued_ago_s),
-            device_name=config.name,
-        )
+        self.link = MqttLink(config, boot_id, self.outbox, clock)
         self.link.publish_today(self.today.seated_min, self.today.drills)
-        saved = load_saved_settings(settings_path)
+        saved = load_saved_settings(config.settings_path)
         if saved is not None:
-            log.info("using the last settings received from the server (%s)", settings_path)
+            log.info("using the last settings received from the server (%s)", config.settings_path)
         self.agent = Agent(
             config,
             clock,
@@ -67,7 +54,7 @@ class DeviceService:
             self.link.publish_today(self.today.seated_min, self.today.drills)
 
     def start(self) -> None:
-        self.link.start()
+        self.link.start(self.agent)
 
     def run(self) -> None:
         self.agent.run()

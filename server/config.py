@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sitwatch.mqtt import MqttSettings
 from sitwatch.settings import describe_errors
-from sitwatch.toml_file import TomlFileError, read_toml
+from sitwatch.toml_file import TomlFileError, read_toml, why_unreadable
 
 DEFAULT_PATH = Path("/etc/sitwatch/server.toml")
 # A client id or shared-subscription group: no topic separators or wildcards, and short
@@ -28,13 +29,11 @@ class DatabaseConfig(BaseModel):
     url: str = "sqlite:///sitwatch.db"
 
 
-class BrokerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class BrokerConfig(MqttSettings):
+    """``[mqtt]``: the broker (``MqttSettings``, the same keys as the device's) and how the
+    ingest uses it."""
 
-    host: str = "localhost"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)
+    # The first releases' spelling of tls.ca_certs, still read.
     tls_ca_certs: str | None = None
     # Unique per worker: the broker disconnects the older of two clients with one id.
     client_id: Annotated[str, Field(pattern=MQTT_NAME)] = "sitwatch-ingest"
@@ -46,6 +45,25 @@ class BrokerConfig(BaseModel):
     share_probe_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     batch_wait_s: Annotated[float, Field(ge=0.001, le=10)] = 0.05
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_ca_key(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("tls_ca_certs") is None:
+            return data
+        tls = data.get("tls")
+        if tls is None:
+            return {**data, "tls": {"ca_certs": data["tls_ca_certs"]}}
+        if isinstance(tls, dict) and tls.get("ca_certs") is None:
+            return {**data, "tls": {**tls, "ca_certs": data["tls_ca_certs"]}}
+        raise ValueError("tls_ca_certs is the older spelling of tls.ca_certs: set only one")
+
+    def named_files(self) -> list[tuple[str, str]]:
+        """As ``MqttSettings.named_files``, naming the CA file by the key the file used."""
+        named = super().named_files()
+        if self.tls_ca_certs is None:
+            return named
+        return [("tls_ca_certs" if key == "tls.ca_certs" else key, path) for key, path in named]
 
 
 class WebConfig(BaseModel):
@@ -124,32 +142,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ServerConfigError(str(exc)) from None
 
 
-def _readable(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a file, or None."""
-    if not path.exists():
-        return "no such file"
-    if not path.is_file():
-        return "not a file"
-    if not os.access(path, os.R_OK):
-        return "this user cannot read it"
-    return None
-
-
 def missing_files(config: ServerConfig, *, web: bool, mqtt: bool) -> list[tuple[str, str, str]]:
     """Files the config names that cannot be used, as (key, value, why): checked before
     start-up, since ssl and the dashboard would report them without the key. ``web`` and
     ``mqtt`` say which parts will run (the dashboard publishes settings over MQTT too)."""
     problems = []
-    ca_certs = config.mqtt.tls_ca_certs
-    if (web or mqtt) and ca_certs:
-        why = _readable(Path(ca_certs))
-        if why:
-            problems.append(("mqtt.tls_ca_certs", ca_certs, why))
+    if web or mqtt:
+        problems += [(f"mqtt.{key}", path, why) for key, path, why in config.mqtt.missing_files()]
     key_file = config.web.secret_key_file
     if web and key_file and not config.web.secret_key:
         path = Path(key_file)
         if path.exists():  # read at start
-            why = _readable(path)
+            why = why_unreadable(path)
         elif not path.parent.is_dir():  # created at the first start
             why = f"folder {path.parent} does not exist"
         elif not os.access(path.parent, os.W_OK | os.X_OK):

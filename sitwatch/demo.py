@@ -116,7 +116,7 @@ def _send_one(
     cancel: threading.Event,
 ) -> int:
     from sitwatch.clock import SystemClock
-    from sitwatch.device.config import MqttConfig
+    from sitwatch.device.config import DeviceConfig, MqttConfig
     from sitwatch.device.link import MqttLink
     from sitwatch.device.outbox import Outbox
     from sitwatch.history import PEOPLE, history
@@ -130,15 +130,10 @@ def _send_one(
             return count
         outbox.add(event)
         count += 1
-    link = MqttLink(
-        MqttConfig(host="127.0.0.1", port=mqtt_port, heartbeat_s=0, resend_after_s=10),
-        device_id,
-        new_id(),
-        outbox,
-        SystemClock(),
-        settings_path=workdir / f"seed-{device_id}-settings.json",
-        on_settings=lambda settings: None,
-    )
+    mqtt = MqttConfig(host="127.0.0.1", port=mqtt_port, heartbeat_s=0, resend_after_s=10)
+    # No name: the desk's own agent names it on the dashboard when it comes online.
+    config = DeviceConfig(device_id=device_id, name="", mqtt=mqtt)
+    link = MqttLink(config, new_id(), outbox, SystemClock())
     link.start()
     deadline = time.monotonic() + 300
     while len(outbox) and time.monotonic() < deadline and not cancel.wait(0.2):

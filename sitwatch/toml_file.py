@@ -1,7 +1,9 @@
-"""Reading a TOML config file: one clear line for each way it can be unreadable."""
+"""Reading a TOML config file, and the files it names: one clear line for each way one can
+be unreadable."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -28,3 +30,14 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TomlFileError(f"{path} is not valid TOML: {exc}") from None
+
+
+def why_unreadable(path: Path) -> str | None:
+    """Why ``path``, a file a config names, cannot be read by this user, or None."""
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "not a file"
+    if not os.access(path, os.R_OK):
+        return "this user cannot read it"
+    return None

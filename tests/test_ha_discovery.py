@@ -20,7 +20,7 @@ from support.waiting import wait_until
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import FakeClock, SystemClock
-from sitwatch.device.config import MqttConfig
+from sitwatch.device.config import DeviceConfig, MqttConfig
 from sitwatch.device.ha_discovery import (
     HA_STATUS_TOPIC,
     birth_topic,
@@ -29,6 +29,7 @@ from sitwatch.device.ha_discovery import (
 )
 from sitwatch.device.link import HA_RESEND_MIN_S, MqttLink
 from sitwatch.device.outbox import Outbox
+from sitwatch.settings import TrackerSettings
 
 pytestmark = pytest.mark.timeout(30)
 HA_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -81,19 +82,11 @@ def make_ha_link(
 ) -> tuple[MqttLink, Outbox, str]:
     device_id = f"desk-{uuid.uuid4().hex[:10]}"
     outbox = Outbox(tmp_path / "outbox.db")
-    config = MqttConfig(
+    mqtt = MqttConfig(
         host=broker.host, port=broker.port, heartbeat_s=0, ha_discovery=True, ha_prefix=prefix
     )
-    link = MqttLink(
-        config,
-        device_id,
-        "boot0000aaaa",
-        outbox,
-        clock,
-        settings_path=tmp_path / "settings.json",
-        on_settings=lambda s: None,
-        device_name="Desk",
-    )
+    config = DeviceConfig(device_id=device_id, name="Desk", data_dir=str(tmp_path), mqtt=mqtt)
+    link = MqttLink(config, "boot0000aaaa", outbox, clock)
     return link, outbox, device_id
 
 
@@ -140,15 +133,9 @@ def test_no_discovery_unless_opted_in(broker: Mosquitto, tmp_path: Path) -> None
     device_id = f"desk-{uuid.uuid4().hex[:10]}"
     watcher = FakeServer(broker.host, broker.port)
     outbox = Outbox(tmp_path / "outbox.db")
-    link = MqttLink(
-        MqttConfig(host=broker.host, port=broker.port, heartbeat_s=0),
-        device_id,
-        "boot0000aaaa",
-        outbox,
-        SystemClock(),
-        settings_path=tmp_path / "s.json",
-        on_settings=lambda s: None,
-    )
+    mqtt = MqttConfig(host=broker.host, port=broker.port, heartbeat_s=0)
+    config = DeviceConfig(device_id=device_id, data_dir=str(tmp_path), mqtt=mqtt)
+    link = MqttLink(config, "boot0000aaaa", outbox, SystemClock())
     try:
         link.start()
         status = protocol.topic(device_id, protocol.STATUS)
@@ -206,6 +193,22 @@ class Watcher:
         self._client.loop_stop()
 
 
+class QuietDesk:
+    """A desk that takes whatever the link tells it: a link serving one answers configs."""
+
+    def post_settings(self, settings: TrackerSettings) -> None:
+        pass
+
+    def post_online(self, online: bool) -> None:
+        pass
+
+    def post_pause(self, pause_s: float) -> None:
+        pass
+
+    def post_resume(self, issued_ago_s: float) -> None:
+        pass
+
+
 def handled_so_far(watcher: Watcher, device_id: str) -> None:
     """Wait until the link has handled every message sent to it before: it handles them in
     order, and answers a config on its config/result topic."""
@@ -239,7 +242,7 @@ def test_the_birth_message_is_read_under_the_configured_prefix(
     prefixed: tuple[MqttLink, str, str, Watcher], clock: FakeClock
 ) -> None:
     link, device_id, prefix, watcher = prefixed
-    link.start()
+    link.start(QuietDesk())
     config = seat_config(device_id, prefix)
     wait_until(lambda: watcher.count(config) == 1, 10, "discovery under the prefix")
 
@@ -259,7 +262,7 @@ def test_only_a_fresh_online_re_sends_discovery_and_at_most_every_few_seconds(
     birth = birth_topic(prefix)
     # A birth kept by the broker arrives on subscribing: the connection sent all anyway.
     watcher.publish(birth, "online", retain=True)
-    link.start()
+    link.start(QuietDesk())
     config = seat_config(device_id, prefix)
     wait_until(lambda: watcher.count(config) == 1, 10, "discovery on connect")
     watcher.publish(birth, b"", retain=True)

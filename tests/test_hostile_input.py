@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ from sitwatch import protocol
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import FakeClock
 from sitwatch.device import ha_discovery
-from sitwatch.device.config import MqttConfig
+from sitwatch.device.config import DeviceConfig, MqttConfig
 from sitwatch.device.link import MqttLink
 from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import EventType
@@ -327,33 +327,33 @@ def test_hostile_values_cost_only_themselves_at_the_ingest(
 
 @dataclass
 class Calls:
+    """The desk a link serves: what the link told it."""
+
     applied: list[TrackerSettings] = field(default_factory=list)
     pauses: list[float] = field(default_factory=list)
     resumes: list[float] = field(default_factory=list)
 
+    def post_settings(self, settings: TrackerSettings) -> None:
+        self.applied.append(settings)
+
+    def post_online(self, online: bool) -> None:
+        pass
+
+    def post_pause(self, pause_s: float) -> None:
+        self.pauses.append(pause_s)
+
+    def post_resume(self, issued_ago_s: float) -> None:
+        self.resumes.append(issued_ago_s)
+
 
 def make_link(
-    broker: Mosquitto,
-    device_id: str,
-    outbox: Outbox,
-    clock: FakeClock,
-    tmp_path: Path,
-    calls: Calls,
-    on_pause: Callable[[float], None] | None = None,
+    broker: Mosquitto, device_id: str, outbox: Outbox, clock: FakeClock, tmp_path: Path
 ) -> MqttLink:
-    return MqttLink(
-        MqttConfig(
-            host=broker.host, port=broker.port, heartbeat_s=0, resend_after_s=1, ha_discovery=True
-        ),
-        device_id,
-        "boot0000aaaa",
-        outbox,
-        clock,
-        settings_path=tmp_path / "settings.json",
-        on_settings=calls.applied.append,
-        on_pause=on_pause or calls.pauses.append,
-        on_resume=calls.resumes.append,
+    mqtt = MqttConfig(
+        host=broker.host, port=broker.port, heartbeat_s=0, resend_after_s=1, ha_discovery=True
     )
+    config = DeviceConfig(device_id=device_id, data_dir=str(tmp_path), mqtt=mqtt)
+    return MqttLink(config, "boot0000aaaa", outbox, clock)
 
 
 def hostile_acks(ids: list[str]) -> st.SearchStrategy[bytes]:
@@ -415,11 +415,11 @@ def test_hostile_values_on_the_device_topics_cost_only_themselves(
     calls = Calls()
     outbox = Outbox(tmp_path / "outbox.db")
     queued = [outbox.add(make_event(device_id=device_id, mono=n)).id for n in range(20)]
-    link = make_link(broker, device_id, outbox, clock, tmp_path, calls)
+    link = make_link(broker, device_id, outbox, clock, tmp_path)
     attacker = DevicePublisher(broker.host, broker.port, [])
     server_engine = make_engine(f"sqlite:///{tmp_path / 'server.db'}")
     upgrade(server_engine)
-    link.start()
+    link.start(calls)
     worker: IngestWorker | None = None
     rejected = 0
     try:
@@ -486,19 +486,20 @@ def test_an_agent_that_fails_to_pause_costs_only_that_command(
     caplog.set_level(logging.WARNING, logger="sitwatch.device.link")
     device_id = f"desk-{uuid.uuid4().hex[:8]}"
     command_topic = protocol.topic(device_id, protocol.COMMAND)
-    calls = Calls()
 
-    def pause_fails(_seconds: float) -> None:
-        raise RuntimeError("the buzzer is gone")
+    class PauseFails(Calls):
+        def post_pause(self, pause_s: float) -> None:
+            raise RuntimeError("the buzzer is gone")
 
+    calls = PauseFails()
     clock = FakeClock()
     outbox = Outbox(tmp_path / "outbox.db")
-    link = make_link(broker, device_id, outbox, clock, tmp_path, calls, pause_fails)
+    link = make_link(broker, device_id, outbox, clock, tmp_path)
     engine = make_engine(f"sqlite:///{tmp_path / 'server.db'}")
     upgrade(engine)
     worker = start_worker(broker, engine)
     server = DevicePublisher(broker.host, broker.port, [])
-    link.start()
+    link.start(calls)
     try:
         assert wait_until(lambda: link.is_connected, timeout=10)
         # Settings applied prove the link's subscriptions (one SUBSCRIBE) are in place:

@@ -300,10 +300,10 @@ def test_a_broker_outage_is_one_warning_not_one_per_reconnect_attempt(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sitwatch.server.ingest import worker as ingest
+    from sitwatch import mqtt
 
-    monkeypatch.setattr(ingest, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
-    monkeypatch.setattr(ingest, "RECONNECT_MAX_S", 0.1)
+    monkeypatch.setattr(mqtt, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
+    monkeypatch.setattr(mqtt, "RECONNECT_MAX_S", 0.1)
     worker = start_worker(private_broker, migrated_sqlite, f"ingest-{uuid.uuid4().hex[:8]}")
     caplog.set_level(logging.DEBUG, logger="sitwatch.server.ingest.worker")
     try:

@@ -50,14 +50,14 @@ def make_desk(tmp_path: Path) -> Iterator[Callable[..., LinkDesk]]:
         )
         desks.append(desk)
         if start:
-            desk.link.start()
+            desk.start()
             wait_until(lambda: desk.link.is_connected, 10, "link to connect")
         return desk
 
     yield make
     for desk in desks:
         desk.close()
-        clear_retained(desk.link.config.host, desk.link.config.port, desk.device_id)
+        clear_retained(desk.link.config.mqtt.host, desk.link.config.mqtt.port, desk.device_id)
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_seat_and_today_are_retained_for_home_assistant(
 ) -> None:
     desk = make_desk(broker, start=False)
     desk.link.publish_seat(True)  # before connecting: published once connected
-    desk.link.start()
+    desk.start()
     wait_until(lambda: server.messages(desk.topic(protocol.SEAT)), 10, "seat")
     desk.link.publish_today(42.26, 3)
     wait_until(lambda: server.messages(desk.topic(protocol.TODAY)), 10, "today")
@@ -170,7 +170,7 @@ def test_events_stamped_before_the_clock_synced_are_restamped(
     clock.step_wall(86400 * 30)  # NTP: the real time is a month later
     clock.synced = True
 
-    desk.link.start()
+    desk.start()
     wait_until(lambda: len(server.unique_ids()) == 2, 10, "both events")
     got = {e.id: e for e in server.events()}
     true_time = clock.wall() - timedelta(seconds=100)
@@ -187,7 +187,7 @@ def test_a_day_of_backlog_drains_in_seconds(
         desk.outbox.add(make_event(EventType.HEARTBEAT, device_id=desk.device_id)).id
         for _ in range(3000)
     ]
-    desk.link.start()
+    desk.start()
     # Speed is bench/'s to measure; here only that all of it drains, in order.
     wait_until(lambda: len(desk.outbox) == 0, 120, "3000 events to drain")
     assert server.unique_ids() == ids

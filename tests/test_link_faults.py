@@ -82,7 +82,7 @@ def stream_while(desk: LinkDesk, action: threading.Event, count: int) -> threadi
 def test_broker_stopped_mid_stream_and_restarted(
     private_broker: Mosquitto, desk: LinkDesk, server: FakeServer, how: str
 ) -> None:
-    desk.link.start()
+    desk.start()
     wait_until(lambda: desk.link.is_connected, 10, "link to connect")
     halfway = threading.Event()
     producer = stream_while(desk, halfway, 100)
@@ -113,7 +113,7 @@ def test_start_without_a_broker_buffers_then_drains_when_one_appears(
     try:
         with caplog.at_level(logging.INFO, logger="sitwatch.device.link"):
             started = time.monotonic()
-            desk.link.start()
+            desk.start()
             assert time.monotonic() - started < 1  # returns at once, no exception
             stand_ups(desk, 10)
             wait_until(lambda: "broker unreachable" in caplog.text, 5, "the log line")
@@ -138,15 +138,15 @@ sys.path.insert(0, {tests!r})
 from pathlib import Path
 from support.events import make_event
 from sitwatch.clock import SystemClock
-from sitwatch.device.config import MqttConfig
+from sitwatch.device.config import DeviceConfig, MqttConfig
 from sitwatch.device.link import MqttLink
 from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import EventType
 
 outbox = Outbox(Path({db!r}))
-config = MqttConfig(host="127.0.0.1", port={port}, heartbeat_s=0, resend_after_s=1)
-link = MqttLink(config, {device!r}, "bootcrash0001", outbox, SystemClock(),
-                settings_path=Path({db!r}).with_name("settings.json"), on_settings=print)
+mqtt = MqttConfig(host="127.0.0.1", port={port}, heartbeat_s=0, resend_after_s=1)
+config = DeviceConfig(device_id={device!r}, mqtt=mqtt)
+link = MqttLink(config, "bootcrash0001", outbox, SystemClock())
 link.start()
 for _ in range({count}):
     event = outbox.add(make_event(EventType.PROMPT, device_id={device!r}, boot_id="bootcrash0001"))
@@ -197,7 +197,7 @@ def test_device_killed_with_events_unacknowledged_resends_them_after_restart(
     server.acking = True
     restarted = LinkDesk(private_broker.host, private_broker.port, tmp_path, device_id)
     try:
-        restarted.link.start()
+        restarted.start()
         wait_until(lambda: len(restarted.outbox) == 0, 15, "replay after the restart")
     finally:
         restarted.close()
@@ -222,15 +222,15 @@ def test_an_outage_is_one_warning_not_an_error_per_reconnect_attempt(
 ) -> None:
     """paho logged "Client is not connected" at ERROR on every reconnect attempt (every 30 s
     on a Pi, for as long as the broker was away); sitwatch's own warning says it once."""
-    from sitwatch.device import link as link_module
+    from sitwatch import mqtt as mqtt_module
 
-    monkeypatch.setattr(link_module, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
-    monkeypatch.setattr(link_module, "RECONNECT_MAX_S", 0.1)
+    monkeypatch.setattr(mqtt_module, "RECONNECT_MIN_S", 0.02)  # many attempts, quickly
+    monkeypatch.setattr(mqtt_module, "RECONNECT_MAX_S", 0.1)
     port = private_broker.port if outage == "broker stopped" else free_port()
     desk = LinkDesk(private_broker.host, port, tmp_path, "desk-outage")
     caplog.set_level(logging.DEBUG)
     try:
-        desk.link.start()
+        desk.start()
         if outage == "broker stopped":
             wait_until(lambda: desk.link.is_connected, 10, "link to connect")
             private_broker.stop()

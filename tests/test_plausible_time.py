@@ -29,7 +29,7 @@ from web_fixtures import add_device, add_event, add_user, login, make_app
 
 from sitwatch.broker import Mosquitto
 from sitwatch.clock import FakeClock
-from sitwatch.device.config import MqttConfig
+from sitwatch.device.config import DeviceConfig, MqttConfig
 from sitwatch.device.link import MqttLink
 from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import Event, EventType, Status, now_utc
@@ -432,17 +432,10 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
 def desk_link(
     broker: Mosquitto, tmp_path: Path, device_id: str, clock: FakeClock
 ) -> tuple[MqttLink, Outbox]:
-    config = MqttConfig(host=broker.host, port=broker.port, heartbeat_s=0, resend_after_s=30)
+    mqtt = MqttConfig(host=broker.host, port=broker.port, heartbeat_s=0, resend_after_s=30)
+    config = DeviceConfig(device_id=device_id, data_dir=str(tmp_path), mqtt=mqtt)
     outbox = Outbox(tmp_path / f"{device_id}.db")
-    link = MqttLink(
-        config,
-        device_id,
-        uuid.uuid4().hex,
-        outbox,
-        clock,
-        settings_path=tmp_path / f"{device_id}-settings.json",
-        on_settings=lambda settings: None,
-    )
+    link = MqttLink(config, uuid.uuid4().hex, outbox, clock)
     return link, outbox
 
 

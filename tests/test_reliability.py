@@ -236,7 +236,7 @@ def test_a_week_of_backlog_drains_on_the_first_send(broker: Mosquitto, tmp_path:
     from support.events import make_event
 
     from sitwatch.clock import SystemClock
-    from sitwatch.device.config import MqttConfig
+    from sitwatch.device.config import DeviceConfig, MqttConfig
     from sitwatch.device.link import MqttLink
     from sitwatch.device.outbox import Outbox
     from sitwatch.protocol import EventType
@@ -253,15 +253,9 @@ def test_a_week_of_backlog_drains_on_the_first_send(broker: Mosquitto, tmp_path:
     mqtt_settings = config.mqtt.model_copy(update={"batch_wait_s": 0.5, "batch_size": 1000})
     config = config.model_copy(update={"mqtt": mqtt_settings})
     with running_server(config) as (engine, worker):
-        link = MqttLink(
-            MqttConfig(port=broker.port, heartbeat_s=0, resend_after_s=3600),
-            "desk-week",
-            "boot-week-1",
-            outbox,
-            SystemClock(),
-            settings_path=tmp_path / "settings.json",
-            on_settings=lambda _s: None,
-        )
+        mqtt = MqttConfig(port=broker.port, heartbeat_s=0, resend_after_s=3600)
+        desk = DeviceConfig(device_id="desk-week", data_dir=str(tmp_path), mqtt=mqtt)
+        link = MqttLink(desk, "boot-week-1", outbox, SystemClock())
         link.start()
         try:
             wait_until(

@@ -318,3 +318,23 @@ def test_run_serves_the_dashboard_while_the_broker_is_unreachable(tmp_path: Path
         assert process.poll() is None
     finally:
         assert stop(process) == 0, log.read_text()
+
+
+@pytest.mark.parametrize("key", ["ca_certs", "certfile", "keyfile"])
+def test_missing_tls_file_in_the_devices_keys_is_one_clear_line(tmp_path: Path, key: str) -> None:
+    """The server reads [mqtt.tls] as a desk does (sitwatch.mqtt), client certificate too."""
+    missing = tmp_path / f"{key}.pem"
+    config = sqlite_config(tmp_path, f'[mqtt.tls]\n{key} = "{missing}"\n')
+    assert_clear_error(
+        invoke("--config", str(config), "ingest"),
+        f"{config}: mqtt.tls.{key} = '{missing}'",
+        "no such file",
+    )
+
+
+def test_the_older_ca_key_and_the_tls_table_together_are_one_clear_line(tmp_path: Path) -> None:
+    body = '[mqtt]\ntls_ca_certs = "/a.pem"\n[mqtt.tls]\nca_certs = "/b.pem"\n'
+    assert_clear_error(
+        invoke("--config", str(write_config(tmp_path, body)), "init-db"),
+        "tls_ca_certs is the older spelling of tls.ca_certs",
+    )

@@ -1,7 +1,8 @@
 """The ingest worker: MQTT events and statuses in, idempotent batched rows out, acks back.
 
-paho's network thread only queues messages; one writer thread validates them, stores a batch
-in one transaction and, only after the commit, publishes the ids on each device's ack topic.
+paho's network thread only queues messages, each with the taker for its topic; one writer
+thread validates them, stores a batch in one transaction and, only after the commit,
+publishes the ids on each device's ack topic.
 An ack is the device's only proof of delivery (paho and the broker may lose messages), so
 duplicates are acked again and a batch that failed to commit is not acked at all.
 """
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -25,6 +27,15 @@ from sqlalchemy import Connection, Engine, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from sitwatch import protocol
+from sitwatch.mqtt import (
+    RECONNECT_MAX_S,
+    MessageHandler,
+    add_handler,
+    connect,
+    deliver,
+    make_client,
+    topic_name,
+)
 from sitwatch.protocol import Event, ProtocolError, Status
 from sitwatch.rejects import RejectLog
 from sitwatch.server.config import FUTURE_MARGIN_S, ServerConfig
@@ -51,8 +62,6 @@ PROBE_TOPIC = f"{protocol.ROOT}/$probe/{protocol.EVENT}"
 _STOP = object()
 COMMIT_ATTEMPTS = 3
 RETRY_PAUSE_S = 0.05
-RECONNECT_MIN_S = 1
-RECONNECT_MAX_S = 30
 
 
 @dataclass
@@ -177,13 +186,6 @@ def store_batch(
     return new_ids
 
 
-def _topic_name(message: mqtt.MQTTMessage) -> str:
-    try:
-        return message.topic
-    except UnicodeDecodeError:  # paho decodes the topic on access
-        return "(a topic that is not UTF-8)"
-
-
 def _source_of(topic_name: str) -> str:
     """Who a rejected message is summed up under: its device, or all bad topics together."""
     try:
@@ -236,6 +238,7 @@ class IngestWorker:
         self.handled = 0
         self.connected = threading.Event()
         self.subscribed = threading.Event()
+        # (taker, message), or _STOP; a taker adds its message to a batch or raises.
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._stop_requested = threading.Event()
@@ -260,24 +263,29 @@ class IngestWorker:
         # A lone worker keeps a persistent session, so the broker queues events while it
         # restarts. In a shared group it must not: Mosquitto goes on routing a share of the
         # group's messages to a member's offline session, where they wait until it returns.
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            clean_session=bool(settings.share_group),
+        client = make_client(
+            settings, self.client_id, logger=log, persistent_session=not settings.share_group
         )
-        if settings.username:
-            client.username_pw_set(settings.username, settings.password)
-        if settings.tls_ca_certs:
-            client.tls_set(ca_certs=settings.tls_ca_certs)
-        client.reconnect_delay_set(min_delay=RECONNECT_MIN_S, max_delay=RECONNECT_MAX_S)
         client.max_inflight_messages_set(100)  # our acks to devices
         client.max_queued_messages_set(0)
         client.on_connect = self._when_connected
         client.on_connect_fail = self._when_connect_failed
         client.on_disconnect = self._when_disconnected
         client.on_subscribe = self._when_subscribed
-        client.on_message = self._when_message
+        for topic_filter, handle in self._topic_handlers().items():
+            add_handler(client, topic_filter, handle, self._reject)
+        add_handler(client, PROBE_TOPIC, self._when_probe, self._reject)
+        # Topics no handler takes (one that is not UTF-8 among them): rejected by the writer.
+        client.on_message = lambda _c, _u, message: self._receive(self._take_other, message)
         return client
+
+    def _topic_handlers(self) -> dict[str, MessageHandler]:
+        """The handler of each topic filter the worker subscribes to (events through the
+        share group, if there is one; every worker gets all the rest)."""
+        return {
+            EVENT_FILTER: self._when_event,
+            STATUS_FILTER: partial(self._receive, self._take_status),
+        }
 
     @property
     def broker(self) -> str:
@@ -291,7 +299,10 @@ class IngestWorker:
             return
         group = self.config.mqtt.share_group
         events = f"$share/{group}/{EVENT_FILTER}" if group else EVENT_FILTER
-        subscriptions = [(events, 1), (STATUS_FILTER, 1)]
+        subscriptions = [
+            (events if topic_filter == EVENT_FILTER else topic_filter, 1)
+            for topic_filter in self._topic_handlers()
+        ]
         if group and not self.share_confirmed.is_set():
             subscriptions.append((self._probe_filter, 1))
         client.subscribe(subscriptions)
@@ -338,16 +349,15 @@ class IngestWorker:
         if self.config.mqtt.share_group and not self.share_confirmed.is_set():
             self._send_probe()
 
-    def _when_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        try:
-            is_probe = message.topic == PROBE_TOPIC
-        except UnicodeDecodeError:  # a topic that is not UTF-8: _validate rejects it
-            is_probe = False
-        if is_probe:
-            self._when_probe(message.payload)
-            return
+    def _when_event(self, message: mqtt.MQTTMessage) -> None:
+        if message.topic != PROBE_TOPIC:  # it matches EVENT_FILTER too: _when_probe's
+            self._receive(self._take_event, message)
+
+    def _receive(
+        self, take: Callable[[Batch, mqtt.MQTTMessage], None], message: mqtt.MQTTMessage
+    ) -> None:
         self.received += 1
-        self._queue.put(message)
+        self._queue.put((take, message))
 
     # --- the share-group probe -----------------------------------------------------------
 
@@ -372,10 +382,10 @@ class IngestWorker:
         if timer is not None:
             timer.cancel()
 
-    def _when_probe(self, payload: bytes) -> None:
+    def _when_probe(self, message: mqtt.MQTTMessage) -> None:
         """A message on PROBE_TOPIC: ours confirms the broker; another worker's is ignored."""
         with self._probe_lock:
-            if payload != self._probe_id.encode() or self.share_confirmed.is_set():
+            if message.payload != self._probe_id.encode() or self.share_confirmed.is_set():
                 return
             if self.failed.is_set():  # too late: the worker has given up already
                 return
@@ -414,8 +424,7 @@ class IngestWorker:
         self._stop_requested.clear()
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._writer.start()
-        self._client.connect_async(self.config.mqtt.host, self.config.mqtt.port, keepalive=30)
-        self._client.loop_start()
+        connect(self._client, self.config.mqtt, background=True)
         return self
 
     def wait_ready(self, timeout_s: float = 10.0) -> bool:
@@ -489,9 +498,9 @@ class IngestWorker:
                 return
             if self._discarding:
                 continue
-            messages = [item]
+            items = [item]
             deadline = time.monotonic() + wait_s
-            while len(messages) < size:
+            while len(items) < size:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -505,16 +514,16 @@ class IngestWorker:
                 if item is _STOP:
                     stopping = True
                     break
-                messages.append(item)
+                items.append(item)
             try:
-                self._handle(messages)
+                self._handle(items)
             except Exception:  # a bug must not end ingest; the devices will resend
-                log.exception("unexpected error handling a batch of %d messages", len(messages))
+                log.exception("unexpected error handling a batch of %d messages", len(items))
             finally:
-                self.handled += len(messages)
+                self.handled += len(items)
 
-    def _handle(self, messages: list[mqtt.MQTTMessage]) -> None:
-        batch = self._validate(messages)
+    def _handle(self, items: list[tuple[Any, mqtt.MQTTMessage]]) -> None:
+        batch = self._validate(items)
         if not batch.events and not batch.statuses:
             return
         new_ids = self._commit(batch)
@@ -526,31 +535,35 @@ class IngestWorker:
         self.statuses += len(batch.statuses)
         self._publish_acks(batch.acks())
 
-    def _validate(self, messages: Iterable[mqtt.MQTTMessage]) -> Batch:
+    def _validate(self, items: Iterable[tuple[Any, mqtt.MQTTMessage]]) -> Batch:
         batch = Batch()
-        for message in messages:
-            try:
-                self._take(message, batch)
-            except Exception as exc:  # whatever one message raises, it costs only itself
-                self.rejected += 1
-                name = _topic_name(message)
-                what = f"rejected message on {name!r:.200} ({len(message.payload)} bytes)"
-                self._rejects.reject(_source_of(name), what, exc)
+        for take, message in items:
+            deliver(partial(take, batch), message, self._reject)
         self._rejects.flush()
         return batch
 
-    def _take(self, message: mqtt.MQTTMessage, batch: Batch) -> None:
-        """Decode, validate and add one message to ``batch``; raises if it is not valid."""
-        device_id, leaf = protocol.parse_topic(message.topic)
-        if leaf == protocol.EVENT:
-            event = protocol.parse_event(message.payload, device_id)
-            data = check_event(event)
-            batch.add_event(event, data)
-        elif leaf == protocol.STATUS:
-            status = protocol.parse_status(message.payload)
-            batch.statuses.append((device_id, status, bool(message.retain)))
-        else:
-            raise ProtocolError(f"not an event or status topic: {message.topic!r:.200}")
+    def _reject(self, message: mqtt.MQTTMessage, exc: Exception) -> None:
+        """A message that could not be used costs only itself (``sitwatch.mqtt.deliver``)."""
+        self.rejected += 1
+        name = topic_name(message)
+        what = f"rejected message on {name!r:.200} ({len(message.payload)} bytes)"
+        self._rejects.reject(_source_of(name), what, exc)
+
+    # The takers: each decodes, validates and adds one message to ``batch``, or raises.
+
+    def _take_event(self, batch: Batch, message: mqtt.MQTTMessage) -> None:
+        device_id, _leaf = protocol.parse_topic(message.topic)
+        event = protocol.parse_event(message.payload, device_id)
+        batch.add_event(event, check_event(event))
+
+    def _take_status(self, batch: Batch, message: mqtt.MQTTMessage) -> None:
+        device_id, _leaf = protocol.parse_topic(message.topic)
+        status = protocol.parse_status(message.payload)
+        batch.statuses.append((device_id, status, bool(message.retain)))
+
+    def _take_other(self, batch: Batch, message: mqtt.MQTTMessage) -> None:
+        # message.topic raises UnicodeDecodeError for a topic that is not UTF-8
+        raise ProtocolError(f"not an event or status topic: {message.topic!r:.200}")
 
     def _commit(self, batch: Batch) -> set[str] | None:
         """Store ``batch`` in one transaction; None (and nothing acked) if that failed."""

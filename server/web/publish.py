@@ -13,6 +13,7 @@ import uuid
 import paho.mqtt.client as mqtt
 
 from sitwatch import protocol
+from sitwatch.mqtt import CertificateError, connect, make_client
 from sitwatch.server.config import BrokerConfig
 from sitwatch.settings import TrackerSettings
 
@@ -58,18 +59,18 @@ def publish_acknowledged(
     """Publish at QoS 1 and wait for the broker's PUBACK. One short-lived connection per
     publish: dashboard publishes are rare, and a web worker keeping a client alive would need
     its own reconnect handling for little gain."""
-    where = f"MQTT broker {broker.host}:{broker.port}"
+    where = f"MQTT broker {broker.where}"
     deadline = time.monotonic() + timeout_s
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2,
-        client_id=f"sitwatch-web-{uuid.uuid4().hex[:12]}",
-        clean_session=True,
-    )
-    client.connect_timeout = timeout_s
-    if broker.username:
-        client.username_pw_set(broker.username, broker.password)
-    if broker.tls_ca_certs:
-        client.tls_set(ca_certs=broker.tls_ca_certs)
+    try:
+        client = make_client(
+            broker,
+            f"sitwatch-web-{uuid.uuid4().hex[:12]}",
+            logger=log,
+            connect_timeout_s=timeout_s,
+        )
+    except CertificateError as exc:
+        log.error("cannot publish to %s: %s", topic, exc)
+        raise PublishError(f"cannot connect to the {where}: {exc}") from None
     connected = threading.Event()
     outcome: dict[str, mqtt.ReasonCode] = {}
 
@@ -79,11 +80,10 @@ def publish_acknowledged(
 
     client.on_connect = when_connected
     try:
-        client.connect(broker.host, broker.port, keepalive=30)
+        connect(client, broker, background=False)
     except OSError as exc:
         log.error("cannot publish to %s: %s unreachable: %s", topic, where, exc)
         raise PublishError(f"cannot reach the {where}: {exc.strerror or exc}") from None
-    client.loop_start()
     try:
         if not connected.wait(max(0.0, deadline - time.monotonic())):
             raise PublishError(f"the {where} did not answer within {timeout_s:g} s")

@@ -75,9 +75,10 @@ class Desk:
 
 
 class LinkDesk:
-    """A link with its outbox (``<folder>/<device_id>.db``) and everything its callbacks
-    reported; ``ids`` lists what ``add`` put in the outbox. Not started: call
-    ``link.start()``. ``mqtt`` overrides MqttConfig fields."""
+    """A link with its outbox (``<folder>/<device_id>.db``) and everything the link told the
+    desk, as it tells the agent (this is the link's ``Desk``); ``ids`` lists what ``add`` put
+    in the outbox. Not started: ``start()`` serves this desk, ``link.start()`` alone only
+    delivers events. ``mqtt`` overrides MqttConfig fields."""
 
     def __init__(
         self,
@@ -90,26 +91,37 @@ class LinkDesk:
     ) -> None:
         self.device_id = device_id
         self.outbox = Outbox(folder / f"{device_id}.db")
-        self.settings_path = folder / f"{device_id}-settings.json"
+        data_dir = folder / device_id
+        data_dir.mkdir(parents=True, exist_ok=True)
         self.ids: list[str] = []
         self.applied: list[TrackerSettings] = []
         self.connection: list[bool] = []
         self.pauses: list[float] = []
         self.resumes: list[float] = []
-        config = MqttConfig(host=host, port=port, **{"heartbeat_s": 0, "resend_after_s": 1, **mqtt})
-        self.link = MqttLink(
-            config,
-            device_id,
-            BOOT,
-            self.outbox,
-            clock or SystemClock(),
-            settings_path=self.settings_path,
-            on_settings=self.applied.append,
-            on_connection=self.connection.append,
-            device_name="Desk <b>one</b>",
-            on_pause=self.pauses.append,
-            on_resume=self.resumes.append,
+        options = {"heartbeat_s": 0, "resend_after_s": 1, **mqtt}
+        config = DeviceConfig(
+            device_id=device_id,
+            name="Desk <b>one</b>",
+            data_dir=str(data_dir),
+            mqtt=MqttConfig(host=host, port=port, **options),
         )
+        self.settings_path = config.settings_path
+        self.link = MqttLink(config, BOOT, self.outbox, clock or SystemClock())
+
+    def start(self) -> None:
+        self.link.start(self)
+
+    def post_settings(self, settings: TrackerSettings) -> None:
+        self.applied.append(settings)
+
+    def post_online(self, online: bool) -> None:
+        self.connection.append(online)
+
+    def post_pause(self, pause_s: float) -> None:
+        self.pauses.append(pause_s)
+
+    def post_resume(self, issued_ago_s: float) -> None:
+        self.resumes.append(issued_ago_s)
 
     def add(self, kind: EventType = EventType.SEATED, **fields: Any) -> str:
         """Record an event as the agent would, and wake the link; returns its id."""
