@@ -20,7 +20,7 @@ SOURCES = [
     *sorted((ROOT / "docs").glob("*.md")),
     *sorted((ROOT / "systemd").glob("*")),
     *sorted((ROOT / "examples").glob("*")),
-    *sorted((ROOT / "server" / "templates").glob("*.html")),
+    *sorted((ROOT / "server" / "web" / "templates").glob("*.html")),
 ]
 PROGRAMS = ("sitwatch-device", "sitwatch-server", "sitwatch-demo")
 # A program named where a command starts: after a path ending in bin/, at the start of a code
