@@ -226,7 +226,7 @@ def comes_and_goes(
             desk.press()
 
 
-# The people ``--person`` names; sitwatch.history.PEOPLE has their weeks of history.
+# The people ``--person`` names; sitwatch.device.history.PEOPLE has their weeks of history.
 SCRIPTS = {"answers": answers_nudges, "snoozes": snoozes_and_sits_long, "odd-hours": comes_and_goes}
 
 
