@@ -2,7 +2,7 @@
 a 1000-desk fleet, timed as the dashboard computes them (``dashboard._stats_page``: every
 stats query a page makes plus the chart geometry, without the HTML).
 
-One desk: a year of events made by the real tracker (sitwatch.history) and stored through
+One desk: a year of events made by the real tracker (sitwatch.device.history) and stored through
 ``ingest.store_batch``, so sessions, drills and rollups come from the real derive path.
 
 The fleet: running 1000 desk-years through the tracker takes too long, so a few desk-years
@@ -31,7 +31,7 @@ from common import timed_runs
 from sqlalchemy import Engine, Table, func, select, text, update
 from workload import last_weekday
 
-from sitwatch.history import history
+from sitwatch.device.history import history
 from sitwatch.protocol import Event
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine

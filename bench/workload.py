@@ -1,4 +1,4 @@
-"""The benchmarks' data: real event payloads made by the real tracker (sitwatch.history),
+"""The benchmarks' data: real event payloads made by the real tracker (sitwatch.device.history),
 and a device's backlog of those events plus its heartbeats."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from sitwatch import protocol
-from sitwatch.history import history
+from sitwatch.device.history import history
 from sitwatch.protocol import Event, EventType, new_id
 
 

@@ -142,12 +142,12 @@ class Agent:
 
     def run(self, stop: threading.Event | None = None) -> None:
         """Run until ``stop()`` (or ``stop`` is set and something wakes the loop)."""
-        real = getattr(self.clock, "real_seconds", lambda seconds: seconds)
         while stop is None or not stop.is_set():
             deadline = self.tracker.next_deadline()
             wait = MAX_IDLE_S
             if deadline is not None:
-                wait = min(MAX_IDLE_S, real(max(0.0, deadline - self.clock.monotonic())))
+                left = max(0.0, deadline - self.clock.monotonic())
+                wait = min(MAX_IDLE_S, self.clock.real_seconds(left))
             if not self.step(max(wait, 0.001)):
                 return
 

@@ -146,13 +146,6 @@ class DeviceConfig(BaseModel):
     def calibration_path(self) -> Path:
         return self.data_path / "calibration.json"
 
-    def redacted(self) -> dict[str, Any]:
-        """The config as a dict with secrets hidden, for logs."""
-        data = self.model_dump()
-        if data["mqtt"].get("password"):
-            data["mqtt"]["password"] = "***"
-        return data
-
 
 def parse_config(data: dict[str, Any], where: str = "config") -> DeviceConfig:
     try:

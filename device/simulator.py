@@ -84,7 +84,6 @@ class MockDesk:
         self._pins = pins
         self._clock = clock
         self._post = post
-        self._real: Callable[[float], float] = getattr(clock, "real_seconds", lambda s: s)
         self._wait = threading.Event()
         self.seated = False
         self.sit(False)
@@ -106,7 +105,7 @@ class MockDesk:
 
     def wait(self, seconds: float) -> None:
         """Wait ``seconds`` of (possibly accelerated) simulated time."""
-        self._wait.wait(self._real(seconds))
+        self._wait.wait(self._clock.real_seconds(seconds))
 
 
 def keyboard_loop(
@@ -226,7 +225,7 @@ def comes_and_goes(
             desk.press()
 
 
-# The people ``--person`` names; sitwatch.history.PEOPLE has their weeks of history.
+# The people ``--person`` names; sitwatch.device.history.PEOPLE has their weeks of history.
 SCRIPTS = {"answers": answers_nudges, "snoozes": snoozes_and_sits_long, "odd-hours": comes_and_goes}
 
 

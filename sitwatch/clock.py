@@ -29,6 +29,10 @@ class Clock(Protocol):
     def is_synced(self) -> bool:
         """Whether the wall clock is known to be synchronised (NTP or RTC)."""
 
+    def real_seconds(self, seconds: float) -> float:
+        """How long ``seconds`` of this clock's time take in real time: what a wait for a
+        deadline on this clock passes to ``Event.wait``."""
+
 
 class SystemClock:
     """The real clocks of this machine."""
@@ -47,6 +51,9 @@ class SystemClock:
             return True
         # Without systemd-timesyncd (a dev machine, a container) trust a plausible date.
         return not os.path.isdir("/run/systemd/timesync") and self.wall() >= PLAUSIBLE_SINCE
+
+    def real_seconds(self, seconds: float) -> float:
+        return seconds
 
 
 @dataclass
@@ -71,6 +78,11 @@ class FakeClock:
 
     def is_synced(self) -> bool:
         return self.synced
+
+    def real_seconds(self, seconds: float) -> float:
+        # A test moves the clock by hand; a wait on it is a real wait of the same length
+        # (cut short by whatever the waiter waits on), as before there was a fake clock.
+        return seconds
 
     def advance(self, seconds: float) -> None:
         with self._lock:

@@ -53,5 +53,3 @@ CIRCUIT: tuple[DrillStep, ...] = (
         "5 steps each way",
     ),
 )
-
-STEP_KEYS = tuple(step.key for step in CIRCUIT)

@@ -1,9 +1,10 @@
-"""Console scripts of the parts a pip extra installs (``sitwatch-server``, ``sitwatch-demo``).
+"""The check that a pip extra's modules import, for the console scripts of the parts an
+extra installs (``server/entry.py``, ``demo/entry.py``).
 
-A device-only install (``pip install .`` on a Pi) has these scripts too, without their
+A device-only install (``pip install .`` on a Pi) has those scripts too, without their
 libraries. Each script first checks that its extra's modules import, and otherwise says in
 one line what to install, instead of a ``ModuleNotFoundError`` traceback. This module
-imports nothing outside the standard library until that check has passed.
+imports nothing outside the standard library.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterable
-
-# What the "server" extra installs (pyproject.toml), by import name. The demo needs them too.
-SERVER_MODULES = ("click", "flask", "sqlalchemy", "alembic", "flask_wtf", "flask_login")
 
 
 def missing_modules(names: Iterable[str]) -> list[str]:
@@ -37,19 +35,3 @@ def require_extra(prog: str, extra: str, modules: Iterable[str]) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-
-
-def server() -> None:
-    """``sitwatch-server``."""
-    require_extra("sitwatch-server", "server", SERVER_MODULES)
-    from sitwatch.server.cli import main
-
-    main()
-
-
-def demo() -> None:
-    """``sitwatch-demo``."""
-    require_extra("sitwatch-demo", "demo", SERVER_MODULES)
-    from sitwatch.demo import main
-
-    main()

@@ -24,7 +24,7 @@ from support.waiting import wait_until
 
 from sitwatch.broker import free_port
 from sitwatch.clock import FakeClock
-from sitwatch.demo import DEMO_RULES, PERSONS, device_config
+from sitwatch.demo.cli import DEMO_RULES, PERSONS, device_config
 from sitwatch.device.config import PinsConfig, load_config
 from sitwatch.device.simulator import SCRIPTS
 from sitwatch.device.tracker import SittingTracker

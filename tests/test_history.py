@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from sitwatch import protocol
-from sitwatch.history import PEOPLE, count_types, happened_by, history
+from sitwatch.device.history import PEOPLE, count_types, happened_by, history
 from sitwatch.protocol import Event, EventType
 from sitwatch.settings import TrackerSettings
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sitwatch.clock import FakeClock, ScaledClock
+from sitwatch.clock import FakeClock, ScaledClock, SystemClock
 from sitwatch.device.agent import Agent
 from sitwatch.device.config import DeviceConfig, PinsConfig
 from sitwatch.device.simulator import MockDesk
@@ -29,6 +29,14 @@ def test_the_scaled_wall_clock_moves_at_the_scaled_pace() -> None:
     base.advance(10)  # ten real seconds: ten minutes
     assert clock.monotonic() - start_mono == 600
     assert clock.wall() == REAL + timedelta(minutes=10)
+
+
+def test_a_wait_on_each_clock_takes_its_real_seconds() -> None:
+    """What the agent's loop and the simulated person pass to a real wait: a scaled minute
+    is a real second; the other clocks' seconds are real seconds."""
+    assert ScaledClock(60, FakeClock()).real_seconds(MIN) == 1
+    assert SystemClock().real_seconds(MIN) == MIN
+    assert FakeClock().real_seconds(MIN) == MIN
 
 
 def test_the_scaled_wall_clock_follows_the_base_when_ntp_syncs_it() -> None:

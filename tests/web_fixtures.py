@@ -371,10 +371,11 @@ def seed_week(engine: Engine) -> None:
 
 def demo_events(device_ids: list[str], now: datetime, days: int = 35, seed: int = 3) -> list[Any]:
     """Protocol events the real SittingTracker emits over ``days`` working days before
-    ``now``'s day (sitwatch.history) plus today up to ``now``: what devices would have sent."""
+    ``now``'s day (sitwatch.device.history) plus today up to ``now``: what devices would have
+    sent."""
     from sitwatch.clock import FakeClock
+    from sitwatch.device.history import desk_day, history
     from sitwatch.device.tracker import SittingTracker
-    from sitwatch.history import desk_day, history
     from sitwatch.protocol import new_id
     from sitwatch.settings import TrackerSettings
 

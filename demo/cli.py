@@ -40,8 +40,8 @@ DEMO_RULES = {
     "snooze_s": 60,
     "drill_step_s": 10,
 }
-# Who sits at desk-1, desk-2, desk-3 (then again): names of sitwatch.history.PEOPLE and of
-# the simulator's scripts, with what the demo says about them.
+# Who sits at desk-1, desk-2, desk-3 (then again): names of sitwatch.device.history.PEOPLE and
+# of the simulator's scripts, with what the demo says about them.
 PERSONS = {
     "answers": "answers its nudges",
     "snoozes": "snoozes and sits long",
@@ -117,9 +117,9 @@ def _send_one(
 ) -> int:
     from sitwatch.clock import SystemClock
     from sitwatch.device.config import DeviceConfig, MqttConfig
+    from sitwatch.device.history import PEOPLE, history
     from sitwatch.device.link import MqttLink
     from sitwatch.device.outbox import Outbox
-    from sitwatch.history import PEOPLE, history
     from sitwatch.protocol import new_id
 
     outbox = Outbox(workdir / f"seed-{device_id}.db", max_rows=10_000_000)
