@@ -16,7 +16,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 
 from sitwatch.server.models import Device
 from sitwatch.server.queries import insights, stats
-from sitwatch.server.web.app import db, now, web_state
+from sitwatch.server.web.context import db, now, web_state
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -16,7 +16,7 @@ from wtforms.validators import InputRequired, Length
 
 from sitwatch.server.models import User
 from sitwatch.server.users import verify_user
-from sitwatch.server.web.app import db
+from sitwatch.server.web.context import db
 
 log = logging.getLogger(__name__)
 

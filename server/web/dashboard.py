@@ -36,7 +36,7 @@ from sitwatch.protocol import PauseCommand
 from sitwatch.server.models import Device
 from sitwatch.server.queries import stats
 from sitwatch.server.web import pausing
-from sitwatch.server.web.app import db, now, web_state
+from sitwatch.server.web.context import db, now, web_state
 from sitwatch.server.web.publish import PublishError, publish_command, publish_settings
 from sitwatch.settings import SettingsError, TrackerSettings
 
