@@ -32,7 +32,7 @@ from web_fixtures import (
 from sitwatch.drill import CIRCUIT
 from sitwatch.server.models import Device
 from sitwatch.server.queries.stats import DayFigures
-from sitwatch.server.web.dashboard import series_chart
+from sitwatch.server.web.charts import series_chart
 
 HOSTILE_NAMES = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 

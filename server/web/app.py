@@ -22,6 +22,7 @@ from sitwatch.server.db import make_engine, session_factory
 from sitwatch.server.queries.stats import Calendar
 from sitwatch.server.web import api, auth, dashboard, insights_page
 from sitwatch.server.web.context import WebState, close_db, db
+from sitwatch.server.web.filters import register_filters
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def create_app(
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(insights_page.bp)
-    dashboard.register_filters(app)
+    register_filters(app)
 
     app.add_url_rule("/healthz", "healthz", healthz)
     app.after_request(_security_headers)

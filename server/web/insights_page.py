@@ -12,8 +12,9 @@ from flask import Blueprint, render_template
 
 from sitwatch.server.queries import insights, stats
 from sitwatch.server.web.api import insights_request
+from sitwatch.server.web.charts import Rect, Tick
 from sitwatch.server.web.context import db, now, web_state
-from sitwatch.server.web.dashboard import Rect, Tick, format_duration
+from sitwatch.server.web.filters import format_duration
 
 bp = Blueprint("insights", __name__)
 
