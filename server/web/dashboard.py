@@ -27,6 +27,7 @@ from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import PauseCommand
 from sitwatch.server.models import Device
 from sitwatch.server.queries import stats
+from sitwatch.server.queries.pauses import paused_devices, paused_until
 from sitwatch.server.web import pausing
 from sitwatch.server.web.charts import WEEK_DAYS, series_chart, timeline_chart
 from sitwatch.server.web.context import db, now, web_state
@@ -95,7 +96,7 @@ def _stats_page(device_id: str | None) -> dict[str, Any]:
             session, calendar, current, offline_after_s, device_id, per_device, states
         ),
         "per_device": per_device,
-        "paused": pausing.paused_devices(session, current, device_id),
+        "paused": paused_devices(session, current, device_id),
         "devices": devices,
         "shown_devices": shown,
         "day": day,
@@ -142,7 +143,7 @@ def devices() -> str:
         "devices.html",
         devices=rows,
         offline_after_s=state.config.offline_after_s,
-        paused=pausing.paused_devices(db(), current),
+        paused=paused_devices(db(), current),
     )
 
 
@@ -299,7 +300,7 @@ def _settings_page(
         form_errors=errors,
         number_fields=NUMBER_FIELDS,
         pause_form=pausing.PauseForm(formdata=None),
-        paused_until=pausing.paused_until(db(), device, now()),
+        paused_until=paused_until(db(), device, now()),
         day_start_hour=web_state().calendar.day_start_hour,
     )
 
