@@ -287,7 +287,7 @@ def test_bar_chart_axis_has_few_gridlines_at_any_scale(hours: float) -> None:
 def test_a_fleet_overview_shows_the_busiest_devices_and_links_to_all(
     logged_in: FlaskClient, engine: Engine
 ) -> None:
-    from sitwatch.server.web.dashboard import OVERVIEW_DEVICES
+    from sitwatch.server.web.overview import OVERVIEW_DEVICES
 
     fleet = 30
     with Session(engine) as session:

@@ -14,13 +14,12 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from sitwatch.server.models import Device
 from sitwatch.server.queries import insights, stats
 from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.params import date_arg, device_or_404
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-DATE_ARG = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DEFAULT_DAYS = 30
 
 CSV_COLUMNS = (
@@ -66,25 +65,6 @@ def _overview_json(found: stats.Overview) -> dict[str, Any]:
     }
 
 
-def _date_arg(name: str, default: date | None) -> date | None:
-    text = request.args.get(name)
-    if not text:
-        return default
-    try:
-        if not DATE_ARG.match(text):
-            raise ValueError(text)
-        return date.fromisoformat(text)
-    except ValueError:
-        abort(400, f"{name} must be a date as YYYY-MM-DD, got {text[:40]!r}")
-
-
-def _device_or_404(device_id: str) -> Device:
-    device = db().get(Device, device_id)
-    if device is None:
-        abort(404, f"no device {device_id[:64]!r}")
-    return device
-
-
 @bp.get("/devices")
 def devices() -> Response:
     rows = stats.device_statuses(db(), now(), web_state().config.offline_after_s)
@@ -93,7 +73,7 @@ def devices() -> Response:
 
 @bp.get("/devices/<device_id>/today")
 def device_today(device_id: str) -> Response:
-    _device_or_404(device_id)
+    device_or_404(device_id)
     state = web_state()
     found = stats.overview(db(), state.calendar, now(), state.config.offline_after_s, device_id)
     return jsonify(device_id=device_id, **_overview_json(found))
@@ -102,10 +82,10 @@ def device_today(device_id: str) -> Response:
 @bp.get("/devices/<device_id>/days")
 def device_days(device_id: str) -> Response:
     """?from=YYYY-MM-DD&to=YYYY-MM-DD, both inclusive; default the last 30 days."""
-    _device_or_404(device_id)
+    device_or_404(device_id)
     today = web_state().calendar.day_of(now())
-    last = _date_arg("to", today) or today
-    first = _date_arg("from", last - timedelta(days=DEFAULT_DAYS - 1)) or last
+    last = date_arg("to", today) or today
+    first = date_arg("from", last - timedelta(days=DEFAULT_DAYS - 1)) or last
     if first > last:
         abort(400, f"from ({first}) is after to ({last})")
     try:
@@ -166,7 +146,7 @@ def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
 
 
 def _csv_response(device_id: str | None, filename: str) -> Response:
-    first, last = _date_arg("from", None), _date_arg("to", None)
+    first, last = date_arg("from", None), date_arg("to", None)
     sessions = web_state().sessions
 
     def lines() -> Iterator[str]:
@@ -191,7 +171,7 @@ def rollups_csv() -> Response:
 
 @bp.get("/devices/<device_id>/rollups.csv")
 def device_rollups_csv(device_id: str) -> Response:
-    _device_or_404(device_id)
+    device_or_404(device_id)
     return _csv_response(device_id, f"sitwatch-{_file_safe(device_id)}-daily.csv")
 
 
@@ -235,12 +215,12 @@ def insights_request() -> insights.Insights:
     state = web_state()
     calendar = state.calendar
     today = calendar.day_of(now())
-    last = _date_arg("to", today) or today
+    last = date_arg("to", today) or today
     default_first = calendar.week_start(last) - timedelta(weeks=INSIGHT_WEEKS - 1)
-    first = _date_arg("from", default_first) or default_first
+    first = date_arg("from", default_first) or default_first
     device_id = request.args.get("device") or None
     if device_id is not None:
-        _device_or_404(device_id)
+        device_or_404(device_id)
     try:
         return insights.insights(
             db(),

@@ -1,6 +1,6 @@
 """The Flask application factory: configuration, the shared state the views read through
-``context``, the blueprints (auth, dashboard, api, insights), error pages and the template
-filters."""
+``context``, the blueprints (auth, overview, devices, settings, insights, api), error pages
+and the template filters."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from sitwatch.protocol import now_utc
 from sitwatch.server.config import ServerConfig, WebConfig, load_server_config
 from sitwatch.server.db import make_engine, session_factory
 from sitwatch.server.queries.stats import Calendar
-from sitwatch.server.web import api, auth, dashboard, insights_page
+from sitwatch.server.web import api, auth, desk_settings, devices, insights_page, overview
 from sitwatch.server.web.context import WebState, close_db, db
 from sitwatch.server.web.filters import register_filters
 
@@ -100,9 +100,8 @@ def create_app(
     csrf.init_app(app)
     auth.init_app(app)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(dashboard.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(insights_page.bp)
+    for blueprint in (overview.bp, devices.bp, desk_settings.bp, insights_page.bp, api.bp):
+        app.register_blueprint(blueprint)
     register_filters(app)
 
     app.add_url_rule("/healthz", "healthz", healthz)

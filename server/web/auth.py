@@ -57,12 +57,12 @@ def _load_user(user_id: str) -> DashboardUser | None:
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never an open redirect to another host."""
     if not target:
-        return url_for("dashboard.index")
+        return url_for("overview.index")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("dashboard.index")
+        return url_for("overview.index")
     if "\\" in target:
-        return url_for("dashboard.index")
+        return url_for("overview.index")
     return target
 
 

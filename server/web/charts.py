@@ -83,7 +83,7 @@ def timeline_chart(
     rows, bars, marks = [], [], []
     for index, device in enumerate(devices):
         top = TL_TOP + index * TL_ROW_H
-        href = url_for("dashboard.device", device_id=device.id, day=timeline.day.isoformat())
+        href = url_for("devices.device", device_id=device.id, day=timeline.day.isoformat())
         rows.append(RowLabel(top + TL_ROW_H / 2, device.label, href))
         for bar in timeline.bars_of(device.id):
             left, right = x_of(bar.start), x_of(bar.end)

@@ -1,170 +1,38 @@
-"""Dashboard pages: overview of all devices, one device, device list, settings and rename
-forms, the drill guide."""
+"""A device's settings page (/devices/<id>/settings): the settings form, which publishes
+validated TrackerSettings to the desk before storing them, the rename form, and the pause
+buttons (/pause), which send a one-off pause or resume command.
+
+"Until tomorrow" ends at the start of the next day as the dashboard counts days (the
+server's ``timezone`` and ``day_start_hour``, default 04:00): the same moment "today"'s
+figures roll over. Outside its active hours a device never buzzes anyway, so between that
+hour and the start of work the pause makes no difference.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import (
-    Blueprint,
-    abort,
-    current_app,
-    flash,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
-from sitwatch.drill import CIRCUIT
-from sitwatch.protocol import PauseCommand
+from sitwatch.protocol import Command, PauseCommand, ResumeCommand
 from sitwatch.server.models import Device
 from sitwatch.server.queries import stats
-from sitwatch.server.queries.pauses import paused_devices, paused_until
-from sitwatch.server.web import pausing
-from sitwatch.server.web.charts import WEEK_DAYS, series_chart, timeline_chart
+from sitwatch.server.queries.pauses import paused_until
+from sitwatch.server.queries.stats import Calendar
 from sitwatch.server.web.context import db, now, web_state
 from sitwatch.server.web.filters import local_time
+from sitwatch.server.web.params import device_or_404
 from sitwatch.server.web.publish import PublishError, publish_command, publish_settings
 from sitwatch.settings import SettingsError, TrackerSettings
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("dashboard", __name__)
-
-DAY_ARG = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-EARLIEST_DAY = date(2000, 1, 1)  # before any sitwatch data; keeps date arithmetic in range
-MONTH_DAYS = 30
-# The overview shows this many devices' cards and timeline rows (an office fleet's busiest
-# today); the devices page lists them all.
-OVERVIEW_DEVICES = 24
-
-
-# --- pages ----------------------------------------------------------------------------------
-
-
-def _chosen_day(today: date) -> date:
-    text = request.args.get("day")
-    if not text:
-        return today
-    try:
-        if not DAY_ARG.match(text):
-            raise ValueError(text)
-        day = date.fromisoformat(text)
-    except ValueError:
-        abort(400, f"day must be a date as YYYY-MM-DD, got {text[:40]!r}")
-    if not EARLIEST_DAY <= day <= today + timedelta(days=1):
-        abort(400, f"day must be between {EARLIEST_DAY} and tomorrow, got {day}")
-    return day
-
-
-def _device_or_404(device_id: str) -> Device:
-    device = db().get(Device, device_id)
-    if device is None:
-        abort(404, "No such device.")
-    return device
-
-
-def _stats_page(device_id: str | None) -> dict[str, Any]:
-    """Everything the overview and the device page show, from the stats functions the JSON
-    API calls too."""
-    state, session, current = web_state(), db(), now()
-    calendar, offline_after_s = state.calendar, state.config.offline_after_s
-    today = calendar.day_of(current)
-    day = _chosen_day(today)
-    devices = stats.device_statuses(session, current, offline_after_s, device_id)
-    states = stats.seat_states(session, current, offline_after_s, device_id)  # asked once
-    per_device = stats.today_by_device(
-        session, calendar, current, offline_after_s, device_id, states
-    )
-    shown = busiest(devices, per_device, OVERVIEW_DEVICES)
-    among = None if len(shown) == len(devices) else {d.id for d in shown}
-    timeline = stats.day_timeline(
-        session, calendar, day, current, offline_after_s, device_id, among, states
-    )
-    week = stats.daily_series(session, today - timedelta(days=WEEK_DAYS - 1), today, device_id)
-    month = stats.daily_series(session, today - timedelta(days=MONTH_DAYS - 1), today, device_id)
-    return {
-        "overview": stats.overview(
-            session, calendar, current, offline_after_s, device_id, per_device, states
-        ),
-        "per_device": per_device,
-        "paused": paused_devices(session, current, device_id),
-        "devices": devices,
-        "shown_devices": shown,
-        "day": day,
-        "today": today,
-        "previous_day": day - timedelta(days=1),
-        "next_day": day + timedelta(days=1) if day < today else None,
-        "timeline": timeline_chart(timeline, shown, current),
-        "timeline_data": timeline,
-        "week": series_chart(week),
-        "month": series_chart(month),
-        "calendar": calendar,
-    }
-
-
-def busiest(
-    devices: list[stats.DeviceStatus],
-    per_device: Mapping[str, stats.TodayFigures],
-    limit: int,
-) -> list[stats.DeviceStatus]:
-    """All devices if there are at most ``limit``, else the ``limit`` seated longest today
-    (a stretch in progress counts), in the devices' own order."""
-    if len(devices) <= limit:
-        return devices
-
-    def seated_today(device: stats.DeviceStatus) -> float:
-        figures = per_device.get(device.id)
-        return 0.0 if figures is None else figures.seated_s + figures.current_stretch_s
-
-    chosen = {d.id for d in sorted(devices, key=seated_today, reverse=True)[:limit]}
-    return [d for d in devices if d.id in chosen]
-
-
-@bp.get("/")
-def index() -> str:
-    return render_template("overview.html", p=_stats_page(None))
-
-
-@bp.get("/devices")
-def devices() -> str:
-    state = web_state()
-    current = now()
-    rows = stats.device_statuses(db(), current, state.config.offline_after_s)
-    return render_template(
-        "devices.html",
-        devices=rows,
-        offline_after_s=state.config.offline_after_s,
-        paused=paused_devices(db(), current),
-    )
-
-
-@bp.get("/devices/<device_id>")
-def device(device_id: str) -> str:
-    _device_or_404(device_id)
-    page = _stats_page(device_id)
-    return render_template(
-        "device.html",
-        device=page["devices"][0],
-        p=page,
-        paused_until=page["paused"].get(device_id),  # _stats_page looked it up already
-    )
-
-
-@bp.get("/drill")
-def drill() -> str:
-    return render_template("drill.html", steps=CIRCUIT)
-
-
-# --- settings and rename --------------------------------------------------------------------
+bp = Blueprint("settings", __name__)
 
 
 def _described(name: str) -> str:
@@ -299,15 +167,15 @@ def _settings_page(
         rename_form=rename,
         form_errors=errors,
         number_fields=NUMBER_FIELDS,
-        pause_form=pausing.PauseForm(formdata=None),
+        pause_form=PauseForm(formdata=None),
         paused_until=paused_until(db(), device, now()),
         day_start_hour=web_state().calendar.day_start_hour,
     )
 
 
 @bp.route("/devices/<device_id>/settings", methods=["GET", "POST"])
-def settings(device_id: str) -> Any:
-    device = _device_or_404(device_id)
+def page(device_id: str) -> Any:
+    device = device_or_404(device_id)
     form = SettingsForm()
     rename = RenameForm(data={"name": device.name})
     if not form.is_submitted():
@@ -332,12 +200,12 @@ def settings(device_id: str) -> Any:
     device.settings = validated.model_dump(mode="json")
     db().commit()
     flash("Settings saved and sent to the device.", "ok")
-    return redirect(url_for("dashboard.settings", device_id=device.id))
+    return redirect(url_for("settings.page", device_id=device.id))
 
 
 @bp.post("/devices/<device_id>/rename")
 def rename(device_id: str) -> Any:
-    device = _device_or_404(device_id)
+    device = device_or_404(device_id)
     rename_form = RenameForm()
     if not rename_form.validate_on_submit():
         form = SettingsForm(formdata=None)
@@ -346,22 +214,50 @@ def rename(device_id: str) -> Any:
     device.name = rename_form.name.data or ""
     db().commit()
     flash("Device renamed.", "ok")
-    return redirect(url_for("dashboard.settings", device_id=device.id))
+    return redirect(url_for("settings.page", device_id=device.id))
+
+
+# --- pause buttons -------------------------------------------------------------------------
+
+HOUR = "hour"
+TOMORROW = "tomorrow"
+RESUME = "resume"
+SPANS = (HOUR, TOMORROW, RESUME)
+
+
+class PauseForm(FlaskForm):
+    """Three submit buttons named ``span`` (values in SPANS) and the CSRF token; the template
+    writes the buttons itself, since WTForms has no button with its own value."""
+
+    span = StringField()
+
+
+def command_for(span: str, current: datetime, calendar: Calendar) -> Command:
+    """The command a button sends at ``current`` (UTC); ``span`` must be one of SPANS."""
+    if span == RESUME:
+        return ResumeCommand(at=current)
+    if span == HOUR:
+        until = current + timedelta(hours=1)
+    elif span == TOMORROW:
+        until = calendar.bounds(calendar.day_of(current))[1]
+    else:
+        raise ValueError(f"unknown pause span {span!r:.40}")
+    return PauseCommand(pause_s=round((until - current).total_seconds(), 3), until=until)
 
 
 @bp.post("/devices/<device_id>/pause")
 def pause(device_id: str) -> Any:
     """The pause buttons: pause prompts for an hour or until tomorrow, or resume now."""
-    device = _device_or_404(device_id)
-    pause_form = pausing.PauseForm()
+    device = device_or_404(device_id)
+    pause_form = PauseForm()
     span = pause_form.span.data if pause_form.validate() else None
-    if span not in pausing.SPANS:
+    if span not in SPANS:
         what = repr(span[:40]) if span else "(none)"
         flash(f"Nothing sent: unknown pause choice {what}; use one of the buttons.", "error")
         return _settings_page_as_stored(device), 400
     current, state = now(), web_state()
-    command = pausing.command_for(span, current, state.calendar)
-    verb = "resumed" if span == pausing.RESUME else "paused"
+    command = command_for(span, current, state.calendar)
+    verb = "resumed" if span == RESUME else "paused"
     try:
         publish_command(
             state.config.mqtt, device.id, command, current_app.config["SITWATCH_PUBLISH_TIMEOUT_S"]
@@ -378,7 +274,7 @@ def pause(device_id: str) -> Any:
     if not stats.is_online(device.online, device.last_seen_at, current, offline_after_s):
         message += " The device is offline: it gets this when it reconnects."
     flash(message, "ok")
-    return redirect(url_for("dashboard.settings", device_id=device.id))
+    return redirect(url_for("settings.page", device_id=device.id))
 
 
 def _settings_page_as_stored(device: Device) -> str:

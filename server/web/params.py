@@ -1,0 +1,45 @@
+"""What a request asks for, read from its path and query string for the pages and the API
+alike: dates (``?day=``, ``?from=``, ``?to=`` as YYYY-MM-DD) and the device; a bad value
+ends the request with a 400, an unknown device with a 404."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from flask import abort, request
+
+from sitwatch.server.models import Device
+from sitwatch.server.web.context import db
+
+DATE_ARG = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+EARLIEST_DAY = date(2000, 1, 1)  # before any sitwatch data; keeps date arithmetic in range
+
+
+def date_arg(name: str, default: date | None) -> date | None:
+    """The query argument ``name`` as a date, or ``default`` when it is absent or empty."""
+    text = request.args.get(name)
+    if not text:
+        return default
+    try:
+        if not DATE_ARG.match(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        abort(400, f"{name} must be a date as YYYY-MM-DD, got {text[:40]!r}")
+
+
+def chosen_day(today: date) -> date:
+    """The day a page shows: ``?day=``, from EARLIEST_DAY to tomorrow; default ``today``."""
+    day = date_arg("day", today) or today
+    if not EARLIEST_DAY <= day <= today + timedelta(days=1):
+        abort(400, f"day must be between {EARLIEST_DAY} and tomorrow, got {day}")
+    return day
+
+
+def device_or_404(device_id: str) -> Device:
+    """The stored device ``device_id``; a 404 naming it if there is none."""
+    device = db().get(Device, device_id)
+    if device is None:
+        abort(404, f"no device {device_id[:64]!r}")
+    return device
