@@ -8,6 +8,6 @@
 - ``charts``: the geometry of the server-rendered SVG charts;
 - blueprints, one per area: ``overview`` (/ and the drill guide), ``devices``
   (/devices, /devices/<id>), ``desk_settings`` (a device's settings, rename and pause),
-  ``insights_page`` (/insights), ``api`` (JSON and CSV under /api/v1), ``auth`` (login);
+  ``insights`` (/insights), ``api`` (JSON and CSV under /api/v1), ``auth`` (login);
 - ``publish``: what the dashboard sends to desks over MQTT (settings, commands).
 """

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify
 
 from sitwatch.server.queries import insights, stats
 from sitwatch.server.web.context import db, now, web_state
-from sitwatch.server.web.params import date_arg, device_or_404
+from sitwatch.server.web.params import date_arg, device_or_404, insights_request
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -182,7 +182,6 @@ def _file_safe(device_id: str) -> str:
 
 # --- insights (issue 7): funnel, bouts, heatmap, budget, streaks, exercises ----------------
 
-INSIGHT_WEEKS = 4  # the default range: this week and the three before it
 BOUT_COLUMNS = tuple(
     f"bouts_{lo}_{hi}" if hi is not None else f"bouts_{lo}_plus"
     for lo, hi in insights.BOUT_EDGES_MIN
@@ -206,33 +205,6 @@ INSIGHT_DAY_COLUMNS = (
 )
 HEATMAP_COLUMNS = ("weekday", "hour", "seated_s", "seated_min")
 INSIGHT_WEEK_COLUMNS = ("week_start", "nudges", "stood_up_5min", "drilled", "median_to_stand_s")
-
-
-def insights_request() -> insights.Insights:
-    """The insights a request asks for: ?from=&to= (YYYY-MM-DD, inclusive; default this
-    week and the three before it) and ?device= (a device id; default all devices). Shared
-    by the JSON, the CSV files and the Insights page."""
-    state = web_state()
-    calendar = state.calendar
-    today = calendar.day_of(now())
-    last = date_arg("to", today) or today
-    default_first = calendar.week_start(last) - timedelta(weeks=INSIGHT_WEEKS - 1)
-    first = date_arg("from", default_first) or default_first
-    device_id = request.args.get("device") or None
-    if device_id is not None:
-        device_or_404(device_id)
-    try:
-        return insights.insights(
-            db(),
-            calendar,
-            first,
-            last,
-            device_id=device_id,
-            goals=insights.Goals.from_config(state.config.goals),
-            today=today,
-        )
-    except ValueError as exc:
-        abort(400, str(exc))
 
 
 def insights_json(found: insights.Insights) -> dict[str, Any]:

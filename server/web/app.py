@@ -20,7 +20,7 @@ from sitwatch.protocol import now_utc
 from sitwatch.server.config import ServerConfig, WebConfig, load_server_config
 from sitwatch.server.db import make_engine, session_factory
 from sitwatch.server.queries.stats import Calendar
-from sitwatch.server.web import api, auth, desk_settings, devices, insights_page, overview
+from sitwatch.server.web import api, auth, desk_settings, devices, insights, overview
 from sitwatch.server.web.context import WebState, close_db, db
 from sitwatch.server.web.filters import register_filters
 
@@ -100,7 +100,7 @@ def create_app(
     csrf.init_app(app)
     auth.init_app(app)
     app.register_blueprint(auth.bp)
-    for blueprint in (overview.bp, devices.bp, desk_settings.bp, insights_page.bp, api.bp):
+    for blueprint in (overview.bp, devices.bp, desk_settings.bp, insights.bp, api.bp):
         app.register_blueprint(blueprint)
     register_filters(app)
 

@@ -1,5 +1,8 @@
 """The geometry of the server-rendered SVG charts: positions, sizes and <title> tooltips,
-computed from the figures and drawn by the templates (``_macros.html``).
+computed from the figures and drawn by the templates (``_macros.html``, ``insights.html``):
+the day's timeline and the daily bars of the overview and device pages, and the Insights
+page's funnel and exercise bars, bout histogram, hour x weekday heatmap and seat-time
+budget per day.
 
 Charts are inline SVG drawn by Jinja from the geometry computed here, not a JavaScript chart
 library: the pages work with scripts off, there is no 200 kB vendored file to keep current,
@@ -14,8 +17,8 @@ from datetime import datetime, timedelta
 
 from flask import url_for
 
-from sitwatch.server.queries import stats
-from sitwatch.server.web.filters import format_duration, local_time
+from sitwatch.server.queries import insights, stats
+from sitwatch.server.web.filters import format_duration, local_time, percent
 
 WEEK_DAYS = 7  # a longer series labels its days by number only
 
@@ -128,13 +131,20 @@ HOUR_STEPS = (1, 2, 3, 4, 6, 8, 12)
 
 
 def hour_step(top_hours: float) -> int:
-    """Gridline spacing in hours giving at most 4 steps up to ``top_hours`` (a fleet sums to
-    thousands of hours a day)."""
+    """Gridline spacing in hours giving at most 4 steps up to ``top_hours``: a divisor of a
+    day while one fits (a fleet sums to thousands of hours a day, then as ``count_step``)."""
     for step in HOUR_STEPS:
         if top_hours <= step * 4:
             return step
-    magnitude = 10 ** math.floor(math.log10(top_hours / 4))
-    return next(m * magnitude for m in (1, 2, 5, 10) if top_hours <= m * magnitude * 4)
+    return count_step(top_hours)
+
+
+def count_step(top: float) -> int:
+    """Gridline spacing giving at most 4 steps up to ``top`` (1, 2, 5, 10, 20, ...)."""
+    if top <= 4:
+        return 1
+    magnitude = 10 ** math.floor(math.log10(top / 4))
+    return next(m * magnitude for m in (1, 2, 5, 10) if top <= m * magnitude * 4)
 
 
 def series_chart(days: list[stats.DayFigures]) -> BarChart:
@@ -179,3 +189,229 @@ def series_chart(days: list[stats.DayFigures]) -> BarChart:
         total_seated_s=sum(d.seated_s for d in days),
         total_drills=sum(d.drills for d in days),
     )
+
+
+# --- the Insights page ----------------------------------------------------------------------
+
+HEAT_LEVELS = 5  # cell colours besides "nothing"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One horizontal bar with its label and shown value."""
+
+    y: float
+    label: str
+    value_text: str
+    bar: Rect
+    key: str
+    value: int
+
+
+@dataclass(frozen=True)
+class RowChart:
+    width: int
+    height: int
+    x0: float
+    rows: list[Row]
+
+
+@dataclass(frozen=True)
+class ColumnChart:
+    width: int
+    height: int
+    x0: float
+    x1: float
+    base_y: float
+    bars: list[Rect]
+    x_labels: list[Tick]
+    y_ticks: list[Tick]
+    values: list[Tick]  # the count above each bar
+    line_y: float | None = None  # a reference line (the budget)
+    line_label: str = ""
+
+
+@dataclass(frozen=True)
+class HeatCell:
+    x: float
+    y: float
+    size_w: float
+    size_h: float
+    level: int
+    title: str
+    weekday: int
+    hour: int
+    seated_s: float
+
+
+@dataclass(frozen=True)
+class HeatGrid:
+    width: int
+    height: int
+    cells: list[HeatCell]
+    row_labels: list[Tick]
+    col_labels: list[Tick]
+    peak_s: float
+
+
+def row_chart(
+    items: list[tuple[str, str, int, str]], css: str = "hbar", width: int = 560
+) -> RowChart:
+    """Horizontal bars scaled to the largest value; ``items`` are (key, label, value,
+    value text)."""
+    x0, right, top, step = 200.0, 90.0, 6.0, 34.0
+    most = max((value for _, _, value, _ in items), default=0) or 1
+    rows = []
+    for index, (key, label, value, text) in enumerate(items):
+        y = top + index * step
+        length = round((width - x0 - right) * value / most, 1)
+        title = f"{label}: {text}"
+        bar = Rect(x0, y, max(length, 1.5 if value else 0.0), 22.0, title, css)
+        rows.append(Row(y + 15, label, text, bar, key, value))
+    return RowChart(width, int(top + len(items) * step), x0, rows)
+
+
+def funnel_chart(funnel: insights.Funnel) -> RowChart:
+    stand_min = insights.STAND_WITHIN_S // 60
+    drill_min = insights.DRILL_WITHIN_S // 60
+    stages = (
+        ("nudges", "Nudged", funnel.nudges),
+        ("stood_up", f"Stood up within {stand_min} min", funnel.stood_up),
+        ("drilled", f"... and drilled within {drill_min} min", funnel.drilled),
+    )
+    return row_chart(
+        [
+            (key, label, value, f"{value} ({percent(value, funnel.nudges)})")
+            for key, label, value in stages
+        ],
+        css="hbar funnel",
+    )
+
+
+def exercise_chart(exercises: list[insights.ExerciseCount]) -> RowChart:
+    shown = [e for e in exercises if e.key != insights.OTHER_STEP or e.count]
+    return row_chart([(e.key, e.title, e.count, str(e.count)) for e in shown], css="hbar exercise")
+
+
+CC_WIDTH, CC_HEIGHT, CC_LEFT, CC_TOP, CC_BOTTOM = 560, 210, 44, 18, 34
+
+
+def _column_frame(count: int) -> tuple[float, float, float, float, float]:
+    x0, x1 = float(CC_LEFT), float(CC_WIDTH - 10)
+    base_y = float(CC_HEIGHT - CC_BOTTOM)
+    slot = (x1 - x0) / max(count, 1)
+    return x0, x1, base_y, base_y - CC_TOP, slot
+
+
+def histogram_chart(bouts: tuple[int, ...]) -> ColumnChart:
+    x0, x1, base_y, plot_h, slot = _column_frame(len(bouts))
+    step = count_step(max(bouts, default=0))
+    y_max = max(step, math.ceil(max(bouts, default=0) / step) * step)
+    bars, labels, values = [], [], []
+    for index, (label, count) in enumerate(zip(insights.BOUT_LABELS, bouts, strict=True)):
+        centre = round(x0 + index * slot + slot / 2, 1)
+        height = round(plot_h * count / y_max, 1)
+        width = round(slot * 0.7, 1)
+        title = f"{label} min: {count} bout{'s' if count != 1 else ''}"
+        bars.append(
+            Rect(round(centre - width / 2, 1), base_y - height, width, height, title, "bar")
+        )
+        labels.append(Tick(centre, base_y + 18, f"{label} min"))
+        values.append(Tick(centre, base_y - height - 5, str(count)))
+    y_ticks = [
+        Tick(x0 - 8, round(base_y - plot_h * n / y_max, 1), str(n))
+        for n in range(0, y_max + 1, step)
+    ]
+    return ColumnChart(CC_WIDTH, CC_HEIGHT, x0, x1, base_y, bars, labels, y_ticks, values)
+
+
+def budget_chart(days: list[insights.DayInsight], goals: insights.Goals) -> ColumnChart:
+    """Seated hours per day (per device that sat, when several did) against the budget
+    line; over-budget days in red, goal days marked."""
+    x0, x1, base_y, plot_h, slot = _column_frame(len(days))
+    per_device = [d.seated_s / d.devices_sat if d.devices_sat else 0.0 for d in days]
+    budget_h = goals.seat_budget_s / 3600
+    top_h = max([h / 3600 for h in per_device] + [budget_h])
+    step = count_step(top_h)
+    y_max = max(step, math.ceil(top_h / step) * step)
+    long_axis = len(days) > 10
+    bars, labels, values = [], [], []
+    for index, (day, seated_s) in enumerate(zip(days, per_device, strict=True)):
+        centre = round(x0 + index * slot + slot / 2, 1)
+        height = round(plot_h * (seated_s / 3600) / y_max, 1)
+        width = round(slot * 0.66, 1)
+        css = "bar over" if day.over_budget else ("bar goal" if day.meets_goals else "bar")
+        who = (
+            f" a device ({day.devices_sat} sat, {day.devices_over_budget} over budget)"
+            if day.devices_sat > 1
+            else ""
+        )
+        title = (
+            f"{day.day:%a %d %b}: {format_duration(seated_s)} seated{who}"
+            + (", over budget" if day.over_budget else "")
+            + (", goals met" if day.meets_goals else "")
+        )
+        bars.append(Rect(round(centre - width / 2, 1), base_y - height, width, height, title, css))
+        if not long_axis or index % 2 == 0 or index == len(days) - 1:
+            labels.append(Tick(centre, base_y + 18, f"{day.day:%d}"))
+        if day.over_budget:
+            values.append(Tick(centre, base_y - height - 5, "!"))
+    y_ticks = [
+        Tick(x0 - 8, round(base_y - plot_h * h / y_max, 1), f"{h} h")
+        for h in range(0, y_max + 1, step)
+    ]
+    line_y = round(base_y - plot_h * budget_h / y_max, 1)
+    return ColumnChart(
+        CC_WIDTH,
+        CC_HEIGHT,
+        x0,
+        x1,
+        base_y,
+        bars,
+        labels,
+        y_ticks,
+        values,
+        line_y,
+        f"budget {format_duration(goals.seat_budget_s)}",
+    )
+
+
+HM_LEFT, HM_TOP, HM_CELL_W, HM_CELL_H = 44, 22, 38, 26
+
+
+def heat_level(seated_s: float, peak_s: float) -> int:
+    """0 for nothing, else 1..HEAT_LEVELS by the share of the busiest cell."""
+    if seated_s <= 0 or peak_s <= 0:
+        return 0
+    return max(1, min(HEAT_LEVELS, math.ceil(HEAT_LEVELS * seated_s / peak_s)))
+
+
+def heatmap_chart(heatmap: insights.Heatmap) -> HeatGrid:
+    peak = heatmap.peak_s
+    cells, rows, cols = [], [], []
+    for column, hour in enumerate(heatmap.hours):
+        x = HM_LEFT + column * HM_CELL_W
+        cols.append(Tick(x + HM_CELL_W / 2, HM_TOP - 8, f"{hour:02d}"))
+    for weekday, name in enumerate(insights.WEEKDAYS):
+        y = HM_TOP + weekday * HM_CELL_H
+        rows.append(Tick(HM_LEFT - 8, y + HM_CELL_H / 2 + 4, name))
+        for column, hour in enumerate(heatmap.hours):
+            seconds = heatmap.seated_s[weekday][hour]
+            title = f"{name} {hour:02d}:00-{(hour + 1) % 24:02d}:00: {format_duration(seconds)}"
+            x = HM_LEFT + column * HM_CELL_W
+            cells.append(
+                HeatCell(
+                    x + 1,
+                    y + 1,
+                    HM_CELL_W - 2,
+                    HM_CELL_H - 2,
+                    heat_level(seconds, peak),
+                    title,
+                    weekday,
+                    hour,
+                    seconds,
+                )
+            )
+    width = HM_LEFT + 24 * HM_CELL_W + 4
+    height = HM_TOP + 7 * HM_CELL_H + 4
+    return HeatGrid(width, height, cells, rows, cols, peak)

@@ -1,5 +1,5 @@
-"""How durations and times read on the pages: the Jinja filters ``duration``, ``clock``
-(local time of day) and ``ago``, also used by the chart titles."""
+"""How durations, times and shares read on the pages: the Jinja filters ``duration``,
+``clock`` (local time of day) and ``ago``, and ``percent``; the chart titles use them too."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def time_ago(ts: datetime | None) -> str:
     if ts is None:
         return "never"
     return format_duration((now() - as_utc(ts)).total_seconds()) + " ago"
+
+
+def percent(part: int, whole: int) -> str:
+    """A share as a whole percentage, '-' of nothing."""
+    return f"{round(100 * part / whole)} %" if whole else "-"
 
 
 def register_filters(app: Flask) -> None:
