@@ -4,7 +4,7 @@
 - ``context``: what every view shares: the app's state, the request's database session,
   the current time;
 - ``params``: what a request asks for (dates, the device), read the same for pages and API;
-- ``filters``: how durations and times read (the Jinja filters);
+- ``filters``: how durations, times and shares read (the Jinja filters);
 - ``charts``: the geometry of the server-rendered SVG charts;
 - blueprints, one per area: ``overview`` (/ and the drill guide), ``devices``
   (/devices, /devices/<id>), ``desk_settings`` (a device's settings, rename and pause),
