@@ -1,5 +1,5 @@
 """Dashboard figure benchmarks: one desk's page over a year of history, and the overview of
-a 1000-desk fleet, timed as the dashboard computes them (``dashboard._stats_page``: every
+a 1000-desk fleet, timed as the dashboard computes them (``overview.page_figures``: every
 stats query a page makes plus the chart geometry, without the HTML).
 
 One desk: a year of events made by the real tracker (sitwatch.device.history) and stored through
@@ -77,8 +77,8 @@ def desk_year(device_id: str, now: datetime, seed: int) -> list[Event]:
 
 def page_timer(engine: Engine, url: str, now: datetime) -> Callable[[str | None], None]:
     """A function computing what ``/`` (None) or ``/devices/<id>`` shows, as a request would."""
-    from sitwatch.server.web import dashboard
     from sitwatch.server.web.app import create_app
+    from sitwatch.server.web.overview import page_figures
 
     app = create_app(
         server_config(url),
@@ -89,7 +89,7 @@ def page_timer(engine: Engine, url: str, now: datetime) -> Callable[[str | None]
     def page(device_id: str | None) -> None:
         path = "/" if device_id is None else f"/devices/{device_id}"
         with app.test_request_context(path):
-            dashboard._stats_page(device_id)
+            page_figures(device_id)
 
     return page
 

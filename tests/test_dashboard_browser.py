@@ -30,7 +30,7 @@ from sitwatch.server.config import BrokerConfig, DatabaseConfig, ServerConfig
 from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.models import Device
 from sitwatch.server.queries.stats import Calendar
-from sitwatch.server.web.dashboard import format_duration
+from sitwatch.server.web.filters import format_duration
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The README's pictures: written to docs/ when SITWATCH_SCREENSHOTS=1 (to refresh them),

@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 from web_fixtures import add_device, seeded_engine
 
 from sitwatch.server.models import Device, Drill, Event
-from sitwatch.server.queries import insights, stats
+from sitwatch.server.queries import insights, pauses, stats
 from sitwatch.server.queries.insights import Funnel
-from sitwatch.server.web import pausing
 
 CAL = stats.Calendar("UTC", 4)
 DAY = date(2026, 11, 17)
@@ -187,4 +186,4 @@ def test_the_latest_pause_event_is_the_last_in_seq_at_equal_times(empty_database
     desk.store(empty_database)
     with Session(empty_database) as s:
         s.get_one(Device, "desk-1").boot_id = "boot-a"
-        assert pausing.paused_devices(s, at(9, 30)) == {}
+        assert pauses.paused_devices(s, at(9, 30)) == {}

@@ -29,7 +29,7 @@ from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
 from sitwatch.server.models import Device
 from sitwatch.server.queries.stats import Calendar
-from sitwatch.server.web.pausing import command_for
+from sitwatch.server.web.desk_settings import command_for
 
 pytestmark = pytest.mark.timeout(60)
 

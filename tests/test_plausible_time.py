@@ -40,8 +40,8 @@ from sitwatch.server.ingest.worker import Batch, IngestWorker, store_batch
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow
+from sitwatch.server.queries.pauses import paused_devices
 from sitwatch.server.queries.stats import Calendar, seat_states, today_by_device
-from sitwatch.server.web.pausing import paused_devices
 
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)  # a Wednesday
 TODAY = date(2026, 11, 25)

@@ -32,7 +32,7 @@ from web_fixtures import (
 from sitwatch.drill import CIRCUIT
 from sitwatch.server.models import Device
 from sitwatch.server.queries.stats import DayFigures
-from sitwatch.server.web.dashboard import series_chart
+from sitwatch.server.web.charts import series_chart
 
 HOSTILE_NAMES = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 
@@ -287,7 +287,7 @@ def test_bar_chart_axis_has_few_gridlines_at_any_scale(hours: float) -> None:
 def test_a_fleet_overview_shows_the_busiest_devices_and_links_to_all(
     logged_in: FlaskClient, three_desks: Engine
 ) -> None:
-    from sitwatch.server.web.dashboard import OVERVIEW_DEVICES
+    from sitwatch.server.web.overview import OVERVIEW_DEVICES
 
     fleet = 30
     with Session(three_desks) as session:

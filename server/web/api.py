@@ -12,15 +12,14 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify
 
-from sitwatch.server.models import Device
 from sitwatch.server.queries import insights, stats
-from sitwatch.server.web.app import db, now, web_state
+from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.params import date_arg, device_or_404, insights_request
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-DATE_ARG = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DEFAULT_DAYS = 30
 
 CSV_COLUMNS = (
@@ -66,25 +65,6 @@ def _overview_json(found: stats.Overview) -> dict[str, Any]:
     }
 
 
-def _date_arg(name: str, default: date | None) -> date | None:
-    text = request.args.get(name)
-    if not text:
-        return default
-    try:
-        if not DATE_ARG.match(text):
-            raise ValueError(text)
-        return date.fromisoformat(text)
-    except ValueError:
-        abort(400, f"{name} must be a date as YYYY-MM-DD, got {text[:40]!r}")
-
-
-def _device_or_404(device_id: str) -> Device:
-    device = db().get(Device, device_id)
-    if device is None:
-        abort(404, f"no device {device_id[:64]!r}")
-    return device
-
-
 @bp.get("/devices")
 def devices() -> Response:
     rows = stats.device_statuses(db(), now(), web_state().config.offline_after_s)
@@ -93,7 +73,7 @@ def devices() -> Response:
 
 @bp.get("/devices/<device_id>/today")
 def device_today(device_id: str) -> Response:
-    _device_or_404(device_id)
+    device_or_404(device_id)
     state = web_state()
     found = stats.overview(db(), state.calendar, now(), state.config.offline_after_s, device_id)
     return jsonify(device_id=device_id, **_overview_json(found))
@@ -102,10 +82,10 @@ def device_today(device_id: str) -> Response:
 @bp.get("/devices/<device_id>/days")
 def device_days(device_id: str) -> Response:
     """?from=YYYY-MM-DD&to=YYYY-MM-DD, both inclusive; default the last 30 days."""
-    _device_or_404(device_id)
+    device_or_404(device_id)
     today = web_state().calendar.day_of(now())
-    last = _date_arg("to", today) or today
-    first = _date_arg("from", last - timedelta(days=DEFAULT_DAYS - 1)) or last
+    last = date_arg("to", today) or today
+    first = date_arg("from", last - timedelta(days=DEFAULT_DAYS - 1)) or last
     if first > last:
         abort(400, f"from ({first}) is after to ({last})")
     try:
@@ -166,7 +146,7 @@ def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
 
 
 def _csv_response(device_id: str | None, filename: str) -> Response:
-    first, last = _date_arg("from", None), _date_arg("to", None)
+    first, last = date_arg("from", None), date_arg("to", None)
     sessions = web_state().sessions
 
     def lines() -> Iterator[str]:
@@ -191,7 +171,7 @@ def rollups_csv() -> Response:
 
 @bp.get("/devices/<device_id>/rollups.csv")
 def device_rollups_csv(device_id: str) -> Response:
-    _device_or_404(device_id)
+    device_or_404(device_id)
     return _csv_response(device_id, f"sitwatch-{_file_safe(device_id)}-daily.csv")
 
 
@@ -202,7 +182,6 @@ def _file_safe(device_id: str) -> str:
 
 # --- insights (issue 7): funnel, bouts, heatmap, budget, streaks, exercises ----------------
 
-INSIGHT_WEEKS = 4  # the default range: this week and the three before it
 BOUT_COLUMNS = tuple(
     f"bouts_{lo}_{hi}" if hi is not None else f"bouts_{lo}_plus"
     for lo, hi in insights.BOUT_EDGES_MIN
@@ -226,33 +205,6 @@ INSIGHT_DAY_COLUMNS = (
 )
 HEATMAP_COLUMNS = ("weekday", "hour", "seated_s", "seated_min")
 INSIGHT_WEEK_COLUMNS = ("week_start", "nudges", "stood_up_5min", "drilled", "median_to_stand_s")
-
-
-def insights_request() -> insights.Insights:
-    """The insights a request asks for: ?from=&to= (YYYY-MM-DD, inclusive; default this
-    week and the three before it) and ?device= (a device id; default all devices). Shared
-    by the JSON, the CSV files and the Insights page."""
-    state = web_state()
-    calendar = state.calendar
-    today = calendar.day_of(now())
-    last = _date_arg("to", today) or today
-    default_first = calendar.week_start(last) - timedelta(weeks=INSIGHT_WEEKS - 1)
-    first = _date_arg("from", default_first) or default_first
-    device_id = request.args.get("device") or None
-    if device_id is not None:
-        _device_or_404(device_id)
-    try:
-        return insights.insights(
-            db(),
-            calendar,
-            first,
-            last,
-            device_id=device_id,
-            goals=insights.Goals.from_config(state.config.goals),
-            today=today,
-        )
-    except ValueError as exc:
-        abort(400, str(exc))
 
 
 def insights_json(found: insights.Insights) -> dict[str, Any]:

@@ -1,28 +1,28 @@
-"""The Flask application factory: configuration, one database session per request, the
-blueprints (auth, dashboard, api, insights), error pages and the template filters."""
+"""The Flask application factory: configuration, the shared state the views read through
+``context``, the blueprints (auth, overview, devices, settings, insights, api), error pages
+and the template filters."""
 
 from __future__ import annotations
 
 import logging
 import os
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from sitwatch.protocol import now_utc
 from sitwatch.server.config import ServerConfig, WebConfig, load_server_config
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.queries.stats import Calendar, as_utc
+from sitwatch.server.queries.stats import Calendar
+from sitwatch.server.web import api, auth, desk_settings, devices, insights, overview
+from sitwatch.server.web.context import WebState, close_db, db
+from sitwatch.server.web.filters import register_filters
 
 log = logging.getLogger(__name__)
 
@@ -39,39 +39,6 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
-
-
-@dataclass(frozen=True)
-class WebState:
-    """What the views need besides the request: kept in ``app.extensions["sitwatch"]``."""
-
-    config: ServerConfig
-    engine: Engine
-    sessions: sessionmaker[Session]
-    calendar: Calendar
-
-
-def web_state() -> WebState:
-    return current_app.extensions["sitwatch"]
-
-
-def db() -> Session:
-    """The request's database session, closed when the request ends."""
-    if "db" not in g:
-        g.db = web_state().sessions()
-    return g.db
-
-
-def now() -> datetime:
-    """The current UTC time (tests freeze it with ``SITWATCH_NOW``)."""
-    clock: Callable[[], datetime] = current_app.config["SITWATCH_NOW"]
-    return as_utc(clock())
-
-
-def _close_db(_exc: BaseException | None) -> None:
-    session = g.pop("db", None)
-    if session is not None:
-        session.close()
 
 
 def _secret_key(web: WebConfig) -> str:
@@ -129,17 +96,13 @@ def create_app(
         sessions=session_factory(engine),
         calendar=Calendar(config.timezone, config.day_start_hour),
     )
-    app.teardown_appcontext(_close_db)
+    app.teardown_appcontext(close_db)
     csrf.init_app(app)
-
-    from sitwatch.server.web import api, auth, dashboard, insights_page
-
     auth.init_app(app)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(dashboard.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(insights_page.bp)
-    dashboard.register_filters(app)
+    for blueprint in (overview.bp, devices.bp, desk_settings.bp, insights.bp, api.bp):
+        app.register_blueprint(blueprint)
+    register_filters(app)
 
     app.add_url_rule("/healthz", "healthz", healthz)
     app.after_request(_security_headers)

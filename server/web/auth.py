@@ -16,7 +16,7 @@ from wtforms.validators import InputRequired, Length
 
 from sitwatch.server.models import User
 from sitwatch.server.users import verify_user
-from sitwatch.server.web.app import db
+from sitwatch.server.web.context import db
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,12 @@ def _load_user(user_id: str) -> DashboardUser | None:
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never an open redirect to another host."""
     if not target:
-        return url_for("dashboard.index")
+        return url_for("overview.index")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("dashboard.index")
+        return url_for("overview.index")
     if "\\" in target:
-        return url_for("dashboard.index")
+        return url_for("overview.index")
     return target
 
 

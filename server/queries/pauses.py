@@ -1,50 +1,17 @@
-"""The dashboard's pause buttons: which command each sends, and whether a device is paused
-now (from the pause events it reported).
-
-"Until tomorrow" ends at the start of the next day as the dashboard counts days (the
-server's ``timezone`` and ``day_start_hour``, default 04:00): the same moment "today"'s
-figures roll over. Outside its active hours a device never buzzes anyway, so between that
-hour and the start of work the pause makes no difference.
-"""
+"""Whether a device is paused now, from the pause events it reported: its latest ``pause``
+event of its current boot (``ts`` + ``pause_s``; a resume reports ``pause_s`` 0)."""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
 
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from wtforms import StringField
 
-from sitwatch.protocol import MAX_PAUSE_S, Command, EventType, PauseCommand, ResumeCommand
+from sitwatch.protocol import MAX_PAUSE_S, EventType
 from sitwatch.server.models import Device, Event
-from sitwatch.server.queries.stats import Calendar, as_utc, on_devices
-
-HOUR = "hour"
-TOMORROW = "tomorrow"
-RESUME = "resume"
-SPANS = (HOUR, TOMORROW, RESUME)
-
-
-class PauseForm(FlaskForm):
-    """Three submit buttons named ``span`` (values in SPANS) and the CSRF token; the template
-    writes the buttons itself, since WTForms has no button with its own value."""
-
-    span = StringField()
-
-
-def command_for(span: str, now: datetime, calendar: Calendar) -> Command:
-    """The command a button sends at ``now`` (UTC); ``span`` must be one of SPANS."""
-    if span == RESUME:
-        return ResumeCommand(at=now)
-    if span == HOUR:
-        until = now + timedelta(hours=1)
-    elif span == TOMORROW:
-        until = calendar.bounds(calendar.day_of(now))[1]
-    else:
-        raise ValueError(f"unknown pause span {span!r:.40}")
-    return PauseCommand(pause_s=round((until - now).total_seconds(), 3), until=until)
+from sitwatch.server.queries.stats import as_utc, on_devices
 
 
 def paused_until(session: Session, device: Device, now: datetime) -> datetime | None:

@@ -1,0 +1,50 @@
+"""What a request's views share, as Flask's tutorial keeps it in ``db.py``: the app's
+``WebState`` (config, engine, sessions, calendar), the request's database session and the
+current time. Blueprints import these, never the factory module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from sitwatch.server.config import ServerConfig
+from sitwatch.server.queries.stats import Calendar, as_utc
+
+
+@dataclass(frozen=True)
+class WebState:
+    """What the views need besides the request: kept in ``app.extensions["sitwatch"]``."""
+
+    config: ServerConfig
+    engine: Engine
+    sessions: sessionmaker[Session]
+    calendar: Calendar
+
+
+def web_state() -> WebState:
+    return current_app.extensions["sitwatch"]
+
+
+def db() -> Session:
+    """The request's database session, closed when the request ends."""
+    if "db" not in g:
+        g.db = web_state().sessions()
+    return g.db
+
+
+def close_db(_exc: BaseException | None) -> None:
+    """Registered with ``teardown_appcontext``: closes the session ``db`` opened, if any."""
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()
+
+
+def now() -> datetime:
+    """The current UTC time (tests freeze it with ``SITWATCH_NOW``)."""
+    clock: Callable[[], datetime] = current_app.config["SITWATCH_NOW"]
+    return as_utc(clock())

@@ -1,0 +1,283 @@
+"""A device's settings page (/devices/<id>/settings): the settings form, which publishes
+validated TrackerSettings to the desk before storing them, the rename form, and the pause
+buttons (/pause), which send a one-off pause or resume command.
+
+"Until tomorrow" ends at the start of the next day as the dashboard counts days (the
+server's ``timezone`` and ``day_start_hour``, default 04:00): the same moment "today"'s
+figures roll over. Outside its active hours a device never buzzes anyway, so between that
+hour and the start of work the pause makes no difference.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from sitwatch.protocol import Command, PauseCommand, ResumeCommand
+from sitwatch.server.models import Device
+from sitwatch.server.queries import stats
+from sitwatch.server.queries.pauses import paused_until
+from sitwatch.server.queries.stats import Calendar
+from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.filters import local_time
+from sitwatch.server.web.params import device_or_404
+from sitwatch.server.web.publish import PublishError, publish_command, publish_settings
+from sitwatch.settings import SettingsError, TrackerSettings
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("settings", __name__)
+
+
+def _described(name: str) -> str:
+    return TrackerSettings.model_fields[name].description or ""
+
+
+NUMBER_FIELDS = (
+    "sitting_limit_s",
+    "grace_s",
+    "break_s",
+    "reprompt_s",
+    "max_level",
+    "snooze_s",
+    "max_snoozes",
+    "drill_step_s",
+    "press_ignore_s",
+)
+NUMBER = {"inputmode": "decimal", "autocomplete": "off"}
+
+
+class SettingsForm(FlaskForm):
+    """TrackerSettings as a form. Every field is text: TrackerSettings.parse is the only
+    validator, so the device's config file, the MQTT topic and this form accept and reject
+    exactly the same values."""
+
+    sitting_limit_s = StringField(
+        "Sitting limit (s)", description=_described("sitting_limit_s"), render_kw=NUMBER
+    )
+    grace_s = StringField("Grace (s)", description=_described("grace_s"), render_kw=NUMBER)
+    break_s = StringField("Break (s)", description=_described("break_s"), render_kw=NUMBER)
+    reprompt_s = StringField(
+        "Re-prompt every (s)", description=_described("reprompt_s"), render_kw=NUMBER
+    )
+    max_level = StringField(
+        "Max prompt level", description=_described("max_level"), render_kw=NUMBER
+    )
+    snooze_s = StringField("Snooze (s)", description=_described("snooze_s"), render_kw=NUMBER)
+    max_snoozes = StringField(
+        "Snoozes in a row", description=_described("max_snoozes"), render_kw=NUMBER
+    )
+    drill_step_s = StringField(
+        "Drill step (s)", description=_described("drill_step_s"), render_kw=NUMBER
+    )
+    press_ignore_s = StringField(
+        "Ignore presses for (s)", description=_described("press_ignore_s"), render_kw=NUMBER
+    )
+    timezone = StringField("Time zone", description=_described("timezone"))
+    quiet_enabled = BooleanField("Quiet hours", description="silence prompts in this window")
+    quiet_start = StringField(
+        "Quiet from", description="HH:MM local time", render_kw={"placeholder": "22:00"}
+    )
+    quiet_end = StringField(
+        "Quiet until", description="HH:MM local time", render_kw={"placeholder": "07:00"}
+    )
+    submit = SubmitField("Save and send to device")
+
+    def fill(self, settings: TrackerSettings) -> None:
+        for name in NUMBER_FIELDS:
+            getattr(self, name).data = f"{getattr(settings, name):g}"
+        self.timezone.data = settings.timezone
+        quiet = settings.quiet_hours
+        self.quiet_enabled.data = quiet is not None
+        self.quiet_start.data = quiet.start if quiet else "22:00"
+        self.quiet_end.data = quiet.end if quiet else "07:00"
+
+    def as_table(self) -> dict[str, Any]:
+        """The raw input as a settings table, for TrackerSettings.parse."""
+        table: dict[str, Any] = {
+            name: (getattr(self, name).data or "").strip() for name in NUMBER_FIELDS
+        }
+        table["timezone"] = (self.timezone.data or "").strip()
+        table["quiet_hours"] = (
+            {
+                "start": (self.quiet_start.data or "").strip(),
+                "end": (self.quiet_end.data or "").strip(),
+            }
+            if self.quiet_enabled.data
+            else None
+        )
+        return table
+
+    def attach_errors(self, error: SettingsError) -> list[str]:
+        """Put each line of a SettingsError ('settings.<key> = <value>: <why>') on the field
+        it names; return the lines about no single field (e.g. grace_s > break_s)."""
+        unplaced = []
+        for raw in str(error).splitlines()[1:]:
+            line = raw.strip().removeprefix(f"{SETTINGS_WHERE}.")
+            key = line.partition(" = ")[0]
+            field = self._fields.get(FIELD_OF_KEY.get(key, key))
+            if field is not None and (key in TrackerSettings.model_fields or key in FIELD_OF_KEY):
+                field.errors = [*field.errors, line.replace(": Value error, ", ": ")]
+            else:
+                unplaced.append(line.split("Value error, ", 1)[-1])
+        return unplaced
+
+
+SETTINGS_WHERE = "settings"
+FIELD_OF_KEY = {
+    "quiet_hours": "quiet_enabled",
+    "quiet_hours.start": "quiet_start",
+    "quiet_hours.end": "quiet_end",
+}
+
+
+class RenameForm(FlaskForm):
+    name = StringField(
+        "Name",
+        validators=[DataRequired(), Length(max=100)],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+    )
+    submit = SubmitField("Rename")
+
+
+def _stored_settings(device: Device) -> TrackerSettings:
+    if not device.settings:
+        return TrackerSettings()
+    try:
+        return TrackerSettings.parse(device.settings, where=f"device {device.id} settings")
+    except SettingsError as exc:
+        log.warning("stored settings no longer valid, showing defaults: %s", exc)
+        return TrackerSettings()
+
+
+def _settings_page(
+    device: Device, form: SettingsForm, rename: RenameForm, errors: list[str]
+) -> str:
+    status = stats.device_statuses(db(), now(), web_state().config.offline_after_s, device.id)[0]
+    return render_template(
+        "settings.html",
+        device=status,
+        form=form,
+        rename_form=rename,
+        form_errors=errors,
+        number_fields=NUMBER_FIELDS,
+        pause_form=PauseForm(formdata=None),
+        paused_until=paused_until(db(), device, now()),
+        day_start_hour=web_state().calendar.day_start_hour,
+    )
+
+
+@bp.route("/devices/<device_id>/settings", methods=["GET", "POST"])
+def page(device_id: str) -> Any:
+    device = device_or_404(device_id)
+    form = SettingsForm()
+    rename = RenameForm(data={"name": device.name})
+    if not form.is_submitted():
+        form.fill(_stored_settings(device))
+        return _settings_page(device, form, rename, [])
+    if not form.validate():  # only the CSRF token can fail here (CSRFProtect checks it first)
+        return _settings_page(device, form, rename, ["The form expired; please try again."]), 400
+    try:
+        validated = TrackerSettings.parse(form.as_table(), where=SETTINGS_WHERE)
+    except SettingsError as exc:
+        unplaced = form.attach_errors(exc)
+        return _settings_page(
+            device, form, rename, unplaced or ["Please correct the fields marked below."]
+        )
+    timeout_s = current_app.config["SITWATCH_PUBLISH_TIMEOUT_S"]
+    try:
+        publish_settings(web_state().config.mqtt, device.id, validated, timeout_s)
+    except PublishError as exc:
+        flash(f"Settings not saved: {exc}. The device keeps its current settings.", "error")
+        return _settings_page(device, form, rename, []), 503
+    # Stored only once the broker holds them: Device.settings is what the device will get.
+    device.settings = validated.model_dump(mode="json")
+    db().commit()
+    flash("Settings saved and sent to the device.", "ok")
+    return redirect(url_for("settings.page", device_id=device.id))
+
+
+@bp.post("/devices/<device_id>/rename")
+def rename(device_id: str) -> Any:
+    device = device_or_404(device_id)
+    rename_form = RenameForm()
+    if not rename_form.validate_on_submit():
+        form = SettingsForm(formdata=None)
+        form.fill(_stored_settings(device))
+        return _settings_page(device, form, rename_form, []), 400
+    device.name = rename_form.name.data or ""
+    db().commit()
+    flash("Device renamed.", "ok")
+    return redirect(url_for("settings.page", device_id=device.id))
+
+
+# --- pause buttons -------------------------------------------------------------------------
+
+HOUR = "hour"
+TOMORROW = "tomorrow"
+RESUME = "resume"
+SPANS = (HOUR, TOMORROW, RESUME)
+
+
+class PauseForm(FlaskForm):
+    """Three submit buttons named ``span`` (values in SPANS) and the CSRF token; the template
+    writes the buttons itself, since WTForms has no button with its own value."""
+
+    span = StringField()
+
+
+def command_for(span: str, current: datetime, calendar: Calendar) -> Command:
+    """The command a button sends at ``current`` (UTC); ``span`` must be one of SPANS."""
+    if span == RESUME:
+        return ResumeCommand(at=current)
+    if span == HOUR:
+        until = current + timedelta(hours=1)
+    elif span == TOMORROW:
+        until = calendar.bounds(calendar.day_of(current))[1]
+    else:
+        raise ValueError(f"unknown pause span {span!r:.40}")
+    return PauseCommand(pause_s=round((until - current).total_seconds(), 3), until=until)
+
+
+@bp.post("/devices/<device_id>/pause")
+def pause(device_id: str) -> Any:
+    """The pause buttons: pause prompts for an hour or until tomorrow, or resume now."""
+    device = device_or_404(device_id)
+    pause_form = PauseForm()
+    span = pause_form.span.data if pause_form.validate() else None
+    if span not in SPANS:
+        what = repr(span[:40]) if span else "(none)"
+        flash(f"Nothing sent: unknown pause choice {what}; use one of the buttons.", "error")
+        return _settings_page_as_stored(device), 400
+    current, state = now(), web_state()
+    command = command_for(span, current, state.calendar)
+    verb = "resumed" if span == RESUME else "paused"
+    try:
+        publish_command(
+            state.config.mqtt, device.id, command, current_app.config["SITWATCH_PUBLISH_TIMEOUT_S"]
+        )
+    except PublishError as exc:
+        flash(f"Prompts not {verb}: {exc}. The device carries on as before.", "error")
+        return _settings_page_as_stored(device), 503
+    label = device.name or device.id
+    if isinstance(command, PauseCommand):
+        message = f"Prompts on {label} paused until {local_time(command.until, '%a %H:%M')}."
+    else:
+        message = f"Prompts on {label} resume now."
+    offline_after_s = state.config.offline_after_s
+    if not stats.is_online(device.online, device.last_seen_at, current, offline_after_s):
+        message += " The device is offline: it gets this when it reconnects."
+    flash(message, "ok")
+    return redirect(url_for("settings.page", device_id=device.id))
+
+
+def _settings_page_as_stored(device: Device) -> str:
+    form = SettingsForm(formdata=None)
+    form.fill(_stored_settings(device))
+    return _settings_page(device, form, RenameForm(formdata=None, data={"name": device.name}), [])

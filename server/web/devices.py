@@ -1,0 +1,39 @@
+"""The device pages: the list of every device (/devices) and one device's figures
+(/devices/<id>, the overview for that device)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from sitwatch.server.queries import stats
+from sitwatch.server.queries.pauses import paused_devices
+from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.overview import page_figures
+from sitwatch.server.web.params import device_or_404
+
+bp = Blueprint("devices", __name__)
+
+
+@bp.get("/devices")
+def index() -> str:
+    state = web_state()
+    current = now()
+    rows = stats.device_statuses(db(), current, state.config.offline_after_s)
+    return render_template(
+        "devices.html",
+        devices=rows,
+        offline_after_s=state.config.offline_after_s,
+        paused=paused_devices(db(), current),
+    )
+
+
+@bp.get("/devices/<device_id>")
+def device(device_id: str) -> str:
+    device_or_404(device_id)
+    page = page_figures(device_id)
+    return render_template(
+        "device.html",
+        device=page["devices"][0],
+        p=page,
+        paused_until=page["paused"].get(device_id),  # page_figures looked it up already
+    )

@@ -1,0 +1,92 @@
+"""The overview page (/): today's figures, the day's timeline and the last 7 and 30 days,
+for all devices or (through ``page_figures``, for the device page) one; and the drill
+guide (/drill)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, render_template
+
+from sitwatch.drill import CIRCUIT
+from sitwatch.server.queries import stats
+from sitwatch.server.queries.pauses import paused_devices
+from sitwatch.server.web.charts import WEEK_DAYS, series_chart, timeline_chart
+from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.params import chosen_day
+
+bp = Blueprint("overview", __name__)
+
+MONTH_DAYS = 30
+# The overview shows this many devices' cards and timeline rows (an office fleet's busiest
+# today); the devices page lists them all.
+OVERVIEW_DEVICES = 24
+
+
+def page_figures(device_id: str | None) -> dict[str, Any]:
+    """Everything the overview and the device page show, from the stats functions the JSON
+    API calls too."""
+    state, session, current = web_state(), db(), now()
+    calendar, offline_after_s = state.calendar, state.config.offline_after_s
+    today = calendar.day_of(current)
+    day = chosen_day(today)
+    devices = stats.device_statuses(session, current, offline_after_s, device_id)
+    states = stats.seat_states(session, current, offline_after_s, device_id)  # asked once
+    per_device = stats.today_by_device(
+        session, calendar, current, offline_after_s, device_id, states
+    )
+    shown = busiest(devices, per_device, OVERVIEW_DEVICES)
+    among = None if len(shown) == len(devices) else {d.id for d in shown}
+    timeline = stats.day_timeline(
+        session, calendar, day, current, offline_after_s, device_id, among, states
+    )
+    week = stats.daily_series(session, today - timedelta(days=WEEK_DAYS - 1), today, device_id)
+    month = stats.daily_series(session, today - timedelta(days=MONTH_DAYS - 1), today, device_id)
+    return {
+        "overview": stats.overview(
+            session, calendar, current, offline_after_s, device_id, per_device, states
+        ),
+        "per_device": per_device,
+        "paused": paused_devices(session, current, device_id),
+        "devices": devices,
+        "shown_devices": shown,
+        "day": day,
+        "today": today,
+        "previous_day": day - timedelta(days=1),
+        "next_day": day + timedelta(days=1) if day < today else None,
+        "timeline": timeline_chart(timeline, shown, current),
+        "timeline_data": timeline,
+        "week": series_chart(week),
+        "month": series_chart(month),
+        "calendar": calendar,
+    }
+
+
+def busiest(
+    devices: list[stats.DeviceStatus],
+    per_device: Mapping[str, stats.TodayFigures],
+    limit: int,
+) -> list[stats.DeviceStatus]:
+    """All devices if there are at most ``limit``, else the ``limit`` seated longest today
+    (a stretch in progress counts), in the devices' own order."""
+    if len(devices) <= limit:
+        return devices
+
+    def seated_today(device: stats.DeviceStatus) -> float:
+        figures = per_device.get(device.id)
+        return 0.0 if figures is None else figures.seated_s + figures.current_stretch_s
+
+    chosen = {d.id for d in sorted(devices, key=seated_today, reverse=True)[:limit]}
+    return [d for d in devices if d.id in chosen]
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("overview.html", p=page_figures(None))
+
+
+@bp.get("/drill")
+def drill() -> str:
+    return render_template("drill.html", steps=CIRCUIT)
