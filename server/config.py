@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sitwatch.calendar import Calendar
 from sitwatch.settings import describe_errors
 from sitwatch.toml_file import TomlFileError, read_toml
 
@@ -100,6 +101,11 @@ class ServerConfig(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @property
+    def calendar(self) -> Calendar:
+        """The local days that the ingest counts rollups in and the dashboard shows."""
+        return Calendar(self.timezone, self.day_start_hour)
 
 
 ENV_OVERRIDES = {

@@ -16,10 +16,11 @@ from sqlalchemy import Engine, func, select
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
+from sitwatch.calendar import Calendar
 from sitwatch.protocol import EventType, Status
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.ingest.derive import DayRules, recompute_rollups
+from sitwatch.server.ingest.derive import recompute_rollups
 from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup, Device, Drill, SittingSession
@@ -283,7 +284,9 @@ def test_out_of_order_and_replayed_arrival_gives_the_same_rollups(
     assert rollups(engine, desk) == EXPECTED_DAYS
     with engine.begin() as connection:  # the incremental rows equal a rebuild from raw rows
         recompute_rollups(
-            connection, DayRules(BERLIN, 4), [(desk, date(2026, 3, 2)), (desk, date(2026, 3, 3))]
+            connection,
+            Calendar("Europe/Berlin", 4),
+            [(desk, date(2026, 3, 2)), (desk, date(2026, 3, 3))],
         )
     assert rollups(engine, desk) == EXPECTED_DAYS
 

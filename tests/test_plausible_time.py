@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from link_support import FakeServer, clear_retained
@@ -34,7 +33,7 @@ from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import Event, EventType, Status, now_utc
 from sitwatch.server.config import ServerConfig, ServerConfigError, load_server_config
 from sitwatch.server.db import make_engine
-from sitwatch.server.ingest.derive import DayRules, check_event, rebuild_all_rollups
+from sitwatch.server.ingest.derive import check_event, rebuild_all_rollups
 from sitwatch.server.ingest.worker import Batch, IngestWorker, store_batch
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup, Drill, SittingSession
@@ -44,7 +43,7 @@ from sitwatch.server.web.pausing import paused_devices
 
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)  # a Wednesday
 TODAY = date(2026, 11, 25)
-RULES = DayRules(ZoneInfo("UTC"), 4)  # as web_fixtures.make_app counts days
+RULES = Calendar("UTC", 4)  # as web_fixtures.make_app counts days
 CALENDAR = Calendar("UTC", 4)
 DESK = "desk-a"
 FORGED = datetime(2199, 6, 1, 12, 0, tzinfo=UTC)
@@ -72,7 +71,7 @@ def store(
     now: datetime,
     *,
     online: str | None = DESK,
-    rules: DayRules = RULES,
+    rules: Calendar = RULES,
     **margin: float,
 ) -> set[str]:
     """One ingest batch, as the worker stores it; ``online``: a live status from that desk."""
@@ -492,7 +491,7 @@ def test_a_desk_whose_clock_synced_while_the_server_was_away_gets_its_true_times
         )
         assert ended == stood.ts
         assert session.scalar(select(Drill.ts).where(Drill.device_id == device_id)) == drill.ts
-    rules = DayRules.from_config(config)
+    rules = config.calendar
     days = snapshot(sqlite_engine, device_id)
     assert list(days) == [rules.day_of(stood.ts - timedelta(seconds=1800))]
     with sqlite_engine.begin() as connection:

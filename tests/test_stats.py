@@ -49,21 +49,6 @@ def test_calendar_day_across_a_dst_change_is_23_hours() -> None:
     assert berlin.day_of(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) == date(2026, 3, 28)
 
 
-def test_calendar_agrees_with_the_ingest_day_rules() -> None:
-    """Stats read the rollups ingest writes: both must cut days at the same instants."""
-    from zoneinfo import ZoneInfo
-
-    from sitwatch.server.ingest.derive import DayRules
-
-    for zone, hour in (("UTC", 4), ("Europe/Berlin", 4), ("America/New_York", 0)):
-        ours, theirs = stats.Calendar(zone, hour), DayRules(ZoneInfo(zone), hour)
-        for day in (date(2026, 3, 8), date(2026, 3, 28), date(2026, 10, 25), date(2026, 11, 1)):
-            assert ours.bounds(day) == theirs.bounds(day)
-            start, end = ours.bounds(day)
-            for ts in (start, end - timedelta(seconds=1), start + timedelta(hours=12)):
-                assert ours.day_of(ts) == theirs.day_of(ts) == day
-
-
 def test_today_for_one_device(session: Session) -> None:
     t = stats.today(session, CAL, NOW, OFFLINE_S, "desk-a")
     assert t.day == TODAY

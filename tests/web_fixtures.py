@@ -286,9 +286,9 @@ def seed_week(engine: Engine) -> None:
     sends them plus the derived session and drill rows; rollups rebuilt by ingest's own
     ``rebuild_all_rollups``. What each day holds is spelled out next to the expected
     figures in tests/test_insights.py."""
-    from zoneinfo import ZoneInfo
 
-    from sitwatch.server.ingest.derive import DayRules, rebuild_all_rollups
+    from sitwatch.calendar import Calendar
+    from sitwatch.server.ingest.derive import rebuild_all_rollups
 
     mon, tue, wed, thu, fri = (WEEK_FIRST + timedelta(days=n) for n in range(5))
     with Session(engine) as s:
@@ -363,7 +363,7 @@ def seed_week(engine: Engine) -> None:
         ack(s, "desk-b", at(fri, 11, 40), "stood_up", 2100)
         s.commit()
     with engine.begin() as connection:
-        rebuild_all_rollups(connection, DayRules(ZoneInfo("UTC"), 4))
+        rebuild_all_rollups(connection, Calendar("UTC", 4))
 
 
 # --- weeks of plausible office days from the real tracker, for the browser test ------------

@@ -25,13 +25,13 @@ from sqlalchemy import Connection, Engine, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from sitwatch import protocol
+from sitwatch.calendar import Calendar
 from sitwatch.protocol import Event, ProtocolError, Status
 from sitwatch.rejects import RejectLog
 from sitwatch.server.config import FUTURE_MARGIN_S, ServerConfig
 from sitwatch.server.ingest.bulk import insert_rows
 from sitwatch.server.ingest.derive import (
     PLAUSIBLE_FLOOR,
-    DayRules,
     check_event,
     derive,
     plausible,
@@ -100,7 +100,7 @@ def _new_event_ids(stmt: Any) -> Any:
 def store_batch(
     connection: Connection,
     batch: Batch,
-    rules: DayRules,
+    calendar: Calendar,
     now: datetime,
     future_margin_s: float = FUTURE_MARGIN_S,
 ) -> set[str]:
@@ -169,11 +169,11 @@ def store_batch(
     new_ids = set(insert_rows(connection, EventRow.__table__, rows, _new_event_ids).scalars())
     # Only a batch with duplicates costs a query more: the stored copies still unsynced.
     corrected, recount = take_synced_times(
-        connection, [e for e in events if e.id not in new_ids], rules
+        connection, [e for e in events if e.id not in new_ids], calendar
     )
     if corrected:
         log.info("%d events stored with an unsynced clock took a synced copy's time", corrected)
-    derive(connection, [e for e in events if e.id in new_ids], rules, recount)
+    derive(connection, [e for e in events if e.id in new_ids], calendar, recount)
     return new_ids
 
 
@@ -224,7 +224,7 @@ class IngestWorker:
     ) -> None:
         self.config = config
         self.engine = engine
-        self.rules = DayRules.from_config(config)
+        self.calendar = config.calendar
         self.client_id = client_id or config.mqtt.client_id
         self.stored = 0
         self.duplicates = 0
@@ -560,7 +560,7 @@ class IngestWorker:
                     return store_batch(
                         connection,
                         batch,
-                        self.rules,
+                        self.calendar,
                         protocol.now_utc(),
                         self.config.future_margin_s,
                     )

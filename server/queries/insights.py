@@ -3,9 +3,9 @@ the nudge funnel, sitting bouts, an hour x weekday heatmap, the seat-time budget
 streaks and the guided circuit's exercise counts. The dashboard's Insights page, the JSON
 API and the CSV export all call ``insights()``, so they show the same numbers.
 
-Days are ``stats.Calendar`` days (local time zone, starting at ``day_start_hour``); weeks
-run Monday to Sunday and are cut to the requested range. ``device_id=None`` means all
-devices together. The rules, as a user reads them:
+Days are ``sitwatch.calendar.Calendar`` days (local time zone, starting at
+``day_start_hour``); weeks run Monday to Sunday and are cut to the requested range.
+``device_id=None`` means all devices together. The rules, as a user reads them:
 
 - **Nudge funnel.** A *nudge* is one prompt cycle: the first audible prompt after the
   previous one was answered, together with its re-prompts, until a ``prompt_ack`` (the
@@ -81,12 +81,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from sitwatch.calendar import Calendar
 from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import EventType
 from sitwatch.server.config import GoalsConfig
 from sitwatch.server.ingest.derive import LATEST_TS, MAX_DURATION_S
 from sitwatch.server.models import DailyRollup, Event, SittingSession
-from sitwatch.server.queries.stats import MAX_RANGE_DAYS, Calendar, _device_filter, on_devices
+from sitwatch.server.queries.stats import MAX_RANGE_DAYS, _device_filter, on_devices
 
 STAND_WITHIN_S = 5 * 60
 DRILL_WITHIN_S = 30 * 60
@@ -284,9 +285,14 @@ def _local_ms(utc_ms: ColumnElement[int], spans: Sequence[OffsetSpan]) -> Column
 def _day_number(
     utc_ms: ColumnElement[int], spans: Sequence[OffsetSpan], calendar: Calendar
 ) -> ColumnElement[int]:
-    """The stats day (days since 1970-01-01) a UTC instant counts to: local wall-clock
-    time minus the day's start hour, as Calendar.day_of."""
-    return (_local_ms(utc_ms, spans) - calendar.day_start_hour * _MS_HOUR) // _MS_DAY
+    """The stats day (days since 1970-01-01) a UTC instant counts to."""
+    return _local_day_number(_local_ms(utc_ms, spans), calendar)
+
+
+def _local_day_number(local_ms: ColumnElement[int], calendar: Calendar) -> ColumnElement[int]:
+    """The stats day of a local wall-clock time in epoch milliseconds: the time minus the
+    day's start, as Calendar.day_of."""
+    return (local_ms - calendar.day_start // timedelta(milliseconds=1)) // _MS_DAY
 
 
 def _day_of_number(number: int) -> date:
@@ -654,7 +660,7 @@ def _heatmap(session: Session, r: _Range) -> Heatmap:
     hour = split.c.a // _MS_HOUR  # a local hour, counted from 1970
     cells = select(
         (hour % 24).label("clock_hour"),
-        (((hour - r.calendar.day_start_hour) // 24 + 3) % 7).label("weekday"),
+        ((_local_day_number(hour * _MS_HOUR, r.calendar) + 3) % 7).label("weekday"),
         (smaller(split.c.b, (hour + 1) * _MS_HOUR) - split.c.a).label("ms"),
     ).subquery("cells")
     stmt: Select[Any] = select(cells.c.weekday, cells.c.clock_hour, func.sum(cells.c.ms)).group_by(

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from sitwatch.calendar import Calendar, as_utc
 from sitwatch.protocol import EventType
 from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
 
@@ -37,41 +37,6 @@ from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSes
 STATE_LOOKBACK = timedelta(days=2)
 # Longest range the per-day queries accept (the API rejects more), about 5 years.
 MAX_RANGE_DAYS = 5 * 366
-
-
-def as_utc(ts: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything sitwatch stores is UTC."""
-    if ts.tzinfo is None:
-        return ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class Calendar:
-    """How wall-clock times map to the days the stats are counted in."""
-
-    timezone: str = "UTC"
-    day_start_hour: int = 4
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)  # ZoneInfo caches instances per key
-
-    def day_of(self, ts: datetime) -> date:
-        """The local day ``ts`` counts to (before day_start_hour: the day before)."""
-        local = as_utc(ts).astimezone(self.zone)
-        return (local - timedelta(hours=self.day_start_hour)).date()
-
-    def bounds(self, day: date) -> tuple[datetime, datetime]:
-        """UTC start (inclusive) and end (exclusive) of a local day; 23 or 25 h long on a DST
-        change."""
-        start = datetime.combine(day, time(self.day_start_hour), tzinfo=self.zone)
-        end = datetime.combine(day + timedelta(days=1), time(self.day_start_hour), tzinfo=self.zone)
-        return start.astimezone(UTC), end.astimezone(UTC)
-
-    def week_start(self, day: date) -> date:
-        """Monday of ``day``'s week (weeks run Monday to Sunday)."""
-        return day - timedelta(days=day.weekday())
 
 
 def _device_filter(

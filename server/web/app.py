@@ -19,10 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
+from sitwatch.calendar import Calendar, as_utc
 from sitwatch.protocol import now_utc
 from sitwatch.server.config import ServerConfig, WebConfig, load_server_config
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.queries.stats import Calendar, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def create_app(
         config=config,
         engine=engine,
         sessions=session_factory(engine),
-        calendar=Calendar(config.timezone, config.day_start_hour),
+        calendar=config.calendar,
     )
     app.teardown_appcontext(_close_db)
     csrf.init_app(app)
