@@ -14,14 +14,14 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, case, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from sitwatch.calendar import Calendar
 from sitwatch.clock import PLAUSIBLE_SINCE
 from sitwatch.protocol import DATA_SCHEMA, Event, EventType, ProtocolError
-from sitwatch.server.ingest.bulk import insert_rows
 from sitwatch.server.models import DailyRollup, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow
+from sitwatch.server.sql import count_where, greatest, insert_rows
 
 # Guards beyond the wire schema, so one odd event cannot poison a batch or a chart.
 MAX_DURATION_S = 7 * 24 * 3600.0
@@ -132,12 +132,11 @@ def add_to_rollups(connection: Connection, deltas: list[dict[str, Any]]) -> None
     if not deltas:
         return
     table: Table = DailyRollup.__table__  # type: ignore[assignment]
-    bigger = func.greatest if connection.dialect.name == "postgresql" else func.max
 
     def add(stmt: Any) -> Any:
         new = stmt.excluded
         updates = {name: table.c[name] + new[name] for name in (*_COUNTERS, "drills", "seated_s")}
-        updates["longest_s"] = bigger(table.c.longest_s, new.longest_s)
+        updates["longest_s"] = greatest(table.c.longest_s, new.longest_s)
         return stmt.on_conflict_do_update(index_elements=["device_id", "day"], set_=updates)
 
     insert_rows(connection, table, deltas, add)
@@ -255,10 +254,10 @@ def recompute_rollups(
         )
         counts = connection.execute(
             select(
-                _count_where(EventRow.type == EventType.BREAK.value),
-                _count_where(EventRow.type == EventType.PROMPT.value),
-                _count_where(EventRow.type == EventType.PROMPT_ACK.value),
-                _count_where(by_drill),
+                count_where(EventRow.type == EventType.BREAK.value),
+                count_where(EventRow.type == EventType.PROMPT.value),
+                count_where(EventRow.type == EventType.PROMPT_ACK.value),
+                count_where(by_drill),
             ).where(
                 EventRow.device_id == device_id,
                 EventRow.ts >= start,
@@ -280,10 +279,6 @@ def recompute_rollups(
         )
         if row["sessions"] or any(row[name] for name in (*_COUNTERS, "drills")):
             connection.execute(rollups.insert(), row)
-
-
-def _count_where(condition: Any) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
 def rebuild_all_rollups(connection: Connection, calendar: Calendar) -> int:

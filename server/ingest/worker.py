@@ -29,7 +29,6 @@ from sitwatch.calendar import Calendar
 from sitwatch.protocol import Event, ProtocolError, Status
 from sitwatch.rejects import RejectLog
 from sitwatch.server.config import FUTURE_MARGIN_S, ServerConfig
-from sitwatch.server.ingest.bulk import insert_rows
 from sitwatch.server.ingest.derive import (
     PLAUSIBLE_FLOOR,
     check_event,
@@ -39,6 +38,7 @@ from sitwatch.server.ingest.derive import (
 )
 from sitwatch.server.models import Device
 from sitwatch.server.models import Event as EventRow
+from sitwatch.server.sql import insert_rows
 
 log = logging.getLogger(__name__)
 

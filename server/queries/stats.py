@@ -13,7 +13,7 @@ day it started on, as DailyRollup.day does.
 ``device_id=None`` everywhere means all devices together. Further insights (prompt funnel,
 bout histogram, hour x weekday heatmap) fit the same shape: a frozen dataclass of figures
 and one function ``(session, calendar, ..., device_id=None)`` that the dashboard, the API
-and the CSV call alike; ``_device_filter`` and ``Calendar.bounds`` are the pieces to reuse.
+and the CSV call alike; ``sql.on_devices`` and ``Calendar.bounds`` are the pieces to reuse.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sitwatch.calendar import Calendar, as_utc
 from sitwatch.protocol import EventType
 from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
+from sitwatch.server.sql import on_devices
 
 # A "seated" event older than this no longer makes a device "seated now": a seat that has
 # reported nobody standing up for two days is a stuck sensor, not a person. It also bounds
@@ -37,27 +38,6 @@ from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSes
 STATE_LOOKBACK = timedelta(days=2)
 # Longest range the per-day queries accept (the API rejects more), about 5 years.
 MAX_RANGE_DAYS = 5 * 366
-
-
-def _device_filter(
-    column: InstrumentedAttribute[str],
-    device_id: str | None,
-    among: Collection[str] | None = None,
-) -> Sequence[Any]:
-    """WHERE terms for one device (or all: None), optionally only those ``among`` a set."""
-    terms: list[Any] = [] if device_id is None else [column == device_id]
-    if among is not None:
-        terms.append(column.in_(sorted(among)))
-    return terms
-
-
-def on_devices(column: Any, device_id: str | None) -> tuple[ColumnElement[bool], ...]:
-    """One device, or every known device: ``device_id IN (SELECT id FROM devices)`` looks
-    silly but lets the database seek the (device_id, ts) index once per device for the time
-    range, where no device condition at all would scan the whole events table."""
-    if device_id is not None:
-        return (column == device_id,)
-    return (column.in_(select(Device.id)),)
 
 
 # --- devices and the seat's current state ---------------------------------------------------
@@ -84,24 +64,24 @@ def is_online(
 ) -> bool:
     """Online by its own last status, and heard from within ``offline_after_s`` seconds: a
     device whose network died never got to publish its Last Will."""
-    return online_flag and (now - as_utc(last_seen_at)).total_seconds() <= offline_after_s
+    return online_flag and (now - last_seen_at).total_seconds() <= offline_after_s
 
 
 def device_statuses(
     session: Session, now: datetime, offline_after_s: float, device_id: str | None = None
 ) -> list[DeviceStatus]:
     """Devices ordered by name then id."""
-    now = as_utc(now)  # SQLite compares the stored UTC text
+    now = as_utc(now)  # a caller's naive time is UTC
     rows = session.scalars(
-        select(Device).where(*_device_filter(Device.id, device_id)).order_by(Device.name, Device.id)
+        select(Device).where(*on_devices(Device.id, device_id)).order_by(Device.name, Device.id)
     )
     return [
         DeviceStatus(
             id=d.id,
             name=d.name or "",
             is_online=is_online(bool(d.online), d.last_seen_at, now, offline_after_s),
-            last_seen_at=as_utc(d.last_seen_at),
-            first_seen_at=as_utc(d.first_seen_at),
+            last_seen_at=d.last_seen_at,
+            first_seen_at=d.first_seen_at,
             version=d.version,
             settings=d.settings,
         )
@@ -133,7 +113,7 @@ def seat_states(
     of devices, not with the size of the events table. (Joining the events table on the
     latest event's id instead made PostgreSQL hash the whole table: 125 ms at 250,000
     events, against 22 ms for these two lookups.)"""
-    now = as_utc(now)  # SQLite compares the stored UTC text
+    now = as_utc(now)  # a caller's naive time is UTC
 
     def latest(column: InstrumentedAttribute[Any], *ties: Any) -> Any:
         return (
@@ -163,7 +143,7 @@ def seat_states(
             latest(Event.type, Event.seq.desc().nulls_last(), Event.id.desc()).label("type"),
             latest(Event.ts).label("ts"),
         )
-        .where(*_device_filter(Device.id, device_id))
+        .where(*on_devices(Device.id, device_id))
         .order_by(Device.id)
     )
     states = {}
@@ -174,7 +154,7 @@ def seat_states(
             device_id=row.id,
             is_online=online,
             is_seated=seated,
-            seated_since=as_utc(row.ts) if seated else None,
+            seated_since=row.ts if seated else None,
         )
     return states
 
@@ -217,13 +197,13 @@ def today_by_device(
 ) -> dict[str, TodayFigures]:
     """Today's figures for each device (every device is present, with zeros if quiet);
     ``states``: seat_states' answer for the same devices and time, if at hand."""
-    now = as_utc(now)  # SQLite compares the stored UTC text
+    now = as_utc(now)  # a caller's naive time is UTC
     day = calendar.day_of(now)
     rollups = {
         row.device_id: row
         for row in session.execute(
             select(DailyRollup).where(
-                DailyRollup.day == day, *_device_filter(DailyRollup.device_id, device_id)
+                DailyRollup.day == day, *on_devices(DailyRollup.device_id, device_id)
             )
         ).scalars()
     }
@@ -321,7 +301,7 @@ def daily_series(
     stmt = _rollup_sums(DailyRollup.day).where(
         DailyRollup.day >= first,
         DailyRollup.day <= last,
-        *_device_filter(DailyRollup.device_id, device_id),
+        *on_devices(DailyRollup.device_id, device_id),
     )
     found = {
         row.day: DayFigures(
@@ -365,7 +345,7 @@ def rollup_rows(
     device_id: str | None = None,
 ) -> Iterator[RollupRow]:
     """Stored rollups ordered by day and device, streamed in batches (for CSV export)."""
-    conditions: list[ColumnElement[bool]] = list(_device_filter(DailyRollup.device_id, device_id))
+    conditions: list[ColumnElement[bool]] = list(on_devices(DailyRollup.device_id, device_id))
     if first is not None:
         conditions.append(DailyRollup.day >= first)
     if last is not None:
@@ -428,7 +408,7 @@ def longest_stretch(
                 case(((DailyRollup.day >= week) & (DailyRollup.day <= day), DailyRollup.longest_s))
             ).label("week"),
             func.max(case((DailyRollup.day <= day, DailyRollup.longest_s))).label("ever"),
-        ).where(*_device_filter(DailyRollup.device_id, device_id))
+        ).where(*on_devices(DailyRollup.device_id, device_id))
     ).one()
     today_s, week_s, ever_s = float(row.today or 0), float(row.week or 0), float(row.ever or 0)
     if states is None:
@@ -470,7 +450,7 @@ def drill_streaks(
     # after today are dropped here rather than by a WHERE (see longest_stretch).
     good_days = session.scalars(
         select(DailyRollup.day)
-        .where(*_device_filter(DailyRollup.device_id, device_id))
+        .where(*on_devices(DailyRollup.device_id, device_id))
         .group_by(DailyRollup.day)
         .having(func.sum(DailyRollup.drills) >= goal_drills)
         .order_by(DailyRollup.day)
@@ -553,13 +533,13 @@ def day_timeline(
     now = as_utc(now)
     start, end = calendar.bounds(day)
     bars = [
-        TimelineBar(s.device_id, as_utc(s.started_at), as_utc(s.ended_at), s.duration_s)
+        TimelineBar(s.device_id, s.started_at, s.ended_at, s.duration_s)
         for s in session.scalars(
             select(SittingSession)
             .where(
                 SittingSession.started_at >= start,
                 SittingSession.started_at < end,
-                *_device_filter(SittingSession.device_id, device_id, among),
+                *on_devices(SittingSession.device_id, device_id, among),
             )
             .order_by(SittingSession.started_at)
         )
@@ -577,26 +557,26 @@ def day_timeline(
                     )
                 )
     marks = [
-        TimelineMark(row.device_id, as_utc(row.ts), "prompt", f"level {row.level}")
+        TimelineMark(row.device_id, row.ts, "prompt", f"level {row.level}")
         for row in session.execute(
             select(Event.device_id, Event.ts, Event.data["level"].as_integer().label("level"))
             .where(
                 Event.type == EventType.PROMPT.value,
                 Event.ts >= start,
                 Event.ts < end,
-                *_device_filter(Event.device_id, device_id, among),
+                *on_devices(Event.device_id, device_id, among),
             )
             .order_by(Event.ts)
         )
     ]
     marks += [
-        TimelineMark(row.device_id, as_utc(row.ts), "drill", "guided" if row.guided else "")
+        TimelineMark(row.device_id, row.ts, "drill", "guided" if row.guided else "")
         for row in session.execute(
             select(Drill.device_id, Drill.ts, Drill.guided)
             .where(
                 Drill.ts >= start,
                 Drill.ts < end,
-                *_device_filter(Drill.device_id, device_id, among),
+                *on_devices(Drill.device_id, device_id, among),
             )
             .order_by(Drill.ts)
         )

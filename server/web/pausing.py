@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from wtforms import StringField
 
+from sitwatch.calendar import Calendar, as_utc
 from sitwatch.protocol import MAX_PAUSE_S, Command, EventType, PauseCommand, ResumeCommand
 from sitwatch.server.models import Device, Event
-from sitwatch.server.queries.stats import Calendar, as_utc, on_devices
+from sitwatch.server.sql import on_devices
 
 HOUR = "hour"
 TOMORROW = "tomorrow"
