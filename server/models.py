@@ -151,6 +151,21 @@ class DailyRollup(Base):
     drills: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# The figures of a rollup row, named once, by the columns above: ingest adds each new
+# event's share to them and the stats add them up over devices, all but ``longest_s``, of
+# which they take the longest.
+ROLLUP_FIGURES: tuple[str, ...] = tuple(
+    column.key for column in DailyRollup.__table__.columns if not column.primary_key
+)
+ROLLUP_SUMS = tuple(name for name in ROLLUP_FIGURES if name != "longest_s")
+
+
+def empty_figures() -> dict[str, float | int]:
+    """Every rollup figure at zero, of its column's type (0.0 for seconds, 0 for counts)."""
+    columns = DailyRollup.__table__.columns
+    return {name: columns[name].type.python_type() for name in ROLLUP_FIGURES}
+
+
 class User(Base):
     __tablename__ = "users"
 

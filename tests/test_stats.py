@@ -58,7 +58,7 @@ def test_today_for_one_device(session: Session) -> None:
     # 15:20 (the 03:30 one belongs to yesterday); acks at 10:31 (by drill) and 13:26.
     assert t.seated_s == 135 * 60
     assert (t.sessions, t.breaks, t.drills) == (3, 2, 2)
-    assert (t.prompts, t.prompts_answered, t.answered_by_drill) == (2, 2, 1)
+    assert (t.prompts, t.prompts_answered, t.prompts_answered_by_drill) == (2, 2, 1)
 
 
 def test_offline_device_is_not_seated_even_if_its_last_event_says_so(session: Session) -> None:
@@ -74,7 +74,7 @@ def test_today_for_all_devices_adds_up(session: Session) -> None:
     assert t.current_stretch_s == 2400
     assert t.seated_s == 8100 + 1800
     assert (t.sessions, t.breaks, t.drills) == (4, 2, 3)
-    assert (t.prompts, t.prompts_answered, t.answered_by_drill) == (3, 2, 1)
+    assert (t.prompts, t.prompts_answered, t.prompts_answered_by_drill) == (3, 2, 1)
     per_device = stats.today_by_device(session, CAL, NOW, OFFLINE_S)
     assert sorted(per_device) == ["desk-a", "desk-b", "desk-c"]
     assert per_device["desk-c"].seated_s == 0 and per_device["desk-c"].devices_online == 1
@@ -208,3 +208,12 @@ def test_rollup_rows_for_export(session: Session) -> None:
         (25, "desk-b"),
     ]
     assert rows[0].device_name == "Desk A" and rows[0].seated_s == 20000
+
+
+def test_the_typed_rollup_figures_are_the_models_columns() -> None:
+    """stats.RollupFigures spells the figures with their types; the model names them."""
+    from dataclasses import fields
+
+    from sitwatch.server.models import ROLLUP_FIGURES
+
+    assert tuple(f.name for f in fields(stats.RollupFigures)) == ROLLUP_FIGURES

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from sitwatch.server.config import BrokerConfig, DatabaseConfig, GoalsConfig, ServerConfig
 from sitwatch.server.db import create_schema, make_engine
-from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
+from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession, empty_figures
 from sitwatch.server.users import create_user
 from sitwatch.server.web.app import create_app
 
@@ -175,18 +175,7 @@ def add_drill(session: Session, device_id: str, ts: datetime) -> None:
 
 
 def add_rollup(session: Session, device_id: str, day: date, **figures: float) -> None:
-    row = {
-        "seated_s": 0.0,
-        "sessions": 0,
-        "longest_s": 0.0,
-        "breaks": 0,
-        "prompts": 0,
-        "prompts_answered": 0,
-        "prompts_answered_by_drill": 0,
-        "drills": 0,
-    }
-    row.update(figures)
-    session.add(DailyRollup(device_id=device_id, day=day, **row))
+    session.add(DailyRollup(device_id=device_id, day=day, **{**empty_figures(), **figures}))
 
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:

@@ -19,7 +19,14 @@ from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sitwatch.calendar import Calendar
 from sitwatch.clock import PLAUSIBLE_SINCE
 from sitwatch.protocol import DATA_SCHEMA, Event, EventType, ProtocolError
-from sitwatch.server.models import DailyRollup, Drill, SittingSession
+from sitwatch.server.models import (
+    ROLLUP_FIGURES,
+    ROLLUP_SUMS,
+    DailyRollup,
+    Drill,
+    SittingSession,
+    empty_figures,
+)
 from sitwatch.server.models import Event as EventRow
 from sitwatch.server.sql import count_where, greatest, insert_rows
 
@@ -33,7 +40,6 @@ LATEST_TS = datetime(2200, 1, 1, tzinfo=UTC)
 # config's ``future_margin_s`` ahead of the server's clock.
 PLAUSIBLE_FLOOR = PLAUSIBLE_SINCE
 _DURATION_KEYS = ("session_s", "away_s", "response_s", "snooze_s", "pause_s", "seated_s")
-_COUNTERS = ("sessions", "breaks", "prompts", "prompts_answered", "prompts_answered_by_drill")
 
 
 def check_event(event: Event) -> dict[str, Any]:
@@ -93,9 +99,7 @@ def drill_rows(events: Iterable[Event]) -> list[dict[str, Any]]:
 
 
 def _empty_rollup(device_id: str, day: date) -> dict[str, Any]:
-    row: dict[str, Any] = {"device_id": device_id, "day": day, "seated_s": 0.0, "longest_s": 0.0}
-    row.update({name: 0 for name in (*_COUNTERS, "drills")})
-    return row
+    return {"device_id": device_id, "day": day, **empty_figures()}
 
 
 def rollup_deltas(events: Iterable[Event], calendar: Calendar) -> list[dict[str, Any]]:
@@ -135,7 +139,7 @@ def add_to_rollups(connection: Connection, deltas: list[dict[str, Any]]) -> None
 
     def add(stmt: Any) -> Any:
         new = stmt.excluded
-        updates = {name: table.c[name] + new[name] for name in (*_COUNTERS, "drills", "seated_s")}
+        updates = {name: table.c[name] + new[name] for name in ROLLUP_SUMS}
         updates["longest_s"] = greatest(table.c.longest_s, new.longest_s)
         return stmt.on_conflict_do_update(index_elements=["device_id", "day"], set_=updates)
 
@@ -277,7 +281,7 @@ def recompute_rollups(
         connection.execute(
             rollups.delete().where(rollups.c.device_id == device_id, rollups.c.day == day)
         )
-        if row["sessions"] or any(row[name] for name in (*_COUNTERS, "drills")):
+        if any(row[name] for name in ROLLUP_FIGURES):
             connection.execute(rollups.insert(), row)
 
 

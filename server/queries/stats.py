@@ -29,7 +29,16 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from sitwatch.calendar import Calendar, as_utc
 from sitwatch.protocol import EventType
-from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
+from sitwatch.server.models import (
+    ROLLUP_FIGURES,
+    ROLLUP_SUMS,
+    DailyRollup,
+    Device,
+    Drill,
+    Event,
+    SittingSession,
+    empty_figures,
+)
 from sitwatch.server.sql import on_devices
 
 # A "seated" event older than this no longer makes a device "seated now": a seat that has
@@ -167,7 +176,8 @@ class TodayFigures:
     """One local day so far, from the day's DailyRollup rows (so today's card and today's bar
     in the week and month charts always agree): ``seated_s`` and ``sessions`` count finished
     sessions, a stretch in progress is ``current_stretch_s``; ``prompts_answered`` counts
-    prompt_ack events, ``answered_by_drill`` those with ``data.how == "drill"``."""
+    prompt_ack events, ``prompts_answered_by_drill`` those with ``data.how == "drill"``.
+    The rollup's figures but ``longest_s`` (``longest_stretch`` counts open stretches)."""
 
     day: date
     devices: int
@@ -179,7 +189,7 @@ class TodayFigures:
     breaks: int
     prompts: int
     prompts_answered: int
-    answered_by_drill: int
+    prompts_answered_by_drill: int
     drills: int
 
     @property
@@ -211,20 +221,14 @@ def today_by_device(
     if states is None:
         states = seat_states(session, now, offline_after_s, device_id)
     for dev_id, state in states.items():
-        rollup = rollups.get(dev_id)
+        found = _figures_of(rollups.get(dev_id))
         figures[dev_id] = TodayFigures(
             day=day,
             devices=1,
             devices_online=int(state.is_online),
             devices_seated=int(state.is_seated),
             current_stretch_s=state.stretch_s(now),
-            seated_s=float(rollup.seated_s) if rollup else 0.0,
-            sessions=int(rollup.sessions) if rollup else 0,
-            breaks=int(rollup.breaks) if rollup else 0,
-            drills=int(rollup.drills) if rollup else 0,
-            prompts=int(rollup.prompts) if rollup else 0,
-            prompts_answered=int(rollup.prompts_answered) if rollup else 0,
-            answered_by_drill=int(rollup.prompts_answered_by_drill) if rollup else 0,
+            **{name: found[name] for name in _TODAY_FIGURES},
         )
     return figures
 
@@ -237,13 +241,7 @@ def combine_today(day: date, per_device: Sequence[TodayFigures]) -> TodayFigures
         devices_online=sum(f.devices_online for f in per_device),
         devices_seated=sum(f.devices_seated for f in per_device),
         current_stretch_s=max((f.current_stretch_s for f in per_device), default=0.0),
-        seated_s=sum(f.seated_s for f in per_device),
-        sessions=sum(f.sessions for f in per_device),
-        breaks=sum(f.breaks for f in per_device),
-        prompts=sum(f.prompts for f in per_device),
-        prompts_answered=sum(f.prompts_answered for f in per_device),
-        answered_by_drill=sum(f.answered_by_drill for f in per_device),
-        drills=sum(f.drills for f in per_device),
+        **{name: sum(getattr(f, name) for f in per_device) for name in _TODAY_FIGURES},
     )
 
 
@@ -262,9 +260,11 @@ def today(
 # --- days, weeks, months --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DayFigures:
-    day: date
+@dataclass(frozen=True, kw_only=True)
+class RollupFigures:
+    """The figures of DailyRollup rows (``models.ROLLUP_FIGURES``, typed), of one device or
+    added up over several: sums, but ``longest_s`` is the longest."""
+
     seated_s: float = 0.0
     sessions: int = 0
     longest_s: float = 0.0
@@ -275,18 +275,30 @@ class DayFigures:
     drills: int = 0
 
 
+@dataclass(frozen=True)
+class DayFigures(RollupFigures):
+    day: date
+
+
+# What today's card shows of a day's rollup (its longest stretch comes from longest_stretch).
+_TODAY_FIGURES = tuple(name for name in ROLLUP_FIGURES if name != "longest_s")
+
+
+def _figures_of(row: Any) -> dict[str, Any]:
+    """A rollup row's (or a sum's) figures by name, zeros where it has none."""
+    zeros = empty_figures()
+    if row is None:
+        return zeros
+    return {name: type(zero)(getattr(row, name) or 0) for name, zero in zeros.items()}
+
+
 def _rollup_sums(*group_by: Any) -> Select[Any]:
-    return select(
-        *group_by,
-        func.sum(DailyRollup.seated_s).label("seated_s"),
-        func.sum(DailyRollup.sessions).label("sessions"),
-        func.max(DailyRollup.longest_s).label("longest_s"),
-        func.sum(DailyRollup.breaks).label("breaks"),
-        func.sum(DailyRollup.prompts).label("prompts"),
-        func.sum(DailyRollup.prompts_answered).label("prompts_answered"),
-        func.sum(DailyRollup.prompts_answered_by_drill).label("prompts_answered_by_drill"),
-        func.sum(DailyRollup.drills).label("drills"),
-    ).group_by(*group_by)
+    columns = DailyRollup.__table__.c
+    figures = [
+        (func.sum if name in ROLLUP_SUMS else func.max)(columns[name]).label(name)
+        for name in ROLLUP_FIGURES
+    ]
+    return select(*group_by, *figures).group_by(*group_by)
 
 
 def daily_series(
@@ -303,39 +315,18 @@ def daily_series(
         DailyRollup.day <= last,
         *on_devices(DailyRollup.device_id, device_id),
     )
-    found = {
-        row.day: DayFigures(
-            day=row.day,
-            seated_s=float(row.seated_s or 0),
-            sessions=int(row.sessions or 0),
-            longest_s=float(row.longest_s or 0),
-            breaks=int(row.breaks or 0),
-            prompts=int(row.prompts or 0),
-            prompts_answered=int(row.prompts_answered or 0),
-            prompts_answered_by_drill=int(row.prompts_answered_by_drill or 0),
-            drills=int(row.drills or 0),
-        )
-        for row in session.execute(stmt)
-    }
+    found = {row.day: DayFigures(day=row.day, **_figures_of(row)) for row in session.execute(stmt)}
     days = (first + timedelta(days=i) for i in range((last - first).days + 1))
     return [found.get(day, DayFigures(day=day)) for day in days]
 
 
 @dataclass(frozen=True)
-class RollupRow:
+class RollupRow(RollupFigures):
     """One stored DailyRollup row, as exported to CSV."""
 
     day: date
     device_id: str
     device_name: str
-    seated_s: float
-    sessions: int
-    longest_s: float
-    breaks: int
-    prompts: int
-    prompts_answered: int
-    prompts_answered_by_drill: int
-    drills: int
 
 
 def rollup_rows(
@@ -362,14 +353,7 @@ def rollup_rows(
             day=rollup.day,
             device_id=rollup.device_id,
             device_name=name or "",
-            seated_s=rollup.seated_s,
-            sessions=rollup.sessions,
-            longest_s=rollup.longest_s,
-            breaks=rollup.breaks,
-            prompts=rollup.prompts,
-            prompts_answered=rollup.prompts_answered,
-            prompts_answered_by_drill=rollup.prompts_answered_by_drill,
-            drills=rollup.drills,
+            **_figures_of(rollup),
         )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from sitwatch.server.models import Device
+from sitwatch.server.models import ROLLUP_FIGURES, Device
 from sitwatch.server.queries import insights, stats
 from sitwatch.server.web.app import db, now, web_state
 
@@ -23,20 +23,9 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 DATE_ARG = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DEFAULT_DAYS = 30
 
-CSV_COLUMNS = (
-    "day",
-    "device_id",
-    "device_name",
-    "seated_s",
-    "seated_min",
-    "sessions",
-    "longest_s",
-    "breaks",
-    "prompts",
-    "prompts_answered",
-    "prompts_answered_by_drill",
-    "drills",
-)
+# The rollup figures in the model's order, with seated_min after seated_s for spreadsheets.
+_CSV_FIGURES = tuple(name for name in ROLLUP_FIGURES if name != "seated_s")
+CSV_COLUMNS = ("day", "device_id", "device_name", "seated_s", "seated_min", *_CSV_FIGURES)
 
 
 def to_json(value: Any) -> Any:
@@ -55,7 +44,10 @@ def to_json(value: Any) -> Any:
 
 
 def _today_json(figures: stats.TodayFigures) -> dict[str, Any]:
-    return {**to_json(figures), "seated_now": figures.seated_now}
+    body = {**to_json(figures), "seated_now": figures.seated_now}
+    # Published in API v1 under its short name.
+    body["answered_by_drill"] = body.pop("prompts_answered_by_drill")
+    return body
 
 
 def _overview_json(found: stats.Overview) -> dict[str, Any]:
@@ -137,6 +129,11 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _csv_figure(name: str, value: float) -> str | float:
+    """Seconds as whole seconds, counts as they are."""
+    return f"{value:.0f}" if name.endswith("_s") else value
+
+
 def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -149,13 +146,7 @@ def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
                 _csv_safe(row.device_name),
                 f"{row.seated_s:.0f}",
                 f"{row.seated_s / 60:.1f}",
-                row.sessions,
-                f"{row.longest_s:.0f}",
-                row.breaks,
-                row.prompts,
-                row.prompts_answered,
-                row.prompts_answered_by_drill,
-                row.drills,
+                *(_csv_figure(name, getattr(row, name)) for name in _CSV_FIGURES),
             )
         )
         if buffer.tell() > 64 * 1024:
