@@ -20,6 +20,7 @@ from web_fixtures import add_device, seeded_engine
 from sitwatch.server.models import Device, Drill, Event
 from sitwatch.server.queries import insights, stats
 from sitwatch.server.queries.insights import Funnel
+from sitwatch.server.queries.scope import ALL_DESKS
 from sitwatch.server.web import pausing
 
 CAL = stats.Calendar("UTC", 4)
@@ -102,7 +103,9 @@ class Desk:
 
 def funnel(engine: Engine) -> Funnel:
     with Session(engine) as s:
-        found = insights.insights(s, CAL, DAY - timedelta(days=3), DAY + timedelta(days=3))
+        found = insights.insights(
+            s, ALL_DESKS, CAL, DAY - timedelta(days=3), DAY + timedelta(days=3)
+        )
     assert [d.funnel for d in found.days if d.day != DAY] == [Funnel()] * 6
     return found.funnel
 
@@ -173,7 +176,7 @@ def test_the_latest_seat_event_is_the_last_in_seq_at_equal_times(engine: Engine)
     """With no grace period a stand and the next sitting down can share a millisecond."""
     Desk().add("seated", at(9, 0)).stand(at(9, 20), 20 * MIN).add("seated", at(9, 20)).store(engine)
     with Session(engine) as s:
-        state = stats.seat_states(s, at(9, 30), 900)["desk-1"]
+        state = stats.seat_states(s, ALL_DESKS, at(9, 30), 900)["desk-1"]
     assert state.is_seated and state.seated_since == at(9, 20)
 
 

@@ -38,6 +38,7 @@ from sitwatch.server.ingest.worker import Batch, IngestWorker, store_batch
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow
+from sitwatch.server.queries.scope import ALL_DESKS
 from sitwatch.server.queries.stats import Calendar, seat_states, today_by_device
 from sitwatch.server.web.pausing import paused_devices
 
@@ -103,7 +104,7 @@ def badge(engine: Engine, now: datetime, device_id: str = DESK) -> str | None:
 
 def rollup_figures(engine: Engine, now: datetime) -> tuple[object, ...]:
     with Session(engine) as session:
-        f = today_by_device(session, CALENDAR, now, 900, DESK)[DESK]
+        f = today_by_device(session, ALL_DESKS, CALENDAR, now, 900, DESK)[DESK]
     return (f.seated_s, f.sessions, f.breaks, f.prompts, f.prompts_answered, f.drills)
 
 
@@ -125,7 +126,7 @@ def test_a_forged_seated_event_from_2199_does_not_show_the_desk_seated_for_good(
     store(engine, [make_event(EventType.STOOD_UP, later, DESK, session_s=300)], later)
     assert card(engine, later + MINUTE) == "not seated"
     with Session(engine) as session:
-        assert not seat_states(session, NOW + timedelta(hours=3), 10**6)[DESK].is_seated
+        assert not seat_states(session, ALL_DESKS, NOW + timedelta(hours=3), 10**6)[DESK].is_seated
 
 
 def test_a_forged_pause_from_2199_pins_no_paused_until_from_that_date(engine: Engine) -> None:
@@ -277,7 +278,7 @@ def test_a_synced_copy_corrects_the_time_of_an_unsynced_one_and_all_derived_from
         session_row = session.scalars(select(SittingSession)).one()
         assert (session_row.started_at, session_row.ended_at) == (true - 30 * MINUTE, true)
         assert session.scalars(select(Drill.ts)).all() == [true + MINUTE]
-        state = seat_states(session, NOW, 900)[DESK]
+        state = seat_states(session, ALL_DESKS, NOW, 900)[DESK]
     assert state.seated_since == true + 6 * MINUTE
     # The day it left has no figures left; the day it joined has them all.
     assert day_counts(engine) == {TODAY: (1800.0, 1, 1800.0, 1, 1, 1, 1, 1)}

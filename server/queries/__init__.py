@@ -1,3 +1,3 @@
 """The way out: read-only questions about the stored data, with no web or MQTT in them:
 daily figures and timelines (``stats``), the nudge funnel and the other insights
-(``insights``). Each takes a session and the desks the viewer may see."""
+(``insights``). Each takes a session and the desks the viewer may see (``scope``)."""

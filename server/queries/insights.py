@@ -5,7 +5,8 @@ API and the CSV export all call ``insights()``, so they show the same numbers.
 
 Days are ``sitwatch.calendar.Calendar`` days (local time zone, starting at
 ``day_start_hour``); weeks run Monday to Sunday and are cut to the requested range.
-``device_id=None`` means all devices together. The rules, as a user reads them:
+Only the desks of the viewer's ``Scope`` count; ``device_id=None`` means all of them
+together. The rules, as a user reads them:
 
 - **Nudge funnel.** A *nudge* is one prompt cycle: the first audible prompt after the
   previous one was answered, together with its re-prompts, until a ``prompt_ack`` (the
@@ -86,8 +87,9 @@ from sitwatch.server import sql
 from sitwatch.server.config import GoalsConfig
 from sitwatch.server.ingest.derive import LATEST_TS, MAX_DURATION_S
 from sitwatch.server.models import DailyRollup, Event, SittingSession
+from sitwatch.server.queries.scope import Scope
 from sitwatch.server.queries.stats import MAX_RANGE_DAYS
-from sitwatch.server.sql import count_where, on_devices
+from sitwatch.server.sql import count_where
 
 STAND_WITHIN_S = 5 * 60
 DRILL_WITHIN_S = 30 * 60
@@ -302,11 +304,12 @@ class _Range:
     start: datetime  # UTC bounds of [first, last]
     end: datetime
     spans: list[OffsetSpan]
+    scope: Scope
     device_id: str | None
 
     @classmethod
     def of(
-        cls, session: Session, calendar: Calendar, first: date, last: date, device_id: str | None
+        cls, scope: Scope, calendar: Calendar, first: date, last: date, device_id: str | None
     ) -> _Range:
         if last < first:
             raise ValueError(f"from ({first}) is after to ({last})")
@@ -316,10 +319,14 @@ class _Range:
             raise ValueError(f"dates must be between {EARLIEST_DAY} and {LATEST_DAY}")
         start, end = calendar.bounds(first)[0], calendar.bounds(last)[1]
         spans = offset_spans(calendar.zone, start, end)
-        return cls(calendar, first, last, start, end, spans, device_id)
+        return cls(calendar, first, last, start, end, spans, scope, device_id)
 
     def day_number(self, column: Any) -> ColumnElement[int]:
         return _day_number(sql.epoch_ms(column), self.spans, self.calendar)
+
+    def on(self, column: Any, *, seek_each: bool = False) -> tuple[ColumnElement[bool], ...]:
+        """WHERE terms for the call's device (or all) among the scope's desks."""
+        return self.scope.on(column, self.device_id, seek_each=seek_each)
 
 
 # --- nudge funnel ---------------------------------------------------------------------------
@@ -359,7 +366,7 @@ def _nudge_rows(r: _Range) -> Select[Any]:
             Event.ts >= r.start - CYCLE_MARGIN,
             Event.ts < r.end + CYCLE_MARGIN,
             or_(Event.type == ack, quiet.is_not(true())),
-            *on_devices(Event.device_id, r.device_id, seek_each=True),
+            *r.on(Event.device_id, seek_each=True),
         )
         .subquery("cycle")
     )
@@ -501,7 +508,7 @@ def _bout_rows(session: Session, r: _Range) -> dict[int, tuple[tuple[int, ...], 
         .where(
             SittingSession.started_at >= r.start,
             SittingSession.started_at < r.end,
-            *on_devices(SittingSession.device_id, r.device_id, seek_each=True),
+            *r.on(SittingSession.device_id, seek_each=True),
         )
         .subquery("bouts")
     )
@@ -550,7 +557,7 @@ def _budget_rows(session: Session, r: _Range, goals: Goals) -> dict[date, _Budge
         .where(
             DailyRollup.day >= r.first,
             DailyRollup.day <= r.last,
-            *on_devices(DailyRollup.device_id, r.device_id),
+            *r.on(DailyRollup.device_id),
         )
         .group_by(DailyRollup.day)
     )
@@ -572,7 +579,7 @@ def _exercise_rows(session: Session, r: _Range) -> dict[int, dict[str, int]]:
             Event.type == EventType.DRILL_STEP.value,
             Event.ts >= r.start,
             Event.ts < r.end,
-            *on_devices(Event.device_id, r.device_id, seek_each=True),
+            *r.on(Event.device_id, seek_each=True),
         )
         .subquery("steps")
     )
@@ -585,13 +592,14 @@ def _exercise_rows(session: Session, r: _Range) -> dict[int, dict[str, int]]:
 
 def heatmap(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     first: date,
     last: date,
     device_id: str | None = None,
 ) -> Heatmap:
     """Seated seconds per weekday and local clock hour over [first, last]."""
-    return _heatmap(session, _Range.of(session, calendar, first, last, device_id))
+    return _heatmap(session, _Range.of(scope, calendar, first, last, device_id))
 
 
 def _heatmap(session: Session, r: _Range) -> Heatmap:
@@ -621,7 +629,7 @@ def _heatmap(session: Session, r: _Range) -> Heatmap:
             SittingSession.started_at >= r.start - timedelta(seconds=MAX_DURATION_S),
             SittingSession.started_at < r.end,
             SittingSession.ended_at > r.start,
-            *on_devices(SittingSession.device_id, r.device_id, seek_each=True),
+            *r.on(SittingSession.device_id, seek_each=True),
         )
         .subquery("pieces")
     )
@@ -668,6 +676,7 @@ def goal_streaks(days: Sequence[DayInsight], today: date | None = None) -> GoalS
 
 def insights(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     first: date,
     last: date,
@@ -680,7 +689,7 @@ def insights(
     unfinished day from breaking the current goal streak. Raises ValueError for a range
     that is reversed, too long or outside 2000-2199."""
     goals = goals or Goals()
-    r = _Range.of(session, calendar, first, last, device_id)
+    r = _Range.of(scope, calendar, first, last, device_id)
     funnels = _funnel_figures(session, r)
     bouts = _bout_rows(session, r)
     budget = _budget_rows(session, r, goals)

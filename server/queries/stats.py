@@ -1,7 +1,8 @@
 """Sitting statistics as SQL queries: the one source of the figures that the dashboard pages,
 the JSON API and the CSV export show.
 
-Every function takes a SQLAlchemy Session and aggregates in the database: days, weeks and
+Every query takes a SQLAlchemy Session and the viewer's ``Scope`` (the desks the viewer may
+see: ``scope.ALL_DESKS`` or a set) and aggregates in the database: days, weeks and
 months come from DailyRollup (one row per device and local day, kept by ingest), a day's
 timeline from SittingSession, prompts and the seat's current state from Event. Python only
 walks results that are already small (one row per device or per day), never raw rows.
@@ -10,10 +11,11 @@ A "day" is a local day in ``Calendar.timezone`` that starts at ``Calendar.day_st
 (04:00 by default, so a late night counts to the day it started); a session counts to the
 day it started on, as DailyRollup.day does.
 
-``device_id=None`` everywhere means all devices together. Further insights (prompt funnel,
-bout histogram, hour x weekday heatmap) fit the same shape: a frozen dataclass of figures
-and one function ``(session, calendar, ..., device_id=None)`` that the dashboard, the API
-and the CSV call alike; ``sql.on_devices`` and ``Calendar.bounds`` are the pieces to reuse.
+``device_id=None`` everywhere means all devices of the scope together. Further insights
+(prompt funnel, bout histogram, hour x weekday heatmap) fit the same shape: a frozen
+dataclass of figures and one function ``(session, scope, calendar, ..., device_id=None)``
+that the dashboard, the API and the CSV call alike; ``Scope.on`` and ``Calendar.bounds``
+are the pieces to reuse.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from sitwatch.server.models import (
     SittingSession,
     empty_figures,
 )
-from sitwatch.server.sql import on_devices
+from sitwatch.server.queries.scope import Scope
 
 # A "seated" event older than this no longer makes a device "seated now": a seat that has
 # reported nobody standing up for two days is a stuck sensor, not a person. It also bounds
@@ -77,12 +79,16 @@ def is_online(
 
 
 def device_statuses(
-    session: Session, now: datetime, offline_after_s: float, device_id: str | None = None
+    session: Session,
+    scope: Scope,
+    now: datetime,
+    offline_after_s: float,
+    device_id: str | None = None,
 ) -> list[DeviceStatus]:
     """Devices ordered by name then id."""
     now = as_utc(now)  # a caller's naive time is UTC
     rows = session.scalars(
-        select(Device).where(*on_devices(Device.id, device_id)).order_by(Device.name, Device.id)
+        select(Device).where(*scope.on(Device.id, device_id)).order_by(Device.name, Device.id)
     )
     return [
         DeviceStatus(
@@ -113,7 +119,11 @@ class SeatState:
 
 
 def seat_states(
-    session: Session, now: datetime, offline_after_s: float, device_id: str | None = None
+    session: Session,
+    scope: Scope,
+    now: datetime,
+    offline_after_s: float,
+    device_id: str | None = None,
 ) -> dict[str, SeatState]:
     """Whether each device's seat is occupied now, from its latest seated/stood_up event.
 
@@ -152,7 +162,7 @@ def seat_states(
             latest(Event.type, Event.seq.desc().nulls_last(), Event.id.desc()).label("type"),
             latest(Event.ts).label("ts"),
         )
-        .where(*on_devices(Device.id, device_id))
+        .where(*scope.on(Device.id, device_id))
         .order_by(Device.id)
     )
     states = {}
@@ -199,6 +209,7 @@ class TodayFigures:
 
 def today_by_device(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     now: datetime,
     offline_after_s: float,
@@ -213,13 +224,13 @@ def today_by_device(
         row.device_id: row
         for row in session.execute(
             select(DailyRollup).where(
-                DailyRollup.day == day, *on_devices(DailyRollup.device_id, device_id)
+                DailyRollup.day == day, *scope.on(DailyRollup.device_id, device_id)
             )
         ).scalars()
     }
     figures = {}
     if states is None:
-        states = seat_states(session, now, offline_after_s, device_id)
+        states = seat_states(session, scope, now, offline_after_s, device_id)
     for dev_id, state in states.items():
         found = _figures_of(rollups.get(dev_id))
         figures[dev_id] = TodayFigures(
@@ -247,13 +258,14 @@ def combine_today(day: date, per_device: Sequence[TodayFigures]) -> TodayFigures
 
 def today(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     now: datetime,
     offline_after_s: float,
     device_id: str | None = None,
 ) -> TodayFigures:
     """Today's figures for one device, or for all devices together."""
-    per_device = today_by_device(session, calendar, now, offline_after_s, device_id)
+    per_device = today_by_device(session, scope, calendar, now, offline_after_s, device_id)
     return combine_today(calendar.day_of(now), list(per_device.values()))
 
 
@@ -302,7 +314,7 @@ def _rollup_sums(*group_by: Any) -> Select[Any]:
 
 
 def daily_series(
-    session: Session, first: date, last: date, device_id: str | None = None
+    session: Session, scope: Scope, first: date, last: date, device_id: str | None = None
 ) -> list[DayFigures]:
     """One entry per day from ``first`` to ``last`` inclusive (days without data are zeros),
     summed over devices when ``device_id`` is None (``longest_s`` is then the longest)."""
@@ -313,7 +325,7 @@ def daily_series(
     stmt = _rollup_sums(DailyRollup.day).where(
         DailyRollup.day >= first,
         DailyRollup.day <= last,
-        *on_devices(DailyRollup.device_id, device_id),
+        *scope.on(DailyRollup.device_id, device_id),
     )
     found = {row.day: DayFigures(day=row.day, **_figures_of(row)) for row in session.execute(stmt)}
     days = (first + timedelta(days=i) for i in range((last - first).days + 1))
@@ -331,12 +343,13 @@ class RollupRow(RollupFigures):
 
 def rollup_rows(
     session: Session,
+    scope: Scope,
     first: date | None = None,
     last: date | None = None,
     device_id: str | None = None,
 ) -> Iterator[RollupRow]:
     """Stored rollups ordered by day and device, streamed in batches (for CSV export)."""
-    conditions: list[ColumnElement[bool]] = list(on_devices(DailyRollup.device_id, device_id))
+    conditions: list[ColumnElement[bool]] = list(scope.on(DailyRollup.device_id, device_id))
     if first is not None:
         conditions.append(DailyRollup.day >= first)
     if last is not None:
@@ -373,6 +386,7 @@ class LongestStretch:
 
 def longest_stretch(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     now: datetime,
     offline_after_s: float,
@@ -392,11 +406,11 @@ def longest_stretch(
                 case(((DailyRollup.day >= week) & (DailyRollup.day <= day), DailyRollup.longest_s))
             ).label("week"),
             func.max(case((DailyRollup.day <= day, DailyRollup.longest_s))).label("ever"),
-        ).where(*on_devices(DailyRollup.device_id, device_id))
+        ).where(*scope.on(DailyRollup.device_id, device_id))
     ).one()
     today_s, week_s, ever_s = float(row.today or 0), float(row.week or 0), float(row.ever or 0)
     if states is None:
-        states = seat_states(session, now, offline_after_s, device_id)
+        states = seat_states(session, scope, now, offline_after_s, device_id)
     for state in states.values():
         if state.seated_since is None:
             continue
@@ -424,6 +438,7 @@ class Streaks:
 
 def drill_streaks(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     now: datetime,
     device_id: str | None = None,
@@ -434,7 +449,7 @@ def drill_streaks(
     # after today are dropped here rather than by a WHERE (see longest_stretch).
     good_days = session.scalars(
         select(DailyRollup.day)
-        .where(*on_devices(DailyRollup.device_id, device_id))
+        .where(*scope.on(DailyRollup.device_id, device_id))
         .group_by(DailyRollup.day)
         .having(func.sum(DailyRollup.drills) >= goal_drills)
         .order_by(DailyRollup.day)
@@ -504,6 +519,7 @@ def _by_device(items: list[_Item]) -> dict[str, list[_Item]]:
 
 def day_timeline(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     day: date,
     now: datetime,
@@ -523,14 +539,14 @@ def day_timeline(
             .where(
                 SittingSession.started_at >= start,
                 SittingSession.started_at < end,
-                *on_devices(SittingSession.device_id, device_id, among),
+                *scope.on(SittingSession.device_id, device_id, among),
             )
             .order_by(SittingSession.started_at)
         )
     ]
     if start <= now < end + STATE_LOOKBACK:
         if states is None:
-            states = seat_states(session, now, offline_after_s, device_id)
+            states = seat_states(session, scope, now, offline_after_s, device_id)
         for state in states.values():
             if among is not None and state.device_id not in among:
                 continue
@@ -548,7 +564,7 @@ def day_timeline(
                 Event.type == EventType.PROMPT.value,
                 Event.ts >= start,
                 Event.ts < end,
-                *on_devices(Event.device_id, device_id, among),
+                *scope.on(Event.device_id, device_id, among),
             )
             .order_by(Event.ts)
         )
@@ -560,7 +576,7 @@ def day_timeline(
             .where(
                 Drill.ts >= start,
                 Drill.ts < end,
-                *on_devices(Drill.device_id, device_id, among),
+                *scope.on(Drill.device_id, device_id, among),
             )
             .order_by(Drill.ts)
         )
@@ -581,6 +597,7 @@ class Overview:
 
 def overview(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     now: datetime,
     offline_after_s: float,
@@ -592,12 +609,14 @@ def overview(
     cards and /api/v1/summary show (``per_device``: today_by_device's answer, ``states``:
     seat_states', if at hand)."""
     if states is None:
-        states = seat_states(session, now, offline_after_s, device_id)
+        states = seat_states(session, scope, now, offline_after_s, device_id)
     if per_device is None:
-        per_device = today_by_device(session, calendar, now, offline_after_s, device_id, states)
+        per_device = today_by_device(
+            session, scope, calendar, now, offline_after_s, device_id, states
+        )
     figures = combine_today(calendar.day_of(now), list(per_device.values()))
     return Overview(
         today=figures,
-        longest=longest_stretch(session, calendar, now, offline_after_s, device_id, states),
-        streaks=drill_streaks(session, calendar, now, device_id),
+        longest=longest_stretch(session, scope, calendar, now, offline_after_s, device_id, states),
+        streaks=drill_streaks(session, scope, calendar, now, device_id),
     )

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from sitwatch.server.models import ROLLUP_FIGURES, Device
 from sitwatch.server.queries import insights, stats
 from sitwatch.server.web.app import db, now, web_state
+from sitwatch.server.web.auth import viewer_scope
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -79,7 +80,7 @@ def _device_or_404(device_id: str) -> Device:
 
 @bp.get("/devices")
 def devices() -> Response:
-    rows = stats.device_statuses(db(), now(), web_state().config.offline_after_s)
+    rows = stats.device_statuses(db(), viewer_scope(), now(), web_state().config.offline_after_s)
     return jsonify(devices=[{**to_json(row), "label": row.label} for row in rows])
 
 
@@ -87,7 +88,9 @@ def devices() -> Response:
 def device_today(device_id: str) -> Response:
     _device_or_404(device_id)
     state = web_state()
-    found = stats.overview(db(), state.calendar, now(), state.config.offline_after_s, device_id)
+    found = stats.overview(
+        db(), viewer_scope(), state.calendar, now(), state.config.offline_after_s, device_id
+    )
     return jsonify(device_id=device_id, **_overview_json(found))
 
 
@@ -101,7 +104,7 @@ def device_days(device_id: str) -> Response:
     if first > last:
         abort(400, f"from ({first}) is after to ({last})")
     try:
-        days = stats.daily_series(db(), first, last, device_id)
+        days = stats.daily_series(db(), viewer_scope(), first, last, device_id)
     except ValueError as exc:
         abort(400, str(exc))
     return jsonify(device_id=device_id, days=to_json(days))
@@ -112,9 +115,13 @@ def summary() -> Response:
     """All devices together, and each device's today."""
     state, session, current = web_state(), db(), now()
     calendar, offline_after_s = state.calendar, state.config.offline_after_s
-    states = stats.seat_states(session, current, offline_after_s)
-    per_device = stats.today_by_device(session, calendar, current, offline_after_s, None, states)
-    found = stats.overview(session, calendar, current, offline_after_s, None, per_device, states)
+    states = stats.seat_states(session, viewer_scope(), current, offline_after_s)
+    per_device = stats.today_by_device(
+        session, viewer_scope(), calendar, current, offline_after_s, None, states
+    )
+    found = stats.overview(
+        session, viewer_scope(), calendar, current, offline_after_s, None, per_device, states
+    )
     return jsonify(
         now=to_json(current),
         timezone=calendar.timezone,
@@ -158,14 +165,14 @@ def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
 
 def _csv_response(device_id: str | None, filename: str) -> Response:
     first, last = _date_arg("from", None), _date_arg("to", None)
-    sessions = web_state().sessions
+    sessions, scope = web_state().sessions, viewer_scope()
 
     def lines() -> Iterator[str]:
         # The rows are read while the response streams, after the request's own session has
         # been closed: this generator opens and always closes its own (also when the client
         # hangs up and the server closes the generator).
         with sessions() as session:
-            yield from _csv_lines(stats.rollup_rows(session, first, last, device_id))
+            yield from _csv_lines(stats.rollup_rows(session, scope, first, last, device_id))
 
     return Response(
         lines(),
@@ -235,6 +242,7 @@ def insights_request() -> insights.Insights:
     try:
         return insights.insights(
             db(),
+            viewer_scope(),
             calendar,
             first,
             last,

@@ -15,6 +15,7 @@ from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length
 
 from sitwatch.server.models import User
+from sitwatch.server.queries.scope import ALL_DESKS, Scope
 from sitwatch.server.users import verify_user
 from sitwatch.server.web.app import db
 
@@ -107,3 +108,9 @@ def logout() -> Any:
         logout_user()
         flash("Logged out.", "info")
     return redirect(url_for("auth.login"))
+
+
+def viewer_scope() -> Scope:
+    """The desks the logged-in viewer may see, which every query is given: all of them, as
+    every user may see every desk."""
+    return ALL_DESKS

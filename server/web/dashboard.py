@@ -37,6 +37,7 @@ from sitwatch.server.models import Device
 from sitwatch.server.queries import stats
 from sitwatch.server.web import pausing
 from sitwatch.server.web.app import db, now, web_state
+from sitwatch.server.web.auth import viewer_scope
 from sitwatch.server.web.publish import PublishError, publish_command, publish_settings
 from sitwatch.settings import SettingsError, TrackerSettings
 
@@ -283,21 +284,34 @@ def _stats_page(device_id: str | None) -> dict[str, Any]:
     calendar, offline_after_s = state.calendar, state.config.offline_after_s
     today = calendar.day_of(current)
     day = _chosen_day(today)
-    devices = stats.device_statuses(session, current, offline_after_s, device_id)
-    states = stats.seat_states(session, current, offline_after_s, device_id)  # asked once
+    devices = stats.device_statuses(session, viewer_scope(), current, offline_after_s, device_id)
+    states = stats.seat_states(
+        session, viewer_scope(), current, offline_after_s, device_id
+    )  # asked once
     per_device = stats.today_by_device(
-        session, calendar, current, offline_after_s, device_id, states
+        session, viewer_scope(), calendar, current, offline_after_s, device_id, states
     )
     shown = busiest(devices, per_device, OVERVIEW_DEVICES)
     among = None if len(shown) == len(devices) else {d.id for d in shown}
     timeline = stats.day_timeline(
-        session, calendar, day, current, offline_after_s, device_id, among, states
+        session, viewer_scope(), calendar, day, current, offline_after_s, device_id, among, states
     )
-    week = stats.daily_series(session, today - timedelta(days=WEEK_DAYS - 1), today, device_id)
-    month = stats.daily_series(session, today - timedelta(days=MONTH_DAYS - 1), today, device_id)
+    week = stats.daily_series(
+        session, viewer_scope(), today - timedelta(days=WEEK_DAYS - 1), today, device_id
+    )
+    month = stats.daily_series(
+        session, viewer_scope(), today - timedelta(days=MONTH_DAYS - 1), today, device_id
+    )
     return {
         "overview": stats.overview(
-            session, calendar, current, offline_after_s, device_id, per_device, states
+            session,
+            viewer_scope(),
+            calendar,
+            current,
+            offline_after_s,
+            device_id,
+            per_device,
+            states,
         ),
         "per_device": per_device,
         "paused": pausing.paused_devices(session, current, device_id),
@@ -342,7 +356,7 @@ def index() -> str:
 def devices() -> str:
     state = web_state()
     current = now()
-    rows = stats.device_statuses(db(), current, state.config.offline_after_s)
+    rows = stats.device_statuses(db(), viewer_scope(), current, state.config.offline_after_s)
     return render_template(
         "devices.html",
         devices=rows,
@@ -495,7 +509,9 @@ def _stored_settings(device: Device) -> TrackerSettings:
 def _settings_page(
     device: Device, form: SettingsForm, rename: RenameForm, errors: list[str]
 ) -> str:
-    status = stats.device_statuses(db(), now(), web_state().config.offline_after_s, device.id)[0]
+    status = stats.device_statuses(
+        db(), viewer_scope(), now(), web_state().config.offline_after_s, device.id
+    )[0]
     return render_template(
         "settings.html",
         device=status,

@@ -13,6 +13,7 @@ from flask import Blueprint, render_template
 from sitwatch.server.queries import insights, stats
 from sitwatch.server.web.api import insights_request
 from sitwatch.server.web.app import db, now, web_state
+from sitwatch.server.web.auth import viewer_scope
 from sitwatch.server.web.dashboard import Rect, Tick, format_duration
 
 bp = Blueprint("insights", __name__)
@@ -258,7 +259,7 @@ def page() -> str:
     found = insights_request()
     state = web_state()
     today = state.calendar.day_of(now())
-    devices = stats.device_statuses(db(), now(), state.config.offline_after_s)
+    devices = stats.device_statuses(db(), viewer_scope(), now(), state.config.offline_after_s)
     return render_template(
         "insights.html",
         ins=found,
