@@ -36,7 +36,6 @@ from sitwatch.protocol import Event
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine
 from sitwatch.server.ingest.derive import (
-    DayRules,
     check_event,
     drill_rows,
     rollup_deltas,
@@ -143,7 +142,7 @@ def time_runs(
 
 def load_desk(engine: Engine, device_id: str, now: datetime) -> dict[str, Any]:
     events = desk_year(device_id, now, seed=3)
-    rules = DayRules.from_config(server_config("sqlite://"))
+    rules = server_config("sqlite://").calendar
     start = time.perf_counter()
     for first in range(0, len(events), 500):
         batch = Batch()
@@ -188,7 +187,7 @@ class TemplateRows:
     """One tracker-made desk-year as converted tuples, ready to copy to other device ids."""
 
     def __init__(self, engine: Engine, events: list[Event], now: datetime, event_days: int):
-        rules = DayRules.from_config(server_config("sqlite://"))
+        rules = server_config("sqlite://").calendar
         since = now - timedelta(days=event_days)
         recent = [
             {

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sitwatch import protocol
+from sitwatch.calendar import Calendar
 from sitwatch.device.settings_store import write_json
 from sitwatch.protocol import Event, EventType
 
@@ -19,15 +19,14 @@ log = logging.getLogger(__name__)
 
 
 class TodayTally:
-    """Counts one local day at a time; the day starts at ``day_start_hour`` (as on the
-    dashboard: late nights count to the day they started). With a ``path`` the figures are
-    read from it at start and written to it at every change."""
+    """Counts one local day at a time, the dashboard's ``Calendar`` day (it starts at
+    ``day_start_hour``: late nights count to the day they started). With a ``path`` the
+    figures are read from it at start and written to it at every change."""
 
     def __init__(
         self, timezone: str = "UTC", day_start_hour: int = 4, path: Path | None = None
     ) -> None:
-        self._zone = ZoneInfo(timezone)
-        self._day_start = timedelta(hours=day_start_hour)
+        self.calendar = Calendar(timezone, day_start_hour)
         self._path = None if path is None else Path(path)
         self.day: date | None = None
         self.seated_s = 0.0
@@ -35,13 +34,10 @@ class TodayTally:
         if self._path is not None:
             self._load(self._path)
 
-    def day_of(self, ts: datetime) -> date:
-        return (ts.astimezone(self._zone) - self._day_start).date()
-
     def add(self, event: Event) -> bool:
         """Count ``event``; True when a figure changed (a new day's first event included,
         when the day before had any)."""
-        changed = self._start(self.day_of(event.ts))
+        changed = self._start(self.calendar.day_of(event.ts))
         if event.type == EventType.STOOD_UP:
             self.seated_s += float(event.data["session_s"])
             changed = True
@@ -55,7 +51,7 @@ class TodayTally:
     def roll_over(self, now: datetime) -> bool:
         """Begin ``now``'s day if the figures are of an earlier one (a restart the next
         morning); True when a figure changed."""
-        day = self.day_of(now)
+        day = self.calendar.day_of(now)
         if self.day is not None and day <= self.day:
             return False
         changed = self._start(day)

@@ -253,11 +253,11 @@ def create_user_command(
 def rebuild_rollups(ctx: click.Context) -> None:
     """Recompute every daily rollup from the stored events (after changing the time zone
     or day_start_hour)."""
-    from sitwatch.server.ingest.derive import DayRules, rebuild_all_rollups
+    from sitwatch.server.ingest.derive import rebuild_all_rollups
 
     config = _config(ctx)
     with open_database(config) as engine, engine.begin() as connection:
-        days = rebuild_all_rollups(connection, DayRules.from_config(config))
+        days = rebuild_all_rollups(connection, config.calendar)
     click.echo(f"rebuilt {days} device-days")
 
 

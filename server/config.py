@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sitwatch.calendar import Calendar
 from sitwatch.mqtt import MqttSettings
 from sitwatch.settings import describe_errors
 from sitwatch.toml_file import TomlFileError, read_toml, why_unreadable
@@ -118,6 +119,11 @@ class ServerConfig(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @property
+    def calendar(self) -> Calendar:
+        """The local days that the ingest counts rollups in and the dashboard shows."""
+        return Calendar(self.timezone, self.day_start_hour)
 
 
 ENV_OVERRIDES = {

@@ -3,7 +3,7 @@ drills, daily rollups and dashboard users."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +21,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from sitwatch.calendar import as_utc
 
 # Named constraints, so later migrations can alter them (SQLite batch mode needs names).
 NAMING_CONVENTION = {
@@ -40,18 +42,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return None if value is None else as_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return None if value is None else as_utc(value)
 
 
 # Indexes made on PostgreSQL only (Index.ddl_if); the migrations and the drift check know.
@@ -155,6 +149,21 @@ class DailyRollup(Base):
     # Of prompts_answered, those answered by starting a drill (prompt_ack how="drill").
     prompts_answered_by_drill: Mapped[int] = mapped_column(Integer, default=0)
     drills: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# The figures of a rollup row, named once, by the columns above: ingest adds each new
+# event's share to them and the stats add them up over devices, all but ``longest_s``, of
+# which they take the longest.
+ROLLUP_FIGURES: tuple[str, ...] = tuple(
+    column.key for column in DailyRollup.__table__.columns if not column.primary_key
+)
+ROLLUP_SUMS = tuple(name for name in ROLLUP_FIGURES if name != "longest_s")
+
+
+def empty_figures() -> dict[str, float | int]:
+    """Every rollup figure at zero, of its column's type (0.0 for seconds, 0 for counts)."""
+    columns = DailyRollup.__table__.columns
+    return {name: columns[name].type.python_type() for name in ROLLUP_FIGURES}
 
 
 class User(Base):

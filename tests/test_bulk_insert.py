@@ -13,8 +13,9 @@ from sqlalchemy import Engine, select
 from support.events import make_event
 from web_fixtures import seeded_engine
 
+from sitwatch.calendar import Calendar
 from sitwatch.protocol import Event, EventType
-from sitwatch.server.ingest.derive import DayRules, check_event
+from sitwatch.server.ingest.derive import check_event
 from sitwatch.server.ingest.worker import Batch, store_batch
 from sitwatch.server.models import DailyRollup, Device, Drill
 from sitwatch.server.models import Event as EventRow
@@ -45,7 +46,7 @@ def test_values_come_back_exactly_and_a_replay_stores_nothing(empty_database: En
     for event in events:
         batch.events[event.id] = (event, check_event(event))
     now = datetime(2026, 3, 2, 10, 0, 0, 654321, tzinfo=UTC)
-    day_rules = DayRules(UTC, 4)
+    day_rules = Calendar("UTC", 4)
     with empty_database.begin() as connection:
         assert store_batch(connection, batch, day_rules, now) == {e.id for e in events}
     with empty_database.begin() as connection:

@@ -25,11 +25,11 @@ from werkzeug.serving import make_server
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
+from sitwatch.calendar import Calendar
 from sitwatch.protocol import EventType, Status
 from sitwatch.server.config import BrokerConfig, DatabaseConfig, ServerConfig
 from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.models import Device
-from sitwatch.server.queries.stats import Calendar
 from sitwatch.server.web.filters import format_duration
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -14,15 +14,16 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from support.events import make_event
 
+from sitwatch.calendar import Calendar
 from sitwatch.protocol import EventType, ProtocolError
 from sitwatch.server.db import make_engine
-from sitwatch.server.ingest.derive import DayRules, check_event, rebuild_all_rollups
+from sitwatch.server.ingest.derive import check_event, rebuild_all_rollups
 from sitwatch.server.ingest.worker import Batch, store_batch
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup
 
 BERLIN = ZoneInfo("Europe/Berlin")
-RULES = DayRules(BERLIN, 4)
+RULES = Calendar("Europe/Berlin", 4)
 
 
 def test_late_night_counts_to_the_day_it_started() -> None:

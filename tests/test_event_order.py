@@ -17,11 +17,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from web_fixtures import add_device, seeded_engine
 
+from sitwatch.calendar import Calendar
 from sitwatch.server.models import Device, Drill, Event
 from sitwatch.server.queries import insights, pauses, stats
 from sitwatch.server.queries.insights import Funnel
+from sitwatch.server.queries.scope import ALL_DESKS
 
-CAL = stats.Calendar("UTC", 4)
+CAL = Calendar("UTC", 4)
 DAY = date(2026, 11, 17)
 MIN = 60
 
@@ -103,7 +105,9 @@ class DeskLog:
 
 def funnel(engine: Engine) -> Funnel:
     with Session(engine) as s:
-        found = insights.insights(s, CAL, DAY - timedelta(days=3), DAY + timedelta(days=3))
+        found = insights.insights(
+            s, ALL_DESKS, CAL, DAY - timedelta(days=3), DAY + timedelta(days=3)
+        )
     assert [d.funnel for d in found.days if d.day != DAY] == [Funnel()] * 6
     return found.funnel
 
@@ -176,7 +180,7 @@ def test_the_latest_seat_event_is_the_last_in_seq_at_equal_times(empty_database:
         empty_database
     )
     with Session(empty_database) as s:
-        state = stats.seat_states(s, at(9, 30), 900)["desk-1"]
+        state = stats.seat_states(s, ALL_DESKS, at(9, 30), 900)["desk-1"]
     assert state.is_seated and state.seated_since == at(9, 20)
 
 
@@ -186,4 +190,4 @@ def test_the_latest_pause_event_is_the_last_in_seq_at_equal_times(empty_database
     desk.store(empty_database)
     with Session(empty_database) as s:
         s.get_one(Device, "desk-1").boot_id = "boot-a"
-        assert pauses.paused_devices(s, at(9, 30)) == {}
+        assert pauses.paused_devices(s, ALL_DESKS, at(9, 30)) == {}

@@ -18,13 +18,14 @@ from support.waiting import wait_until
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
+from sitwatch.calendar import Calendar
 from sitwatch.protocol import EventType, Status
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.ingest.derive import DayRules, recompute_rollups
+from sitwatch.server.ingest.derive import recompute_rollups
 from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import upgrade
-from sitwatch.server.models import DailyRollup, Device, Drill, SittingSession
+from sitwatch.server.models import ROLLUP_FIGURES, DailyRollup, Device, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -79,19 +80,7 @@ def stored_ids(engine: Engine) -> list[str]:
 def rollups(engine: Engine, device_id: str) -> dict[date, dict[str, object]]:
     with session_factory(engine)() as session:
         rows = session.scalars(select(DailyRollup).where(DailyRollup.device_id == device_id))
-        return {
-            r.day: {
-                "seated_s": r.seated_s,
-                "sessions": r.sessions,
-                "longest_s": r.longest_s,
-                "breaks": r.breaks,
-                "prompts": r.prompts,
-                "prompts_answered": r.prompts_answered,
-                "prompts_answered_by_drill": r.prompts_answered_by_drill,
-                "drills": r.drills,
-            }
-            for r in rows
-        }
+        return {r.day: {name: getattr(r, name) for name in ROLLUP_FIGURES} for r in rows}
 
 
 def test_events_are_acked_only_once_they_are_in_the_database(
@@ -289,7 +278,9 @@ def test_out_of_order_and_replayed_arrival_gives_the_same_rollups(
         migrated_sqlite.begin() as connection
     ):  # the incremental rows equal a rebuild from raw rows
         recompute_rollups(
-            connection, DayRules(BERLIN, 4), [(desk, date(2026, 3, 2)), (desk, date(2026, 3, 3))]
+            connection,
+            Calendar("Europe/Berlin", 4),
+            [(desk, date(2026, 3, 2)), (desk, date(2026, 3, 3))],
         )
     assert rollups(migrated_sqlite, desk) == EXPECTED_DAYS
 

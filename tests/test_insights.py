@@ -3,6 +3,7 @@ SQLite and PostgreSQL; and the heatmap and day cut across DST changes."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -26,10 +27,11 @@ from web_fixtures import (
     seeded_engine,
 )
 
+from sitwatch.calendar import Calendar
 from sitwatch.server.config import ServerConfig, ServerConfigError, load_server_config
 from sitwatch.server.queries import insights
 from sitwatch.server.queries.insights import Funnel, Goals
-from sitwatch.server.queries.stats import Calendar
+from sitwatch.server.queries.scope import ALL_DESKS, Scope
 
 CAL = Calendar("UTC", 4)
 MON, TUE, WED, THU, FRI, SAT, SUN = (WEEK_FIRST + timedelta(days=n) for n in range(7))
@@ -50,7 +52,9 @@ def session(seeded_week: Engine) -> Iterator[Session]:
 
 def week(session: Session, device_id: str | None, **kwargs: object) -> insights.Insights:
     kwargs.setdefault("today", WEEK_TODAY)
-    return insights.insights(session, CAL, WEEK_FIRST, WEEK_LAST, device_id=device_id, **kwargs)  # type: ignore[arg-type]
+    return insights.insights(
+        session, ALL_DESKS, CAL, WEEK_FIRST, WEEK_LAST, device_id=device_id, **kwargs
+    )  # type: ignore[arg-type]
 
 
 # --- the week by hand -------------------------------------------------------------------------
@@ -140,7 +144,7 @@ def test_funnel_for_the_week(session: Session) -> None:
 
 
 def test_weeks_are_cut_to_the_range(session: Session) -> None:
-    found = insights.insights(session, CAL, date(2026, 11, 12), TUE)
+    found = insights.insights(session, ALL_DESKS, CAL, date(2026, 11, 12), TUE)
     assert [(w.week_start, w.funnel) for w in found.weeks] == [
         (date(2026, 11, 9), Funnel()),  # Thursday 12 to Sunday 15: nothing
         (MON, Funnel(7, 3, 3, 70 * MIN)),  # Monday and Tuesday only: 1 4 4 [70] 90 90 90
@@ -231,15 +235,15 @@ def test_heatmap_splits_sessions_at_hour_boundaries(session: Session) -> None:
 
 def test_ranges_are_checked(session: Session) -> None:
     with pytest.raises(ValueError, match="after"):
-        insights.insights(session, CAL, TUE, MON)
+        insights.insights(session, ALL_DESKS, CAL, TUE, MON)
     with pytest.raises(ValueError, match="too long"):
-        insights.insights(session, CAL, date(2000, 1, 1), date(2010, 1, 1))
+        insights.insights(session, ALL_DESKS, CAL, date(2000, 1, 1), date(2010, 1, 1))
     with pytest.raises(ValueError, match="between"):
-        insights.insights(session, CAL, date(1999, 12, 30), date(2000, 1, 2))
+        insights.insights(session, ALL_DESKS, CAL, date(1999, 12, 30), date(2000, 1, 2))
 
 
 def test_an_empty_range_is_all_zeros(session: Session) -> None:
-    found = insights.insights(session, CAL, date(2026, 1, 5), date(2026, 1, 11))
+    found = insights.insights(session, ALL_DESKS, CAL, date(2026, 1, 5), date(2026, 1, 11))
     assert found.funnel == Funnel() and found.bouts == (0, 0, 0, 0, 0)
     assert found.streaks == insights.GoalStreaks(0, 0, None)
     assert found.heatmap.peak_s == 0 and len(found.days) == 7
@@ -302,11 +306,11 @@ def test_heatmap_and_days_across_dst_changes(empty_engine: Engine) -> None:
         add_event(s, "desk-z", "prompt_ack", utc(10, 25, 3, 43), how="stood_up", response_s=180)
         add_drill(s, "desk-z", utc(10, 25, 3, 50))
         s.commit()
-        spring = insights.heatmap(s, berlin, date(2026, 3, 27), date(2026, 3, 29))
+        spring = insights.heatmap(s, ALL_DESKS, berlin, date(2026, 3, 27), date(2026, 3, 29))
         assert spring.seated_s[5][1] == 30 * MIN and spring.seated_s[5][3] == 30 * MIN
         assert spring.seated_s[5][2] == 0 and spring.peak_s == 30 * MIN
 
-        autumn = insights.insights(s, berlin, date(2026, 10, 19), date(2026, 10, 26))
+        autumn = insights.insights(s, ALL_DESKS, berlin, date(2026, 10, 19), date(2026, 10, 26))
         grid = autumn.heatmap.seated_s
         # Saturday's late night: the 120 min, and 03:35-03:42 CET (02:35 UTC).
         assert grid[5][2] == 90 * MIN and grid[5][3] == (30 + 7) * MIN
@@ -321,12 +325,14 @@ def test_heatmap_and_days_across_dst_changes(empty_engine: Engine) -> None:
 
         # A range from Sunday 25 October starts at 04:00 CET (03:00 UTC): the night before
         # is left out, Sunday's 8 min and Monday's 30 min are in.
-        sunday_on = insights.heatmap(s, berlin, date(2026, 10, 25), date(2026, 10, 26))
+        sunday_on = insights.heatmap(s, ALL_DESKS, berlin, date(2026, 10, 25), date(2026, 10, 26))
         assert sum(map(sum, sunday_on.seated_s)) == (8 + 30) * MIN
 
         # A range ending on Saturday 24 October ends at 04:00 CET on Sunday: the 120 min
         # session is all in (it ended 02:30 UTC = 03:30 CET).
-        up_to_saturday = insights.heatmap(s, berlin, date(2026, 10, 24), date(2026, 10, 24))
+        up_to_saturday = insights.heatmap(
+            s, ALL_DESKS, berlin, date(2026, 10, 24), date(2026, 10, 24)
+        )
         assert sum(map(sum, up_to_saturday.seated_s)) == (120 + 7) * MIN
 
 
@@ -373,3 +379,17 @@ def test_queries_seek_the_time_indexes(seeded_week: Engine, session: Session) ->
             for step in details.split(" | "):
                 if re.match(r"SEARCH (events|sitting_sessions|drills)\w*", step):
                     assert "device_id=" in step or "IN-OPERATOR" in step, details
+
+
+def test_a_scope_of_one_desk_hides_the_other_desks(session: Session) -> None:
+    """The insights of a viewer who may see only desk-b are desk-b's, as if asked for it."""
+    seen = insights.insights(
+        session, Scope.of(["desk-b"]), CAL, WEEK_FIRST, WEEK_LAST, today=WEEK_TODAY
+    )
+    assert dataclasses.replace(seen, device_id="desk-b") == week(session, "desk-b")
+    assert seen != week(session, None)
+    hidden = insights.insights(
+        session, Scope.of(["desk-b"]), CAL, WEEK_FIRST, WEEK_LAST, device_id="desk-a"
+    )
+    assert hidden.funnel == Funnel() and sum(map(sum, hidden.heatmap.seated_s)) == 0
+    assert all(day.seated_s == 0 and day.drills == 0 for day in hidden.days)

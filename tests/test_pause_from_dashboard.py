@@ -27,8 +27,8 @@ from web_fixtures import (
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
+from sitwatch.calendar import Calendar
 from sitwatch.server.models import Device
-from sitwatch.server.queries.stats import Calendar
 from sitwatch.server.web.desk_settings import command_for
 
 pytestmark = pytest.mark.timeout(60)

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from link_support import FakeServer, clear_retained
@@ -28,6 +27,7 @@ from test_ingest import ingest_config
 from web_fixtures import add_device, add_event, add_user, login, make_app
 
 from sitwatch.broker import Mosquitto
+from sitwatch.calendar import Calendar
 from sitwatch.clock import FakeClock
 from sitwatch.device.config import DeviceConfig, MqttConfig
 from sitwatch.device.link import MqttLink
@@ -35,17 +35,18 @@ from sitwatch.device.outbox import Outbox
 from sitwatch.protocol import Event, EventType, Status, now_utc
 from sitwatch.server.config import ServerConfig, ServerConfigError, load_server_config
 from sitwatch.server.db import make_engine
-from sitwatch.server.ingest.derive import DayRules, check_event, rebuild_all_rollups
+from sitwatch.server.ingest.derive import check_event, rebuild_all_rollups
 from sitwatch.server.ingest.worker import Batch, IngestWorker, store_batch
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import DailyRollup, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow
 from sitwatch.server.queries.pauses import paused_devices
-from sitwatch.server.queries.stats import Calendar, seat_states, today_by_device
+from sitwatch.server.queries.scope import ALL_DESKS
+from sitwatch.server.queries.stats import seat_states, today_by_device
 
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)  # a Wednesday
 TODAY = date(2026, 11, 25)
-RULES = DayRules(ZoneInfo("UTC"), 4)  # as web_fixtures.make_app counts days
+RULES = Calendar("UTC", 4)  # as web_fixtures.make_app counts days
 CALENDAR = Calendar("UTC", 4)
 DESK = "desk-a"
 FORGED = datetime(2199, 6, 1, 12, 0, tzinfo=UTC)
@@ -73,7 +74,7 @@ def store(
     now: datetime,
     *,
     online: str | None = DESK,
-    rules: DayRules = RULES,
+    rules: Calendar = RULES,
     **margin: float,
 ) -> set[str]:
     """One ingest batch, as the worker stores it; ``online``: a live status from that desk."""
@@ -105,7 +106,7 @@ def badge(engine: Engine, now: datetime, device_id: str = DESK) -> str | None:
 
 def rollup_figures(engine: Engine, now: datetime) -> tuple[object, ...]:
     with Session(engine) as session:
-        f = today_by_device(session, CALENDAR, now, 900, DESK)[DESK]
+        f = today_by_device(session, ALL_DESKS, CALENDAR, now, 900, DESK)[DESK]
     return (f.seated_s, f.sessions, f.breaks, f.prompts, f.prompts_answered, f.drills)
 
 
@@ -131,7 +132,7 @@ def test_a_forged_seated_event_from_2199_does_not_show_the_desk_seated_for_good(
     store(migrated_database, [make_event(EventType.STOOD_UP, later, DESK, session_s=300)], later)
     assert card(migrated_database, later + MINUTE) == "not seated"
     with Session(migrated_database) as session:
-        assert not seat_states(session, NOW + timedelta(hours=3), 10**6)[DESK].is_seated
+        assert not seat_states(session, ALL_DESKS, NOW + timedelta(hours=3), 10**6)[DESK].is_seated
 
 
 def test_a_forged_pause_from_2199_pins_no_paused_until_from_that_date(
@@ -146,7 +147,7 @@ def test_a_forged_pause_from_2199_pins_no_paused_until_from_that_date(
     store(migrated_database, [resume], NOW + 2 * MINUTE)
     assert badge(migrated_database, NOW + 3 * MINUTE) is None
     with Session(migrated_database) as session:
-        assert paused_devices(session, NOW + timedelta(days=30)) == {}
+        assert paused_devices(session, ALL_DESKS, NOW + timedelta(days=30)) == {}
 
 
 def test_future_events_stored_before_this_check_pin_neither_seat_nor_pause(
@@ -290,7 +291,7 @@ def test_a_synced_copy_corrects_the_time_of_an_unsynced_one_and_all_derived_from
         session_row = session.scalars(select(SittingSession)).one()
         assert (session_row.started_at, session_row.ended_at) == (true - 30 * MINUTE, true)
         assert session.scalars(select(Drill.ts)).all() == [true + MINUTE]
-        state = seat_states(session, NOW, 900)[DESK]
+        state = seat_states(session, ALL_DESKS, NOW, 900)[DESK]
     assert state.seated_since == true + 6 * MINUTE
     # The day it left has no figures left; the day it joined has them all.
     assert day_counts(migrated_database) == {TODAY: (1800.0, 1, 1800.0, 1, 1, 1, 1, 1)}
@@ -507,7 +508,7 @@ def test_a_desk_whose_clock_synced_while_the_server_was_away_gets_its_true_times
         )
         assert ended == stood.ts
         assert session.scalar(select(Drill.ts).where(Drill.device_id == device_id)) == drill.ts
-    rules = DayRules.from_config(config)
+    rules = config.calendar
     days = snapshot(sqlite_engine, device_id)
     assert list(days) == [rules.day_of(stood.ts - timedelta(seconds=1800))]
     with sqlite_engine.begin() as connection:

@@ -21,8 +21,9 @@ from test_ingest import EXPECTED_DAYS, ingest_config, rollups, scripted_day, sto
 from test_systemd_units import SYSTEMD_DIR, VENV_BIN, exec_start, load_unit, words
 
 from sitwatch.broker import Mosquitto
+from sitwatch.calendar import Calendar
 from sitwatch.server.db import make_engine
-from sitwatch.server.ingest.derive import DayRules, recompute_rollups
+from sitwatch.server.ingest.derive import recompute_rollups
 from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import current_revision, head_revision, upgrade
 
@@ -83,11 +84,11 @@ def test_scripted_day_rollups_on_postgres(broker: Mosquitto, pg_engine: Engine) 
     with pg_engine.begin() as connection:
         recompute_rollups(
             connection,
-            worker.rules,
+            worker.calendar,
             [(desk, date(2026, 3, 2)), (desk, date(2026, 3, 3))],
         )
     assert rollups(pg_engine, desk) == EXPECTED_DAYS
-    assert isinstance(worker.rules, DayRules)
+    assert isinstance(worker.calendar, Calendar)
 
 
 def test_servers_starting_together_migrate_once() -> None:

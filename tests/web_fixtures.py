@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from sitwatch.server.config import BrokerConfig, DatabaseConfig, GoalsConfig, ServerConfig
 from sitwatch.server.db import create_schema, make_engine
-from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
+from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession, empty_figures
 from sitwatch.server.users import create_user
 from sitwatch.server.web.app import create_app
 
@@ -175,18 +175,7 @@ def add_drill(session: Session, device_id: str, ts: datetime) -> None:
 
 
 def add_rollup(session: Session, device_id: str, day: date, **figures: float) -> None:
-    row = {
-        "seated_s": 0.0,
-        "sessions": 0,
-        "longest_s": 0.0,
-        "breaks": 0,
-        "prompts": 0,
-        "prompts_answered": 0,
-        "prompts_answered_by_drill": 0,
-        "drills": 0,
-    }
-    row.update(figures)
-    session.add(DailyRollup(device_id=device_id, day=day, **row))
+    session.add(DailyRollup(device_id=device_id, day=day, **{**empty_figures(), **figures}))
 
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:
@@ -286,9 +275,9 @@ def seed_week(engine: Engine) -> None:
     sends them plus the derived session and drill rows; rollups rebuilt by ingest's own
     ``rebuild_all_rollups``. What each day holds is spelled out next to the expected
     figures in tests/test_insights.py."""
-    from zoneinfo import ZoneInfo
 
-    from sitwatch.server.ingest.derive import DayRules, rebuild_all_rollups
+    from sitwatch.calendar import Calendar
+    from sitwatch.server.ingest.derive import rebuild_all_rollups
 
     mon, tue, wed, thu, fri = (WEEK_FIRST + timedelta(days=n) for n in range(5))
     with Session(engine) as s:
@@ -363,7 +352,7 @@ def seed_week(engine: Engine) -> None:
         ack(s, "desk-b", at(fri, 11, 40), "stood_up", 2100)
         s.commit()
     with engine.begin() as connection:
-        rebuild_all_rollups(connection, DayRules(ZoneInfo("UTC"), 4))
+        rebuild_all_rollups(connection, Calendar("UTC", 4))
 
 
 # --- weeks of plausible office days from the real tracker, for the browser test ------------

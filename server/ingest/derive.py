@@ -10,19 +10,25 @@ when a synced copy corrected its time: ``take_synced_times``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, bindparam, case, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 
+from sitwatch.calendar import Calendar
 from sitwatch.clock import PLAUSIBLE_SINCE
 from sitwatch.protocol import DATA_SCHEMA, Event, EventType, ProtocolError
-from sitwatch.server.config import ServerConfig
-from sitwatch.server.ingest.bulk import insert_rows
-from sitwatch.server.models import DailyRollup, Drill, SittingSession
+from sitwatch.server.models import (
+    ROLLUP_FIGURES,
+    ROLLUP_SUMS,
+    DailyRollup,
+    Drill,
+    SittingSession,
+    empty_figures,
+)
 from sitwatch.server.models import Event as EventRow
+from sitwatch.server.sql import count_where, greatest, insert_rows
 
 # Guards beyond the wire schema, so one odd event cannot poison a batch or a chart.
 MAX_DURATION_S = 7 * 24 * 3600.0
@@ -34,29 +40,6 @@ LATEST_TS = datetime(2200, 1, 1, tzinfo=UTC)
 # config's ``future_margin_s`` ahead of the server's clock.
 PLAUSIBLE_FLOOR = PLAUSIBLE_SINCE
 _DURATION_KEYS = ("session_s", "away_s", "response_s", "snooze_s", "pause_s", "seated_s")
-_COUNTERS = ("sessions", "breaks", "prompts", "prompts_answered", "prompts_answered_by_drill")
-
-
-@dataclass(frozen=True)
-class DayRules:
-    """Where local days begin: ``start_hour`` o'clock in ``zone`` (late nights count to the
-    day they started)."""
-
-    zone: ZoneInfo
-    start_hour: int = 4
-
-    @classmethod
-    def from_config(cls, config: ServerConfig) -> DayRules:
-        return cls(ZoneInfo(config.timezone), config.day_start_hour)
-
-    def day_of(self, ts: datetime) -> date:
-        return (ts.astimezone(self.zone) - timedelta(hours=self.start_hour)).date()
-
-    def bounds(self, day: date) -> tuple[datetime, datetime]:
-        """The UTC instants [start, end) of local ``day`` (23 or 25 hours long across DST)."""
-        start = datetime.combine(day, time(self.start_hour), tzinfo=self.zone)
-        end = datetime.combine(day + timedelta(days=1), time(self.start_hour), tzinfo=self.zone)
-        return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def check_event(event: Event) -> dict[str, Any]:
@@ -116,17 +99,15 @@ def drill_rows(events: Iterable[Event]) -> list[dict[str, Any]]:
 
 
 def _empty_rollup(device_id: str, day: date) -> dict[str, Any]:
-    row: dict[str, Any] = {"device_id": device_id, "day": day, "seated_s": 0.0, "longest_s": 0.0}
-    row.update({name: 0 for name in (*_COUNTERS, "drills")})
-    return row
+    return {"device_id": device_id, "day": day, **empty_figures()}
 
 
-def rollup_deltas(events: Iterable[Event], rules: DayRules) -> list[dict[str, Any]]:
+def rollup_deltas(events: Iterable[Event], calendar: Calendar) -> list[dict[str, Any]]:
     """Each (device, day)'s share of ``events``, sorted by key (a stable lock order)."""
     rows: dict[tuple[str, date], dict[str, Any]] = {}
 
     def row_for(device_id: str, ts: datetime) -> dict[str, Any]:
-        key = (device_id, rules.day_of(ts))
+        key = (device_id, calendar.day_of(ts))
         if key not in rows:
             rows[key] = _empty_rollup(*key)
         return rows[key]
@@ -155,12 +136,11 @@ def add_to_rollups(connection: Connection, deltas: list[dict[str, Any]]) -> None
     if not deltas:
         return
     table: Table = DailyRollup.__table__  # type: ignore[assignment]
-    bigger = func.greatest if connection.dialect.name == "postgresql" else func.max
 
     def add(stmt: Any) -> Any:
         new = stmt.excluded
-        updates = {name: table.c[name] + new[name] for name in (*_COUNTERS, "drills", "seated_s")}
-        updates["longest_s"] = bigger(table.c.longest_s, new.longest_s)
+        updates = {name: table.c[name] + new[name] for name in ROLLUP_SUMS}
+        updates["longest_s"] = greatest(table.c.longest_s, new.longest_s)
         return stmt.on_conflict_do_update(index_elements=["device_id", "day"], set_=updates)
 
     insert_rows(connection, table, deltas, add)
@@ -173,7 +153,7 @@ def _keep_first(stmt: Any) -> Any:
 def derive(
     connection: Connection,
     new_events: list[Event],
-    rules: DayRules,
+    calendar: Calendar,
     recount: Iterable[tuple[str, date]] = (),
 ) -> None:
     """Sessions, drills and rollup figures for events that were just inserted; ``recount``:
@@ -184,15 +164,15 @@ def derive(
     ):
         if rows:
             insert_rows(connection, model.__table__, rows, _keep_first)
-    add_to_rollups(connection, rollup_deltas(new_events, rules))
+    add_to_rollups(connection, rollup_deltas(new_events, calendar))
     # Last, from the base tables as they now are. Another worker cannot change a desk's rows
     # meanwhile: a batch with a desk's events first updates its devices row (store_batch), which
     # holds off any other batch with that desk's events until this one commits.
-    recompute_rollups(connection, rules, recount)
+    recompute_rollups(connection, calendar, recount)
 
 
 def take_synced_times(
-    connection: Connection, copies: Iterable[Event], rules: DayRules
+    connection: Connection, copies: Iterable[Event], calendar: Calendar
 ) -> tuple[int, list[tuple[str, date]]]:
     """Events stored with ``clock_synced`` false take the time of these synced copies (a
     desk re-stamps an event once its clock has synced: docs/protocol.md), and so do their
@@ -215,7 +195,7 @@ def take_synced_times(
         new = replace(copy, type=EventType(kind), data=data)  # the stored event, re-timed
         old = replace(new, ts=ts)
         days = [
-            {(row["device_id"], row["day"]) for row in rollup_deltas([e], rules)}
+            {(row["device_id"], row["day"]) for row in rollup_deltas([e], calendar)}
             for e in (old, new)
         ]
         if days[0] != days[1]:
@@ -252,12 +232,12 @@ def take_synced_times(
 
 
 def recompute_rollups(
-    connection: Connection, rules: DayRules, days: Iterable[tuple[str, date]]
+    connection: Connection, calendar: Calendar, days: Iterable[tuple[str, date]]
 ) -> None:
     """Rebuild the rollup rows of ``days`` ((device_id, day) pairs) from the base tables."""
     rollups: Table = DailyRollup.__table__  # type: ignore[assignment]
     for device_id, day in sorted(set(days)):
-        start, end = rules.bounds(day)
+        start, end = calendar.bounds(day)
         row = _empty_rollup(device_id, day)
         sessions = connection.execute(
             select(
@@ -278,10 +258,10 @@ def recompute_rollups(
         )
         counts = connection.execute(
             select(
-                _count_where(EventRow.type == EventType.BREAK.value),
-                _count_where(EventRow.type == EventType.PROMPT.value),
-                _count_where(EventRow.type == EventType.PROMPT_ACK.value),
-                _count_where(by_drill),
+                count_where(EventRow.type == EventType.BREAK.value),
+                count_where(EventRow.type == EventType.PROMPT.value),
+                count_where(EventRow.type == EventType.PROMPT_ACK.value),
+                count_where(by_drill),
             ).where(
                 EventRow.device_id == device_id,
                 EventRow.ts >= start,
@@ -301,26 +281,22 @@ def recompute_rollups(
         connection.execute(
             rollups.delete().where(rollups.c.device_id == device_id, rollups.c.day == day)
         )
-        if row["sessions"] or any(row[name] for name in (*_COUNTERS, "drills")):
+        if any(row[name] for name in ROLLUP_FIGURES):
             connection.execute(rollups.insert(), row)
 
 
-def _count_where(condition: Any) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def rebuild_all_rollups(connection: Connection, rules: DayRules) -> int:
+def rebuild_all_rollups(connection: Connection, calendar: Calendar) -> int:
     """Recompute every rollup (after changing the time zone or day start); returns the rows."""
     pairs: set[tuple[str, date]] = set()
     for device_id, started in connection.execute(
         select(SittingSession.device_id, SittingSession.started_at)
     ):
-        pairs.add((device_id, rules.day_of(started)))
+        pairs.add((device_id, calendar.day_of(started)))
     counted = [EventType.BREAK, EventType.PROMPT, EventType.PROMPT_ACK, EventType.DRILL_COMPLETED]
     for device_id, ts in connection.execute(
         select(EventRow.device_id, EventRow.ts).where(EventRow.type.in_([k.value for k in counted]))
     ):
-        pairs.add((device_id, rules.day_of(ts)))
+        pairs.add((device_id, calendar.day_of(ts)))
     connection.execute(DailyRollup.__table__.delete())
-    recompute_rollups(connection, rules, pairs)
+    recompute_rollups(connection, calendar, pairs)
     return len(pairs)

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, update
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 
 from sitwatch import protocol
+from sitwatch.calendar import Calendar
 from sitwatch.mqtt import (
     RECONNECT_MAX_S,
     MessageHandler,
@@ -39,10 +40,8 @@ from sitwatch.mqtt import (
 from sitwatch.protocol import Event, ProtocolError, Status
 from sitwatch.rejects import RejectLog
 from sitwatch.server.config import FUTURE_MARGIN_S, ServerConfig
-from sitwatch.server.ingest.bulk import insert_rows
 from sitwatch.server.ingest.derive import (
     PLAUSIBLE_FLOOR,
-    DayRules,
     check_event,
     derive,
     plausible,
@@ -50,6 +49,7 @@ from sitwatch.server.ingest.derive import (
 )
 from sitwatch.server.models import Device
 from sitwatch.server.models import Event as EventRow
+from sitwatch.server.sql import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _new_event_ids(stmt: Any) -> Any:
 def store_batch(
     connection: Connection,
     batch: Batch,
-    rules: DayRules,
+    calendar: Calendar,
     now: datetime,
     future_margin_s: float = FUTURE_MARGIN_S,
 ) -> set[str]:
@@ -178,11 +178,11 @@ def store_batch(
     new_ids = set(insert_rows(connection, EventRow.__table__, rows, _new_event_ids).scalars())
     # Only a batch with duplicates costs a query more: the stored copies still unsynced.
     corrected, recount = take_synced_times(
-        connection, [e for e in events if e.id not in new_ids], rules
+        connection, [e for e in events if e.id not in new_ids], calendar
     )
     if corrected:
         log.info("%d events stored with an unsynced clock took a synced copy's time", corrected)
-    derive(connection, [e for e in events if e.id in new_ids], rules, recount)
+    derive(connection, [e for e in events if e.id in new_ids], calendar, recount)
     return new_ids
 
 
@@ -226,7 +226,7 @@ class IngestWorker:
     ) -> None:
         self.config = config
         self.engine = engine
-        self.rules = DayRules.from_config(config)
+        self.calendar = config.calendar
         self.client_id = client_id or config.mqtt.client_id
         self.stored = 0
         self.duplicates = 0
@@ -573,7 +573,7 @@ class IngestWorker:
                     return store_batch(
                         connection,
                         batch,
-                        self.rules,
+                        self.calendar,
                         protocol.now_utc(),
                         self.config.future_margin_s,
                     )

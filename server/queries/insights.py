@@ -3,9 +3,10 @@ the nudge funnel, sitting bouts, an hour x weekday heatmap, the seat-time budget
 streaks and the guided circuit's exercise counts. The dashboard's Insights page, the JSON
 API and the CSV export all call ``insights()``, so they show the same numbers.
 
-Days are ``stats.Calendar`` days (local time zone, starting at ``day_start_hour``); weeks
-run Monday to Sunday and are cut to the requested range. ``device_id=None`` means all
-devices together. The rules, as a user reads them:
+Days are ``sitwatch.calendar.Calendar`` days (local time zone, starting at
+``day_start_hour``); weeks run Monday to Sunday and are cut to the requested range.
+Only the desks of the viewer's ``Scope`` count; ``device_id=None`` means all of them
+together. The rules, as a user reads them:
 
 - **Nudge funnel.** A *nudge* is one prompt cycle: the first audible prompt after the
   previous one was answered, together with its re-prompts, until a ``prompt_ack`` (the
@@ -48,7 +49,7 @@ devices together. The rules, as a user reads them:
   ``other``.
 
 How the SQL stays portable (SQLite and PostgreSQL) and DST-safe: timestamps become epoch
-milliseconds in SQL (the one dialect switch, ``_epoch_ms``); the range is cut in Python
+milliseconds in SQL (``sql.epoch_ms``, compiled for each dialect); the range is cut in Python
 into the few stretches over which the zone's UTC offset is constant (``offset_spans``, a
 new one at each DST change), and SQL adds the right offset to get local wall-clock
 milliseconds, whose integer division gives local days and hours. Expressions that hold
@@ -70,8 +71,6 @@ from sqlalchemy import (
     Select,
     and_,
     case,
-    cast,
-    extract,
     func,
     literal,
     or_,
@@ -81,12 +80,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from sitwatch.calendar import Calendar
 from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import EventType
+from sitwatch.server import sql
 from sitwatch.server.config import GoalsConfig
 from sitwatch.server.ingest.derive import LATEST_TS, MAX_DURATION_S
 from sitwatch.server.models import DailyRollup, Event, SittingSession
-from sitwatch.server.queries.stats import MAX_RANGE_DAYS, Calendar, _device_filter, on_devices
+from sitwatch.server.queries.scope import Scope
+from sitwatch.server.queries.stats import MAX_RANGE_DAYS
+from sitwatch.server.sql import count_where
 
 STAND_WITHIN_S = 5 * 60
 DRILL_WITHIN_S = 30 * 60
@@ -111,7 +114,6 @@ LATEST_DAY = date(2199, 12, 31)
 CYCLE_MARGIN = timedelta(days=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DAY = _EPOCH.date()  # a Thursday: day number n is weekday (n + 3) % 7, Monday 0
-_JULIAN_EPOCH = 2440587.5  # SQLite's julianday() of 1970-01-01 00:00 UTC
 _MS_HOUR = 3_600_000
 _MS_DAY = 24 * _MS_HOUR
 _OFFSET_SAMPLE = timedelta(hours=6)  # zones change offset at most twice a year
@@ -261,16 +263,6 @@ def offset_spans(zone: ZoneInfo, start: datetime, end: datetime) -> list[OffsetS
     return spans
 
 
-def _epoch_ms(column: Any, dialect: str) -> ColumnElement[int]:
-    """A stored UTC timestamp as epoch milliseconds (SQLite keeps text, PostgreSQL
-    timestamptz)."""
-    if dialect == "postgresql":
-        seconds: Any = extract("epoch", column)
-    else:
-        seconds = (func.julianday(column) - _JULIAN_EPOCH) * 86400.0
-    return cast(func.round(seconds * 1000), BigInteger)
-
-
 def _local_ms(utc_ms: ColumnElement[int], spans: Sequence[OffsetSpan]) -> ColumnElement[int]:
     if len(spans) == 1:
         return utc_ms + spans[0].offset_ms
@@ -284,9 +276,14 @@ def _local_ms(utc_ms: ColumnElement[int], spans: Sequence[OffsetSpan]) -> Column
 def _day_number(
     utc_ms: ColumnElement[int], spans: Sequence[OffsetSpan], calendar: Calendar
 ) -> ColumnElement[int]:
-    """The stats day (days since 1970-01-01) a UTC instant counts to: local wall-clock
-    time minus the day's start hour, as Calendar.day_of."""
-    return (_local_ms(utc_ms, spans) - calendar.day_start_hour * _MS_HOUR) // _MS_DAY
+    """The stats day (days since 1970-01-01) a UTC instant counts to."""
+    return _local_day_number(_local_ms(utc_ms, spans), calendar)
+
+
+def _local_day_number(local_ms: ColumnElement[int], calendar: Calendar) -> ColumnElement[int]:
+    """The stats day of a local wall-clock time in epoch milliseconds: the time minus the
+    day's start, as Calendar.day_of."""
+    return (local_ms - calendar.day_start // timedelta(milliseconds=1)) // _MS_DAY
 
 
 def _day_of_number(number: int) -> date:
@@ -295,18 +292,6 @@ def _day_of_number(number: int) -> date:
 
 def _number_of_day(day: date) -> int:
     return (day - _EPOCH_DAY).days
-
-
-def _bigger(dialect: str) -> Any:
-    return func.greatest if dialect == "postgresql" else func.max
-
-
-def _smaller(dialect: str) -> Any:
-    return func.least if dialect == "postgresql" else func.min
-
-
-def _count_where(condition: ColumnElement[bool]) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
 @dataclass(frozen=True)
@@ -319,12 +304,12 @@ class _Range:
     start: datetime  # UTC bounds of [first, last]
     end: datetime
     spans: list[OffsetSpan]
+    scope: Scope
     device_id: str | None
-    dialect: str
 
     @classmethod
     def of(
-        cls, session: Session, calendar: Calendar, first: date, last: date, device_id: str | None
+        cls, scope: Scope, calendar: Calendar, first: date, last: date, device_id: str | None
     ) -> _Range:
         if last < first:
             raise ValueError(f"from ({first}) is after to ({last})")
@@ -334,14 +319,14 @@ class _Range:
             raise ValueError(f"dates must be between {EARLIEST_DAY} and {LATEST_DAY}")
         start, end = calendar.bounds(first)[0], calendar.bounds(last)[1]
         spans = offset_spans(calendar.zone, start, end)
-        dialect = session.get_bind().dialect.name
-        return cls(calendar, first, last, start, end, spans, device_id, dialect)
-
-    def ms(self, column: Any) -> ColumnElement[int]:
-        return _epoch_ms(column, self.dialect)
+        return cls(calendar, first, last, start, end, spans, scope, device_id)
 
     def day_number(self, column: Any) -> ColumnElement[int]:
-        return _day_number(self.ms(column), self.spans, self.calendar)
+        return _day_number(sql.epoch_ms(column), self.spans, self.calendar)
+
+    def on(self, column: Any, *, seek_each: bool = False) -> tuple[ColumnElement[bool], ...]:
+        """WHERE terms for the call's device (or all) among the scope's desks."""
+        return self.scope.on(column, self.device_id, seek_each=seek_each)
 
 
 # --- nudge funnel ---------------------------------------------------------------------------
@@ -381,7 +366,7 @@ def _nudge_rows(r: _Range) -> Select[Any]:
             Event.ts >= r.start - CYCLE_MARGIN,
             Event.ts < r.end + CYCLE_MARGIN,
             or_(Event.type == ack, quiet.is_not(true())),
-            *on_devices(Event.device_id, r.device_id),
+            *r.on(Event.device_id, seek_each=True),
         )
         .subquery("cycle")
     )
@@ -437,11 +422,11 @@ def _nudge_rows(r: _Range) -> Select[Any]:
             select(func.min(row.ts)).where(row.type == kind.value, *in_nudge(row)).scalar_subquery()
         )
 
-    start_ms = r.ms(nudges.c.ts)
+    start_ms = sql.epoch_ms(nudges.c.ts)
     return select(
         _day_number(start_ms, r.spans, r.calendar).label("day_no"),
-        (r.ms(first_of(EventType.STOOD_UP)) - start_ms).label("stand_ms"),
-        (r.ms(first_of(EventType.DRILL_COMPLETED)) - start_ms).label("drill_ms"),
+        (sql.epoch_ms(first_of(EventType.STOOD_UP)) - start_ms).label("stand_ms"),
+        (sql.epoch_ms(first_of(EventType.DRILL_COMPLETED)) - start_ms).label("drill_ms"),
     ).where(nudges.c.ts >= r.start, nudges.c.ts < r.end)
 
 
@@ -458,12 +443,10 @@ def _funnel_figures(session: Session, r: _Range) -> _FunnelFigures:
     PostgreSQL alike), numbered by time to stand within their day, week and the range, and
     grouped three ways. The median is the middle row, or the mean of the two middle rows,
     of those with a stand-up."""
-    rows = _nudge_rows(r).cte("nudge_rows")
-    if r.dialect == "postgresql":
-        # Used once, so PostgreSQL would inline it and run the per-nudge lookups again in
-        # every window below (six times: 10x slower on 100 desks); on SQLite the hint
-        # measured slower, so it is left to its planner there.
-        rows = rows.prefix_with("MATERIALIZED")
+    # Used once, so PostgreSQL would inline it and run the per-nudge lookups again in every
+    # window below (six times: 10x slower on 100 desks); on SQLite the hint measured slower,
+    # so it is left to its planner there.
+    rows = _nudge_rows(r).cte("nudge_rows").prefix_with("MATERIALIZED", dialect="postgresql")
     stood = rows.c.stand_ms <= STAND_WITHIN_S * 1000
     drilled = and_(stood, rows.c.drill_ms <= DRILL_WITHIN_S * 1000)
     week_no = rows.c.day_no - (rows.c.day_no + 3) % 7  # the Monday's day number
@@ -525,13 +508,13 @@ def _bout_rows(session: Session, r: _Range) -> dict[int, tuple[tuple[int, ...], 
         .where(
             SittingSession.started_at >= r.start,
             SittingSession.started_at < r.end,
-            *on_devices(SittingSession.device_id, r.device_id),
+            *r.on(SittingSession.device_id, seek_each=True),
         )
         .subquery("bouts")
     )
     length = inner.c.length_s
     buckets = [
-        _count_where(length >= lo * 60 if hi is None else and_(length >= lo * 60, length < hi * 60))
+        count_where(length >= lo * 60 if hi is None else and_(length >= lo * 60, length < hi * 60))
         for lo, hi in BOUT_EDGES_MIN
     ]
     stmt = select(inner.c.day_no, func.max(length), *buckets).group_by(inner.c.day_no)
@@ -567,14 +550,14 @@ def _budget_rows(session: Session, r: _Range, goals: Goals) -> dict[date, _Budge
             func.sum(DailyRollup.seated_s),
             func.sum(DailyRollup.drills),
             func.sum(DailyRollup.prompts),
-            _count_where(sat),
-            _count_where(over),
-            _count_where(met),
+            count_where(sat),
+            count_where(over),
+            count_where(met),
         )
         .where(
             DailyRollup.day >= r.first,
             DailyRollup.day <= r.last,
-            *_device_filter(DailyRollup.device_id, r.device_id),
+            *r.on(DailyRollup.device_id),
         )
         .group_by(DailyRollup.day)
     )
@@ -596,7 +579,7 @@ def _exercise_rows(session: Session, r: _Range) -> dict[int, dict[str, int]]:
             Event.type == EventType.DRILL_STEP.value,
             Event.ts >= r.start,
             Event.ts < r.end,
-            *on_devices(Event.device_id, r.device_id),
+            *r.on(Event.device_id, seek_each=True),
         )
         .subquery("steps")
     )
@@ -609,13 +592,14 @@ def _exercise_rows(session: Session, r: _Range) -> dict[int, dict[str, int]]:
 
 def heatmap(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     first: date,
     last: date,
     device_id: str | None = None,
 ) -> Heatmap:
     """Seated seconds per weekday and local clock hour over [first, last]."""
-    return _heatmap(session, _Range.of(session, calendar, first, last, device_id))
+    return _heatmap(session, _Range.of(scope, calendar, first, last, device_id))
 
 
 def _heatmap(session: Session, r: _Range) -> Heatmap:
@@ -628,14 +612,16 @@ def _heatmap(session: Session, r: _Range) -> Heatmap:
         for span in r.spans
     ]
     spans = (spans_rows[0] if len(spans_rows) == 1 else union_all(*spans_rows)).cte("spans")
-    bigger, smaller = _bigger(r.dialect), _smaller(r.dialect)
-    start_ms, end_ms = r.ms(SittingSession.started_at), r.ms(SittingSession.ended_at)
+    start_ms, end_ms = (
+        sql.epoch_ms(SittingSession.started_at),
+        sql.epoch_ms(SittingSession.ended_at),
+    )
     # Each session's part inside one offset span (the spans cover exactly the range), in
     # local wall-clock milliseconds.
     pieces = (
         select(
-            (bigger(start_ms, spans.c.t0) + spans.c.off).label("a"),
-            (smaller(end_ms, spans.c.t1) + spans.c.off).label("b"),
+            (sql.greatest(start_ms, spans.c.t0) + spans.c.off).label("a"),
+            (sql.least(end_ms, spans.c.t1) + spans.c.off).label("b"),
         )
         .select_from(SittingSession)
         .join(spans, and_(start_ms < spans.c.t1, end_ms > spans.c.t0))
@@ -643,7 +629,7 @@ def _heatmap(session: Session, r: _Range) -> Heatmap:
             SittingSession.started_at >= r.start - timedelta(seconds=MAX_DURATION_S),
             SittingSession.started_at < r.end,
             SittingSession.ended_at > r.start,
-            *on_devices(SittingSession.device_id, r.device_id),
+            *r.on(SittingSession.device_id, seek_each=True),
         )
         .subquery("pieces")
     )
@@ -654,8 +640,8 @@ def _heatmap(session: Session, r: _Range) -> Heatmap:
     hour = split.c.a // _MS_HOUR  # a local hour, counted from 1970
     cells = select(
         (hour % 24).label("clock_hour"),
-        (((hour - r.calendar.day_start_hour) // 24 + 3) % 7).label("weekday"),
-        (smaller(split.c.b, (hour + 1) * _MS_HOUR) - split.c.a).label("ms"),
+        ((_local_day_number(hour * _MS_HOUR, r.calendar) + 3) % 7).label("weekday"),
+        (sql.least(split.c.b, (hour + 1) * _MS_HOUR) - split.c.a).label("ms"),
     ).subquery("cells")
     stmt: Select[Any] = select(cells.c.weekday, cells.c.clock_hour, func.sum(cells.c.ms)).group_by(
         cells.c.weekday, cells.c.clock_hour
@@ -690,6 +676,7 @@ def goal_streaks(days: Sequence[DayInsight], today: date | None = None) -> GoalS
 
 def insights(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     first: date,
     last: date,
@@ -702,7 +689,7 @@ def insights(
     unfinished day from breaking the current goal streak. Raises ValueError for a range
     that is reversed, too long or outside 2000-2199."""
     goals = goals or Goals()
-    r = _Range.of(session, calendar, first, last, device_id)
+    r = _Range.of(scope, calendar, first, last, device_id)
     funnels = _funnel_figures(session, r)
     bouts = _bout_rows(session, r)
     budget = _budget_rows(session, r, goals)

@@ -9,18 +9,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sitwatch.calendar import as_utc
 from sitwatch.protocol import MAX_PAUSE_S, EventType
 from sitwatch.server.models import Device, Event
-from sitwatch.server.queries.stats import as_utc, on_devices
+from sitwatch.server.queries.scope import Scope
 
 
-def paused_until(session: Session, device: Device, now: datetime) -> datetime | None:
+def paused_until(session: Session, scope: Scope, device: Device, now: datetime) -> datetime | None:
     """When the device's current pause ends (UTC), or None if it is not paused."""
-    return paused_devices(session, now, device.id).get(device.id)
+    return paused_devices(session, scope, now, device.id).get(device.id)
 
 
 def paused_devices(
-    session: Session, now: datetime, device_id: str | None = None
+    session: Session, scope: Scope, now: datetime, device_id: str | None = None
 ) -> dict[str, datetime]:
     """The devices paused at ``now`` (all, or one) and when each pause ends (UTC), in one
     query: from each device's latest ``pause`` event (``ts`` + ``pause_s``; a resume reports
@@ -32,7 +33,7 @@ def paused_devices(
         Event.ts >= now - timedelta(seconds=MAX_PAUSE_S),
         Event.ts <= now,  # a pause dated after now has not begun, and must not pin the badge
         # SQLite has no (type, ts) index (models.Event): it seeks each device's instead.
-        *on_devices(Event.device_id, device_id),
+        *scope.on(Event.device_id, device_id, seek_each=True),
     ]
     latest = (
         select(Event.device_id, func.max(Event.ts).label("ts"))

@@ -1,7 +1,8 @@
 """Sitting statistics as SQL queries: the one source of the figures that the dashboard pages,
 the JSON API and the CSV export show.
 
-Every function takes a SQLAlchemy Session and aggregates in the database: days, weeks and
+Every query takes a SQLAlchemy Session and the viewer's ``Scope`` (the desks the viewer may
+see: ``scope.ALL_DESKS`` or a set) and aggregates in the database: days, weeks and
 months come from DailyRollup (one row per device and local day, kept by ingest), a day's
 timeline from SittingSession, prompts and the seat's current state from Event. Python only
 walks results that are already small (one row per device or per day), never raw rows.
@@ -10,26 +11,37 @@ A "day" is a local day in ``Calendar.timezone`` that starts at ``Calendar.day_st
 (04:00 by default, so a late night counts to the day it started); a session counts to the
 day it started on, as DailyRollup.day does.
 
-``device_id=None`` everywhere means all devices together. Further insights (prompt funnel,
-bout histogram, hour x weekday heatmap) fit the same shape: a frozen dataclass of figures
-and one function ``(session, calendar, ..., device_id=None)`` that the dashboard, the API
-and the CSV call alike; ``_device_filter`` and ``Calendar.bounds`` are the pieces to reuse.
+``device_id=None`` everywhere means all devices of the scope together. Further insights
+(prompt funnel, bout histogram, hour x weekday heatmap) fit the same shape: a frozen
+dataclass of figures and one function ``(session, scope, calendar, ..., device_id=None)``
+that the dashboard, the API and the CSV call alike; ``Scope.on`` and ``Calendar.bounds``
+are the pieces to reuse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from sitwatch.calendar import Calendar, as_utc
 from sitwatch.protocol import EventType
-from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession
+from sitwatch.server.models import (
+    ROLLUP_FIGURES,
+    ROLLUP_SUMS,
+    DailyRollup,
+    Device,
+    Drill,
+    Event,
+    SittingSession,
+    empty_figures,
+)
+from sitwatch.server.queries.scope import Scope
 
 # A "seated" event older than this no longer makes a device "seated now": a seat that has
 # reported nobody standing up for two days is a stuck sensor, not a person. It also bounds
@@ -37,62 +49,6 @@ from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSes
 STATE_LOOKBACK = timedelta(days=2)
 # Longest range the per-day queries accept (the API rejects more), about 5 years.
 MAX_RANGE_DAYS = 5 * 366
-
-
-def as_utc(ts: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything sitwatch stores is UTC."""
-    if ts.tzinfo is None:
-        return ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class Calendar:
-    """How wall-clock times map to the days the stats are counted in."""
-
-    timezone: str = "UTC"
-    day_start_hour: int = 4
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)  # ZoneInfo caches instances per key
-
-    def day_of(self, ts: datetime) -> date:
-        """The local day ``ts`` counts to (before day_start_hour: the day before)."""
-        local = as_utc(ts).astimezone(self.zone)
-        return (local - timedelta(hours=self.day_start_hour)).date()
-
-    def bounds(self, day: date) -> tuple[datetime, datetime]:
-        """UTC start (inclusive) and end (exclusive) of a local day; 23 or 25 h long on a DST
-        change."""
-        start = datetime.combine(day, time(self.day_start_hour), tzinfo=self.zone)
-        end = datetime.combine(day + timedelta(days=1), time(self.day_start_hour), tzinfo=self.zone)
-        return start.astimezone(UTC), end.astimezone(UTC)
-
-    def week_start(self, day: date) -> date:
-        """Monday of ``day``'s week (weeks run Monday to Sunday)."""
-        return day - timedelta(days=day.weekday())
-
-
-def _device_filter(
-    column: InstrumentedAttribute[str],
-    device_id: str | None,
-    among: Collection[str] | None = None,
-) -> Sequence[Any]:
-    """WHERE terms for one device (or all: None), optionally only those ``among`` a set."""
-    terms: list[Any] = [] if device_id is None else [column == device_id]
-    if among is not None:
-        terms.append(column.in_(sorted(among)))
-    return terms
-
-
-def on_devices(column: Any, device_id: str | None) -> tuple[ColumnElement[bool], ...]:
-    """One device, or every known device: ``device_id IN (SELECT id FROM devices)`` looks
-    silly but lets the database seek the (device_id, ts) index once per device for the time
-    range, where no device condition at all would scan the whole events table."""
-    if device_id is not None:
-        return (column == device_id,)
-    return (column.in_(select(Device.id)),)
 
 
 # --- devices and the seat's current state ---------------------------------------------------
@@ -119,24 +75,28 @@ def is_online(
 ) -> bool:
     """Online by its own last status, and heard from within ``offline_after_s`` seconds: a
     device whose network died never got to publish its Last Will."""
-    return online_flag and (now - as_utc(last_seen_at)).total_seconds() <= offline_after_s
+    return online_flag and (now - last_seen_at).total_seconds() <= offline_after_s
 
 
 def device_statuses(
-    session: Session, now: datetime, offline_after_s: float, device_id: str | None = None
+    session: Session,
+    scope: Scope,
+    now: datetime,
+    offline_after_s: float,
+    device_id: str | None = None,
 ) -> list[DeviceStatus]:
     """Devices ordered by name then id."""
-    now = as_utc(now)  # SQLite compares the stored UTC text
+    now = as_utc(now)  # a caller's naive time is UTC
     rows = session.scalars(
-        select(Device).where(*_device_filter(Device.id, device_id)).order_by(Device.name, Device.id)
+        select(Device).where(*scope.on(Device.id, device_id)).order_by(Device.name, Device.id)
     )
     return [
         DeviceStatus(
             id=d.id,
             name=d.name or "",
             is_online=is_online(bool(d.online), d.last_seen_at, now, offline_after_s),
-            last_seen_at=as_utc(d.last_seen_at),
-            first_seen_at=as_utc(d.first_seen_at),
+            last_seen_at=d.last_seen_at,
+            first_seen_at=d.first_seen_at,
             version=d.version,
             settings=d.settings,
         )
@@ -159,7 +119,11 @@ class SeatState:
 
 
 def seat_states(
-    session: Session, now: datetime, offline_after_s: float, device_id: str | None = None
+    session: Session,
+    scope: Scope,
+    now: datetime,
+    offline_after_s: float,
+    device_id: str | None = None,
 ) -> dict[str, SeatState]:
     """Whether each device's seat is occupied now, from its latest seated/stood_up event.
 
@@ -168,7 +132,7 @@ def seat_states(
     of devices, not with the size of the events table. (Joining the events table on the
     latest event's id instead made PostgreSQL hash the whole table: 125 ms at 250,000
     events, against 22 ms for these two lookups.)"""
-    now = as_utc(now)  # SQLite compares the stored UTC text
+    now = as_utc(now)  # a caller's naive time is UTC
 
     def latest(column: InstrumentedAttribute[Any], *ties: Any) -> Any:
         return (
@@ -198,7 +162,7 @@ def seat_states(
             latest(Event.type, Event.seq.desc().nulls_last(), Event.id.desc()).label("type"),
             latest(Event.ts).label("ts"),
         )
-        .where(*_device_filter(Device.id, device_id))
+        .where(*scope.on(Device.id, device_id))
         .order_by(Device.id)
     )
     states = {}
@@ -209,7 +173,7 @@ def seat_states(
             device_id=row.id,
             is_online=online,
             is_seated=seated,
-            seated_since=as_utc(row.ts) if seated else None,
+            seated_since=row.ts if seated else None,
         )
     return states
 
@@ -222,7 +186,8 @@ class TodayFigures:
     """One local day so far, from the day's DailyRollup rows (so today's card and today's bar
     in the week and month charts always agree): ``seated_s`` and ``sessions`` count finished
     sessions, a stretch in progress is ``current_stretch_s``; ``prompts_answered`` counts
-    prompt_ack events, ``answered_by_drill`` those with ``data.how == "drill"``."""
+    prompt_ack events, ``prompts_answered_by_drill`` those with ``data.how == "drill"``.
+    The rollup's figures but ``longest_s`` (``longest_stretch`` counts open stretches)."""
 
     day: date
     devices: int
@@ -234,7 +199,7 @@ class TodayFigures:
     breaks: int
     prompts: int
     prompts_answered: int
-    answered_by_drill: int
+    prompts_answered_by_drill: int
     drills: int
 
     @property
@@ -244,6 +209,7 @@ class TodayFigures:
 
 def today_by_device(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     now: datetime,
     offline_after_s: float,
@@ -252,34 +218,28 @@ def today_by_device(
 ) -> dict[str, TodayFigures]:
     """Today's figures for each device (every device is present, with zeros if quiet);
     ``states``: seat_states' answer for the same devices and time, if at hand."""
-    now = as_utc(now)  # SQLite compares the stored UTC text
+    now = as_utc(now)  # a caller's naive time is UTC
     day = calendar.day_of(now)
     rollups = {
         row.device_id: row
         for row in session.execute(
             select(DailyRollup).where(
-                DailyRollup.day == day, *_device_filter(DailyRollup.device_id, device_id)
+                DailyRollup.day == day, *scope.on(DailyRollup.device_id, device_id)
             )
         ).scalars()
     }
     figures = {}
     if states is None:
-        states = seat_states(session, now, offline_after_s, device_id)
+        states = seat_states(session, scope, now, offline_after_s, device_id)
     for dev_id, state in states.items():
-        rollup = rollups.get(dev_id)
+        found = _figures_of(rollups.get(dev_id))
         figures[dev_id] = TodayFigures(
             day=day,
             devices=1,
             devices_online=int(state.is_online),
             devices_seated=int(state.is_seated),
             current_stretch_s=state.stretch_s(now),
-            seated_s=float(rollup.seated_s) if rollup else 0.0,
-            sessions=int(rollup.sessions) if rollup else 0,
-            breaks=int(rollup.breaks) if rollup else 0,
-            drills=int(rollup.drills) if rollup else 0,
-            prompts=int(rollup.prompts) if rollup else 0,
-            prompts_answered=int(rollup.prompts_answered) if rollup else 0,
-            answered_by_drill=int(rollup.prompts_answered_by_drill) if rollup else 0,
+            **{name: found[name] for name in _TODAY_FIGURES},
         )
     return figures
 
@@ -292,34 +252,31 @@ def combine_today(day: date, per_device: Sequence[TodayFigures]) -> TodayFigures
         devices_online=sum(f.devices_online for f in per_device),
         devices_seated=sum(f.devices_seated for f in per_device),
         current_stretch_s=max((f.current_stretch_s for f in per_device), default=0.0),
-        seated_s=sum(f.seated_s for f in per_device),
-        sessions=sum(f.sessions for f in per_device),
-        breaks=sum(f.breaks for f in per_device),
-        prompts=sum(f.prompts for f in per_device),
-        prompts_answered=sum(f.prompts_answered for f in per_device),
-        answered_by_drill=sum(f.answered_by_drill for f in per_device),
-        drills=sum(f.drills for f in per_device),
+        **{name: sum(getattr(f, name) for f in per_device) for name in _TODAY_FIGURES},
     )
 
 
 def today(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     now: datetime,
     offline_after_s: float,
     device_id: str | None = None,
 ) -> TodayFigures:
     """Today's figures for one device, or for all devices together."""
-    per_device = today_by_device(session, calendar, now, offline_after_s, device_id)
+    per_device = today_by_device(session, scope, calendar, now, offline_after_s, device_id)
     return combine_today(calendar.day_of(now), list(per_device.values()))
 
 
 # --- days, weeks, months --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DayFigures:
-    day: date
+@dataclass(frozen=True, kw_only=True)
+class RollupFigures:
+    """The figures of DailyRollup rows (``models.ROLLUP_FIGURES``, typed), of one device or
+    added up over several: sums, but ``longest_s`` is the longest."""
+
     seated_s: float = 0.0
     sessions: int = 0
     longest_s: float = 0.0
@@ -330,22 +287,34 @@ class DayFigures:
     drills: int = 0
 
 
+@dataclass(frozen=True)
+class DayFigures(RollupFigures):
+    day: date
+
+
+# What today's card shows of a day's rollup (its longest stretch comes from longest_stretch).
+_TODAY_FIGURES = tuple(name for name in ROLLUP_FIGURES if name != "longest_s")
+
+
+def _figures_of(row: Any) -> dict[str, Any]:
+    """A rollup row's (or a sum's) figures by name, zeros where it has none."""
+    zeros = empty_figures()
+    if row is None:
+        return zeros
+    return {name: type(zero)(getattr(row, name) or 0) for name, zero in zeros.items()}
+
+
 def _rollup_sums(*group_by: Any) -> Select[Any]:
-    return select(
-        *group_by,
-        func.sum(DailyRollup.seated_s).label("seated_s"),
-        func.sum(DailyRollup.sessions).label("sessions"),
-        func.max(DailyRollup.longest_s).label("longest_s"),
-        func.sum(DailyRollup.breaks).label("breaks"),
-        func.sum(DailyRollup.prompts).label("prompts"),
-        func.sum(DailyRollup.prompts_answered).label("prompts_answered"),
-        func.sum(DailyRollup.prompts_answered_by_drill).label("prompts_answered_by_drill"),
-        func.sum(DailyRollup.drills).label("drills"),
-    ).group_by(*group_by)
+    columns = DailyRollup.__table__.c
+    figures = [
+        (func.sum if name in ROLLUP_SUMS else func.max)(columns[name]).label(name)
+        for name in ROLLUP_FIGURES
+    ]
+    return select(*group_by, *figures).group_by(*group_by)
 
 
 def daily_series(
-    session: Session, first: date, last: date, device_id: str | None = None
+    session: Session, scope: Scope, first: date, last: date, device_id: str | None = None
 ) -> list[DayFigures]:
     """One entry per day from ``first`` to ``last`` inclusive (days without data are zeros),
     summed over devices when ``device_id`` is None (``longest_s`` is then the longest)."""
@@ -356,51 +325,31 @@ def daily_series(
     stmt = _rollup_sums(DailyRollup.day).where(
         DailyRollup.day >= first,
         DailyRollup.day <= last,
-        *_device_filter(DailyRollup.device_id, device_id),
+        *scope.on(DailyRollup.device_id, device_id),
     )
-    found = {
-        row.day: DayFigures(
-            day=row.day,
-            seated_s=float(row.seated_s or 0),
-            sessions=int(row.sessions or 0),
-            longest_s=float(row.longest_s or 0),
-            breaks=int(row.breaks or 0),
-            prompts=int(row.prompts or 0),
-            prompts_answered=int(row.prompts_answered or 0),
-            prompts_answered_by_drill=int(row.prompts_answered_by_drill or 0),
-            drills=int(row.drills or 0),
-        )
-        for row in session.execute(stmt)
-    }
+    found = {row.day: DayFigures(day=row.day, **_figures_of(row)) for row in session.execute(stmt)}
     days = (first + timedelta(days=i) for i in range((last - first).days + 1))
     return [found.get(day, DayFigures(day=day)) for day in days]
 
 
 @dataclass(frozen=True)
-class RollupRow:
+class RollupRow(RollupFigures):
     """One stored DailyRollup row, as exported to CSV."""
 
     day: date
     device_id: str
     device_name: str
-    seated_s: float
-    sessions: int
-    longest_s: float
-    breaks: int
-    prompts: int
-    prompts_answered: int
-    prompts_answered_by_drill: int
-    drills: int
 
 
 def rollup_rows(
     session: Session,
+    scope: Scope,
     first: date | None = None,
     last: date | None = None,
     device_id: str | None = None,
 ) -> Iterator[RollupRow]:
     """Stored rollups ordered by day and device, streamed in batches (for CSV export)."""
-    conditions: list[ColumnElement[bool]] = list(_device_filter(DailyRollup.device_id, device_id))
+    conditions: list[ColumnElement[bool]] = list(scope.on(DailyRollup.device_id, device_id))
     if first is not None:
         conditions.append(DailyRollup.day >= first)
     if last is not None:
@@ -417,14 +366,7 @@ def rollup_rows(
             day=rollup.day,
             device_id=rollup.device_id,
             device_name=name or "",
-            seated_s=rollup.seated_s,
-            sessions=rollup.sessions,
-            longest_s=rollup.longest_s,
-            breaks=rollup.breaks,
-            prompts=rollup.prompts,
-            prompts_answered=rollup.prompts_answered,
-            prompts_answered_by_drill=rollup.prompts_answered_by_drill,
-            drills=rollup.drills,
+            **_figures_of(rollup),
         )
 
 
@@ -444,6 +386,7 @@ class LongestStretch:
 
 def longest_stretch(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     now: datetime,
     offline_after_s: float,
@@ -463,11 +406,11 @@ def longest_stretch(
                 case(((DailyRollup.day >= week) & (DailyRollup.day <= day), DailyRollup.longest_s))
             ).label("week"),
             func.max(case((DailyRollup.day <= day, DailyRollup.longest_s))).label("ever"),
-        ).where(*_device_filter(DailyRollup.device_id, device_id))
+        ).where(*scope.on(DailyRollup.device_id, device_id))
     ).one()
     today_s, week_s, ever_s = float(row.today or 0), float(row.week or 0), float(row.ever or 0)
     if states is None:
-        states = seat_states(session, now, offline_after_s, device_id)
+        states = seat_states(session, scope, now, offline_after_s, device_id)
     for state in states.values():
         if state.seated_since is None:
             continue
@@ -495,6 +438,7 @@ class Streaks:
 
 def drill_streaks(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     now: datetime,
     device_id: str | None = None,
@@ -505,7 +449,7 @@ def drill_streaks(
     # after today are dropped here rather than by a WHERE (see longest_stretch).
     good_days = session.scalars(
         select(DailyRollup.day)
-        .where(*_device_filter(DailyRollup.device_id, device_id))
+        .where(*scope.on(DailyRollup.device_id, device_id))
         .group_by(DailyRollup.day)
         .having(func.sum(DailyRollup.drills) >= goal_drills)
         .order_by(DailyRollup.day)
@@ -575,6 +519,7 @@ def _by_device(items: list[_Item]) -> dict[str, list[_Item]]:
 
 def day_timeline(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     day: date,
     now: datetime,
@@ -588,20 +533,20 @@ def day_timeline(
     now = as_utc(now)
     start, end = calendar.bounds(day)
     bars = [
-        TimelineBar(s.device_id, as_utc(s.started_at), as_utc(s.ended_at), s.duration_s)
+        TimelineBar(s.device_id, s.started_at, s.ended_at, s.duration_s)
         for s in session.scalars(
             select(SittingSession)
             .where(
                 SittingSession.started_at >= start,
                 SittingSession.started_at < end,
-                *_device_filter(SittingSession.device_id, device_id, among),
+                *scope.on(SittingSession.device_id, device_id, among),
             )
             .order_by(SittingSession.started_at)
         )
     ]
     if start <= now < end + STATE_LOOKBACK:
         if states is None:
-            states = seat_states(session, now, offline_after_s, device_id)
+            states = seat_states(session, scope, now, offline_after_s, device_id)
         for state in states.values():
             if among is not None and state.device_id not in among:
                 continue
@@ -612,26 +557,26 @@ def day_timeline(
                     )
                 )
     marks = [
-        TimelineMark(row.device_id, as_utc(row.ts), "prompt", f"level {row.level}")
+        TimelineMark(row.device_id, row.ts, "prompt", f"level {row.level}")
         for row in session.execute(
             select(Event.device_id, Event.ts, Event.data["level"].as_integer().label("level"))
             .where(
                 Event.type == EventType.PROMPT.value,
                 Event.ts >= start,
                 Event.ts < end,
-                *_device_filter(Event.device_id, device_id, among),
+                *scope.on(Event.device_id, device_id, among),
             )
             .order_by(Event.ts)
         )
     ]
     marks += [
-        TimelineMark(row.device_id, as_utc(row.ts), "drill", "guided" if row.guided else "")
+        TimelineMark(row.device_id, row.ts, "drill", "guided" if row.guided else "")
         for row in session.execute(
             select(Drill.device_id, Drill.ts, Drill.guided)
             .where(
                 Drill.ts >= start,
                 Drill.ts < end,
-                *_device_filter(Drill.device_id, device_id, among),
+                *scope.on(Drill.device_id, device_id, among),
             )
             .order_by(Drill.ts)
         )
@@ -652,6 +597,7 @@ class Overview:
 
 def overview(
     session: Session,
+    scope: Scope,
     calendar: Calendar,
     now: datetime,
     offline_after_s: float,
@@ -663,12 +609,14 @@ def overview(
     cards and /api/v1/summary show (``per_device``: today_by_device's answer, ``states``:
     seat_states', if at hand)."""
     if states is None:
-        states = seat_states(session, now, offline_after_s, device_id)
+        states = seat_states(session, scope, now, offline_after_s, device_id)
     if per_device is None:
-        per_device = today_by_device(session, calendar, now, offline_after_s, device_id, states)
+        per_device = today_by_device(
+            session, scope, calendar, now, offline_after_s, device_id, states
+        )
     figures = combine_today(calendar.day_of(now), list(per_device.values()))
     return Overview(
         today=figures,
-        longest=longest_stretch(session, calendar, now, offline_after_s, device_id, states),
-        streaks=drill_streaks(session, calendar, now, device_id),
+        longest=longest_stretch(session, scope, calendar, now, offline_after_s, device_id, states),
+        streaks=drill_streaks(session, scope, calendar, now, device_id),
     )

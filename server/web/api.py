@@ -14,28 +14,19 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify
 
+from sitwatch.calendar import as_utc
+from sitwatch.server.models import ROLLUP_FIGURES
 from sitwatch.server.queries import insights, stats
-from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.context import db, now, viewer_scope, web_state
 from sitwatch.server.web.params import date_arg, device_or_404, insights_request
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 DEFAULT_DAYS = 30
 
-CSV_COLUMNS = (
-    "day",
-    "device_id",
-    "device_name",
-    "seated_s",
-    "seated_min",
-    "sessions",
-    "longest_s",
-    "breaks",
-    "prompts",
-    "prompts_answered",
-    "prompts_answered_by_drill",
-    "drills",
-)
+# The rollup figures in the model's order, with seated_min after seated_s for spreadsheets.
+_CSV_FIGURES = tuple(name for name in ROLLUP_FIGURES if name != "seated_s")
+CSV_COLUMNS = ("day", "device_id", "device_name", "seated_s", "seated_min", *_CSV_FIGURES)
 
 
 def to_json(value: Any) -> Any:
@@ -43,7 +34,7 @@ def to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):
-        return stats.as_utc(value).isoformat().replace("+00:00", "Z")
+        return as_utc(value).isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict):
@@ -54,7 +45,10 @@ def to_json(value: Any) -> Any:
 
 
 def _today_json(figures: stats.TodayFigures) -> dict[str, Any]:
-    return {**to_json(figures), "seated_now": figures.seated_now}
+    body = {**to_json(figures), "seated_now": figures.seated_now}
+    # Published in API v1 under its short name.
+    body["answered_by_drill"] = body.pop("prompts_answered_by_drill")
+    return body
 
 
 def _overview_json(found: stats.Overview) -> dict[str, Any]:
@@ -67,7 +61,7 @@ def _overview_json(found: stats.Overview) -> dict[str, Any]:
 
 @bp.get("/devices")
 def devices() -> Response:
-    rows = stats.device_statuses(db(), now(), web_state().config.offline_after_s)
+    rows = stats.device_statuses(db(), viewer_scope(), now(), web_state().config.offline_after_s)
     return jsonify(devices=[{**to_json(row), "label": row.label} for row in rows])
 
 
@@ -75,7 +69,9 @@ def devices() -> Response:
 def device_today(device_id: str) -> Response:
     device_or_404(device_id)
     state = web_state()
-    found = stats.overview(db(), state.calendar, now(), state.config.offline_after_s, device_id)
+    found = stats.overview(
+        db(), viewer_scope(), state.calendar, now(), state.config.offline_after_s, device_id
+    )
     return jsonify(device_id=device_id, **_overview_json(found))
 
 
@@ -89,7 +85,7 @@ def device_days(device_id: str) -> Response:
     if first > last:
         abort(400, f"from ({first}) is after to ({last})")
     try:
-        days = stats.daily_series(db(), first, last, device_id)
+        days = stats.daily_series(db(), viewer_scope(), first, last, device_id)
     except ValueError as exc:
         abort(400, str(exc))
     return jsonify(device_id=device_id, days=to_json(days))
@@ -100,9 +96,13 @@ def summary() -> Response:
     """All devices together, and each device's today."""
     state, session, current = web_state(), db(), now()
     calendar, offline_after_s = state.calendar, state.config.offline_after_s
-    states = stats.seat_states(session, current, offline_after_s)
-    per_device = stats.today_by_device(session, calendar, current, offline_after_s, None, states)
-    found = stats.overview(session, calendar, current, offline_after_s, None, per_device, states)
+    states = stats.seat_states(session, viewer_scope(), current, offline_after_s)
+    per_device = stats.today_by_device(
+        session, viewer_scope(), calendar, current, offline_after_s, None, states
+    )
+    found = stats.overview(
+        session, viewer_scope(), calendar, current, offline_after_s, None, per_device, states
+    )
     return jsonify(
         now=to_json(current),
         timezone=calendar.timezone,
@@ -117,6 +117,11 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _csv_figure(name: str, value: float) -> str | float:
+    """Seconds as whole seconds, counts as they are."""
+    return f"{value:.0f}" if name.endswith("_s") else value
+
+
 def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -129,13 +134,7 @@ def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
                 _csv_safe(row.device_name),
                 f"{row.seated_s:.0f}",
                 f"{row.seated_s / 60:.1f}",
-                row.sessions,
-                f"{row.longest_s:.0f}",
-                row.breaks,
-                row.prompts,
-                row.prompts_answered,
-                row.prompts_answered_by_drill,
-                row.drills,
+                *(_csv_figure(name, getattr(row, name)) for name in _CSV_FIGURES),
             )
         )
         if buffer.tell() > 64 * 1024:
@@ -147,14 +146,14 @@ def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
 
 def _csv_response(device_id: str | None, filename: str) -> Response:
     first, last = date_arg("from", None), date_arg("to", None)
-    sessions = web_state().sessions
+    sessions, scope = web_state().sessions, viewer_scope()
 
     def lines() -> Iterator[str]:
         # The rows are read while the response streams, after the request's own session has
         # been closed: this generator opens and always closes its own (also when the client
         # hangs up and the server closes the generator).
         with sessions() as session:
-            yield from _csv_lines(stats.rollup_rows(session, first, last, device_id))
+            yield from _csv_lines(stats.rollup_rows(session, scope, first, last, device_id))
 
     return Response(
         lines(),

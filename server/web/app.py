@@ -19,7 +19,6 @@ from werkzeug.exceptions import HTTPException
 from sitwatch.protocol import now_utc
 from sitwatch.server.config import ServerConfig, WebConfig, load_server_config
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.queries.stats import Calendar
 from sitwatch.server.web import api, auth, desk_settings, devices, insights, overview
 from sitwatch.server.web.context import WebState, close_db, db
 from sitwatch.server.web.filters import register_filters
@@ -94,7 +93,7 @@ def create_app(
         config=config,
         engine=engine,
         sessions=session_factory(engine),
-        calendar=Calendar(config.timezone, config.day_start_hour),
+        calendar=config.calendar,
     )
     app.teardown_appcontext(close_db)
     csrf.init_app(app)

@@ -12,8 +12,9 @@ from flask import current_app, g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from sitwatch.calendar import Calendar, as_utc
 from sitwatch.server.config import ServerConfig
-from sitwatch.server.queries.stats import Calendar, as_utc
+from sitwatch.server.queries.scope import ALL_DESKS, Scope
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,9 @@ def now() -> datetime:
     """The current UTC time (tests freeze it with ``SITWATCH_NOW``)."""
     clock: Callable[[], datetime] = current_app.config["SITWATCH_NOW"]
     return as_utc(clock())
+
+
+def viewer_scope() -> Scope:
+    """The desks the logged-in viewer may see, which every query is given: all of them, as
+    every user may see every desk (roles will narrow it here, in one place)."""
+    return ALL_DESKS

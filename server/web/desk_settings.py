@@ -19,12 +19,12 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
+from sitwatch.calendar import Calendar
 from sitwatch.protocol import Command, PauseCommand, ResumeCommand
 from sitwatch.server.models import Device
 from sitwatch.server.queries import stats
 from sitwatch.server.queries.pauses import paused_until
-from sitwatch.server.queries.stats import Calendar
-from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.context import db, now, viewer_scope, web_state
 from sitwatch.server.web.filters import local_time
 from sitwatch.server.web.params import device_or_404
 from sitwatch.server.web.publish import PublishError, publish_command, publish_settings
@@ -159,7 +159,10 @@ def _stored_settings(device: Device) -> TrackerSettings:
 def _settings_page(
     device: Device, form: SettingsForm, rename: RenameForm, errors: list[str]
 ) -> str:
-    status = stats.device_statuses(db(), now(), web_state().config.offline_after_s, device.id)[0]
+    scope = viewer_scope()
+    status = stats.device_statuses(
+        db(), scope, now(), web_state().config.offline_after_s, device.id
+    )[0]
     return render_template(
         "settings.html",
         device=status,
@@ -168,7 +171,7 @@ def _settings_page(
         form_errors=errors,
         number_fields=NUMBER_FIELDS,
         pause_form=PauseForm(formdata=None),
-        paused_until=paused_until(db(), device, now()),
+        paused_until=paused_until(db(), scope, device, now()),
         day_start_hour=web_state().calendar.day_start_hour,
     )
 

@@ -7,7 +7,7 @@ from flask import Blueprint, render_template
 
 from sitwatch.server.queries import stats
 from sitwatch.server.queries.pauses import paused_devices
-from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.context import db, now, viewer_scope, web_state
 from sitwatch.server.web.overview import page_figures
 from sitwatch.server.web.params import device_or_404
 
@@ -18,12 +18,13 @@ bp = Blueprint("devices", __name__)
 def index() -> str:
     state = web_state()
     current = now()
-    rows = stats.device_statuses(db(), current, state.config.offline_after_s)
+    scope = viewer_scope()
+    rows = stats.device_statuses(db(), scope, current, state.config.offline_after_s)
     return render_template(
         "devices.html",
         devices=rows,
         offline_after_s=state.config.offline_after_s,
-        paused=paused_devices(db(), current),
+        paused=paused_devices(db(), scope, current),
     )
 
 

@@ -16,7 +16,7 @@ from sitwatch.server.web.charts import (
     heatmap_chart,
     histogram_chart,
 )
-from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.context import db, now, viewer_scope, web_state
 from sitwatch.server.web.filters import percent
 from sitwatch.server.web.params import insights_request
 
@@ -28,7 +28,7 @@ def page() -> str:
     found = insights_request()
     state = web_state()
     today = state.calendar.day_of(now())
-    devices = stats.device_statuses(db(), now(), state.config.offline_after_s)
+    devices = stats.device_statuses(db(), viewer_scope(), now(), state.config.offline_after_s)
     return render_template(
         "insights.html",
         ins=found,

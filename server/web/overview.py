@@ -14,7 +14,7 @@ from sitwatch.drill import CIRCUIT
 from sitwatch.server.queries import stats
 from sitwatch.server.queries.pauses import paused_devices
 from sitwatch.server.web.charts import WEEK_DAYS, series_chart, timeline_chart
-from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.context import db, now, viewer_scope, web_state
 from sitwatch.server.web.params import chosen_day
 
 bp = Blueprint("overview", __name__)
@@ -28,28 +28,32 @@ OVERVIEW_DEVICES = 24
 def page_figures(device_id: str | None) -> dict[str, Any]:
     """Everything the overview and the device page show, from the stats functions the JSON
     API calls too."""
-    state, session, current = web_state(), db(), now()
+    state, session, current, scope = web_state(), db(), now(), viewer_scope()
     calendar, offline_after_s = state.calendar, state.config.offline_after_s
     today = calendar.day_of(current)
     day = chosen_day(today)
-    devices = stats.device_statuses(session, current, offline_after_s, device_id)
-    states = stats.seat_states(session, current, offline_after_s, device_id)  # asked once
+    devices = stats.device_statuses(session, scope, current, offline_after_s, device_id)
+    states = stats.seat_states(session, scope, current, offline_after_s, device_id)  # once
     per_device = stats.today_by_device(
-        session, calendar, current, offline_after_s, device_id, states
+        session, scope, calendar, current, offline_after_s, device_id, states
     )
     shown = busiest(devices, per_device, OVERVIEW_DEVICES)
     among = None if len(shown) == len(devices) else {d.id for d in shown}
     timeline = stats.day_timeline(
-        session, calendar, day, current, offline_after_s, device_id, among, states
+        session, scope, calendar, day, current, offline_after_s, device_id, among, states
     )
-    week = stats.daily_series(session, today - timedelta(days=WEEK_DAYS - 1), today, device_id)
-    month = stats.daily_series(session, today - timedelta(days=MONTH_DAYS - 1), today, device_id)
+    week = stats.daily_series(
+        session, scope, today - timedelta(days=WEEK_DAYS - 1), today, device_id
+    )
+    month = stats.daily_series(
+        session, scope, today - timedelta(days=MONTH_DAYS - 1), today, device_id
+    )
     return {
         "overview": stats.overview(
-            session, calendar, current, offline_after_s, device_id, per_device, states
+            session, scope, calendar, current, offline_after_s, device_id, per_device, states
         ),
         "per_device": per_device,
-        "paused": paused_devices(session, current, device_id),
+        "paused": paused_devices(session, scope, current, device_id),
         "devices": devices,
         "shown_devices": shown,
         "day": day,

@@ -11,7 +11,7 @@ from flask import abort, request
 
 from sitwatch.server.models import Device
 from sitwatch.server.queries import insights
-from sitwatch.server.web.context import db, now, web_state
+from sitwatch.server.web.context import db, now, viewer_scope, web_state
 
 DATE_ARG = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EARLIEST_DAY = date(2000, 1, 1)  # before any sitwatch data; keeps date arithmetic in range
@@ -40,9 +40,10 @@ def chosen_day(today: date) -> date:
 
 
 def device_or_404(device_id: str) -> Device:
-    """The stored device ``device_id``; a 404 naming it if there is none."""
+    """The stored device ``device_id``; a 404 naming it if there is none, or if the viewer may
+    not see it (the same answer: a desk outside the viewer's scope is not there for them)."""
     device = db().get(Device, device_id)
-    if device is None:
+    if device is None or not viewer_scope().allows(device_id):
         abort(404, f"no device {device_id[:64]!r}")
     return device
 
@@ -63,6 +64,7 @@ def insights_request() -> insights.Insights:
     try:
         return insights.insights(
             db(),
+            viewer_scope(),
             calendar,
             first,
             last,

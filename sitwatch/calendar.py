@@ -1,0 +1,49 @@
+"""The local day: how a UTC instant maps to the day it counts to, the one rule that the
+ingest's rollups, the dashboard's stats, the insights' SQL and the device's today tally
+share. A day starts at ``day_start_hour`` o'clock in ``timezone`` (04:00 by default, so a
+late night counts to the day it started), and is 23 or 25 hours long across a DST change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+def as_utc(ts: datetime) -> datetime:
+    """``ts`` in UTC; a naive time is taken as UTC (everything sitwatch stores is UTC)."""
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Where local days begin: ``day_start_hour`` o'clock in the IANA zone ``timezone``;
+    weeks run Monday to Sunday."""
+
+    timezone: str = "UTC"
+    day_start_hour: int = 4
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)  # ZoneInfo caches instances per key
+
+    @property
+    def day_start(self) -> timedelta:
+        """How far after local midnight a day starts."""
+        return timedelta(hours=self.day_start_hour)
+
+    def day_of(self, ts: datetime) -> date:
+        """The local day ``ts`` counts to (before day_start_hour: the day before)."""
+        return (as_utc(ts).astimezone(self.zone) - self.day_start).date()
+
+    def bounds(self, day: date) -> tuple[datetime, datetime]:
+        """UTC start (inclusive) and end (exclusive) of local ``day``."""
+        start = datetime.combine(day, time(self.day_start_hour), tzinfo=self.zone)
+        end = datetime.combine(day + timedelta(days=1), time(self.day_start_hour), tzinfo=self.zone)
+        return start.astimezone(UTC), end.astimezone(UTC)
+
+    def week_start(self, day: date) -> date:
+        """Monday of ``day``'s week."""
+        return day - timedelta(days=day.weekday())
