@@ -24,9 +24,9 @@ from sitwatch.device import ha_discovery
 from sitwatch.device.config import ConfigError, MqttConfig
 from sitwatch.device.outbox import Outbox
 from sitwatch.device.settings_store import save_settings
-from sitwatch.protocol import Event, EventType, Status
+from sitwatch.protocol import Event, EventType, ProtocolError, Status
 from sitwatch.rejects import RejectLog
-from sitwatch.settings import TrackerSettings
+from sitwatch.settings import SettingsError, TrackerSettings
 
 log = logging.getLogger(__name__)
 
@@ -341,13 +341,18 @@ class MqttLink:
             )
             return
         try:
-            settings = TrackerSettings.parse(protocol.parse_config(payload), "remote settings")
-        except ValueError as exc:  # ProtocolError, SettingsError
+            config = protocol.parse_config(payload)
+        except ProtocolError as exc:
             self._publish_config_result(False, str(exc))
+            raise
+        try:
+            settings = TrackerSettings.parse(config.settings, "remote settings")
+        except SettingsError as exc:
+            self._publish_config_result(False, str(exc), answers=config.id)
             raise
         if settings == self._applied:
             log.debug("remote settings unchanged")
-            self._publish_config_result(True, settings=settings)
+            self._publish_config_result(True, settings=settings, answers=config.id)
             return
         try:
             save_settings(self._settings_path, settings)
@@ -360,11 +365,12 @@ class MqttLink:
         try:
             self._on_settings(settings)
         except Exception as exc:
-            self._publish_config_result(False, f"device failed to apply the settings: {exc}")
+            reason = f"device failed to apply the settings: {exc}"
+            self._publish_config_result(False, reason, answers=config.id)
             raise
         self._applied = settings
         log.info("applied remote settings: %s", settings.model_dump(mode="json"))
-        self._publish_config_result(True, settings=settings)
+        self._publish_config_result(True, settings=settings, answers=config.id)
 
     def _take_command(self, payload: bytes) -> None:
         command = protocol.parse_command(payload)
@@ -416,10 +422,15 @@ class MqttLink:
     # -- outgoing ------------------------------------------------------------------------
 
     def _publish_config_result(
-        self, accepted: bool, reason: str | None = None, settings: TrackerSettings | None = None
+        self,
+        accepted: bool,
+        reason: str | None = None,
+        settings: TrackerSettings | None = None,
+        answers: str | None = None,
     ) -> None:
+        """``answers``: the id of the config this answers, so the server knows which."""
         body = protocol.config_result_payload(
-            accepted, reason, settings.model_dump(mode="json") if settings else None
+            accepted, reason, settings.model_dump(mode="json") if settings else None, answers
         )
         self._client.publish(self._topic_config_result, body, qos=1, retain=True)
 
