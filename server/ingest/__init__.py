@@ -1,3 +1,4 @@
 """The way in: an MQTT worker takes the desks' batches (``worker``), checks and stores each
 event once, derives sessions, drills and daily rollups in the same transaction (``derive``),
-with one bulk insert for both databases (``bulk``), then acknowledges what it stored."""
+with one bulk insert for both databases (``bulk``), then acknowledges what it stored; and
+keeps each desk's answer to its settings (``config_results``)."""

@@ -1,4 +1,5 @@
-"""The ingest worker: MQTT events and statuses in, idempotent batched rows out, acks back.
+"""The ingest worker: MQTT events and statuses in, idempotent batched rows out, acks back;
+the desks' config results kept as they come (``config_results``).
 
 paho's network thread only queues messages; one writer thread validates them, stores a batch
 in one transaction and, only after the commit, publishes the ids on each device's ack topic.
@@ -28,6 +29,7 @@ from sitwatch import protocol
 from sitwatch.protocol import Event, ProtocolError, Status
 from sitwatch.rejects import RejectLog
 from sitwatch.server.config import FUTURE_MARGIN_S, ServerConfig
+from sitwatch.server.ingest import config_results
 from sitwatch.server.ingest.bulk import insert_rows
 from sitwatch.server.ingest.derive import (
     PLAUSIBLE_FLOOR,
@@ -205,7 +207,8 @@ def _on_its_way(info: mqtt.MQTTMessageInfo) -> bool:
 
 
 class IngestWorker:
-    """Subscribes to every device's event and status topics and stores what arrives.
+    """Subscribes to every device's event, status and config/result topics and stores what
+    arrives.
 
     Counters (read them from any thread): ``stored`` new events, ``duplicates`` events already
     stored (acked again), ``rejected`` malformed messages, ``statuses`` status updates,
@@ -291,7 +294,7 @@ class IngestWorker:
             return
         group = self.config.mqtt.share_group
         events = f"$share/{group}/{EVENT_FILTER}" if group else EVENT_FILTER
-        subscriptions = [(events, 1), (STATUS_FILTER, 1)]
+        subscriptions = [(events, 1), (STATUS_FILTER, 1), (config_results.FILTER, 1)]
         if group and not self.share_confirmed.is_set():
             subscriptions.append((self._probe_filter, 1))
         client.subscribe(subscriptions)
@@ -549,6 +552,8 @@ class IngestWorker:
         elif leaf == protocol.STATUS:
             status = protocol.parse_status(message.payload)
             batch.statuses.append((device_id, status, bool(message.retain)))
+        elif leaf == protocol.CONFIG_RESULT:
+            config_results.take_config_result(self.engine, device_id, message.payload)
         else:
             raise ProtocolError(f"not an event or status topic: {message.topic!r:.200}")
 
