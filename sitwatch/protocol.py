@@ -388,6 +388,7 @@ def config_result_payload(
 
 
 def parse_config_result(payload: bytes | str) -> ConfigResult:
+    """A config/result payload; ``config_id`` and ``settings`` are optional."""
     body = _load_object(payload)
     accepted = _require(body, "accepted", (bool,))
     reason = body.get("reason")
