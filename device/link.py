@@ -36,9 +36,9 @@ from sitwatch.mqtt import (
     make_client,
     topic_name,
 )
-from sitwatch.protocol import Event, EventType, Status
+from sitwatch.protocol import Event, EventType, ProtocolError, Status
 from sitwatch.rejects import RejectLog
-from sitwatch.settings import TrackerSettings
+from sitwatch.settings import SettingsError, TrackerSettings
 
 log = logging.getLogger(__name__)
 
@@ -335,13 +335,18 @@ class MqttLink:
             )
             return
         try:
-            settings = TrackerSettings.parse(protocol.parse_config(payload), "remote settings")
-        except ValueError as exc:  # ProtocolError, SettingsError
+            config = protocol.parse_config(payload)
+        except ProtocolError as exc:
             self._publish_config_result(False, str(exc))
+            raise
+        try:
+            settings = TrackerSettings.parse(config.settings, "remote settings")
+        except SettingsError as exc:
+            self._publish_config_result(False, str(exc), answers=config.id)
             raise
         if settings == self._applied:
             log.debug("remote settings unchanged")
-            self._publish_config_result(True, settings=settings)
+            self._publish_config_result(True, settings=settings, answers=config.id)
             return
         try:
             save_settings(self.config.settings_path, settings)
@@ -354,11 +359,12 @@ class MqttLink:
         try:
             self._desk.post_settings(settings)
         except Exception as exc:
-            self._publish_config_result(False, f"device failed to apply the settings: {exc}")
+            reason = f"device failed to apply the settings: {exc}"
+            self._publish_config_result(False, reason, answers=config.id)
             raise
         self._applied = settings
         log.info("applied remote settings: %s", settings.model_dump(mode="json"))
-        self._publish_config_result(True, settings=settings)
+        self._publish_config_result(True, settings=settings, answers=config.id)
 
     def _take_command(self, message: mqtt.MQTTMessage) -> None:
         assert self._desk is not None  # only subscribed with a desk
@@ -407,10 +413,15 @@ class MqttLink:
     # -- outgoing ------------------------------------------------------------------------
 
     def _publish_config_result(
-        self, accepted: bool, reason: str | None = None, settings: TrackerSettings | None = None
+        self,
+        accepted: bool,
+        reason: str | None = None,
+        settings: TrackerSettings | None = None,
+        answers: str | None = None,
     ) -> None:
+        """``answers``: the id of the config this answers, so the server knows which."""
         body = protocol.config_result_payload(
-            accepted, reason, settings.model_dump(mode="json") if settings else None
+            accepted, reason, settings.model_dump(mode="json") if settings else None, answers
         )
         self._client.publish(self._topic_config_result, body, qos=1, retain=True)
 

@@ -1,5 +1,5 @@
-"""Database tables (SQLAlchemy 2.0 typed models): devices, raw events, derived sessions,
-drills, daily rollups and dashboard users."""
+"""Database tables (SQLAlchemy 2.0 typed models): devices and their answers to settings,
+raw events, derived sessions, drills, daily rollups and dashboard users."""
 
 from __future__ import annotations
 
@@ -68,6 +68,20 @@ class Device(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Last settings published to the device's retained config topic (a TrackerSettings dump).
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ConfigResult(Base):
+    """Each desk's latest answer on config/result: whether it took the settings it was sent.
+    No foreign key: a desk's retained answer may arrive before its first status or event."""
+
+    __tablename__ = "config_results"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)  # at most protocol.MAX_REASON_CHARS
+    # protocol.config_id of the settings answered; None if the desk could not say.
+    config_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Event(Base):

@@ -5,6 +5,7 @@ Every payload is a JSON object with ``"v": 1``. See docs/protocol.md for example
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -314,40 +315,94 @@ def parse_ack(payload: bytes | str) -> list[str]:
     return ids
 
 
+# Names a config by its content (``config_id``); a config/result carries it back.
+CONFIG_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def config_id(settings: dict[str, Any]) -> str:
+    """The id of a settings table: 16 hex digits of the SHA-256 of its canonical JSON, so
+    the same settings get the same id wherever they are named (docs/protocol.md)."""
+    text = json.dumps(settings, separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings sent to a device (retained on config). ``id`` is None from a server that
+    predates config ids."""
+
+    settings: dict[str, Any]
+    id: str | None = None
+
+
 def config_payload(settings: dict[str, Any]) -> str:
-    return json.dumps({"v": VERSION, "settings": settings}, separators=(",", ":"), sort_keys=True)
+    body = {"v": VERSION, "id": config_id(settings), "settings": settings}
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
-def parse_config(payload: bytes | str) -> dict[str, Any]:
-    """The raw settings table; validate it with TrackerSettings.parse."""
+def _optional_config_id(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CONFIG_ID.match(value):
+        raise ProtocolError(f"bad config id in field {key!r}: {value!r:.70}")
+    return value
+
+
+def parse_config(payload: bytes | str) -> Config:
+    """The raw settings table and its id; validate the table with TrackerSettings.parse."""
     body = _load_object(payload)
-    return _require(body, "settings", (dict,))
+    return Config(settings=_require(body, "settings", (dict,)), id=_optional_config_id(body, "id"))
 
 
 MAX_REASON_CHARS = 2000
 
 
+@dataclass(frozen=True)
+class ConfigResult:
+    """What a device says about the last config it received (retained on config/result):
+    the settings it now runs on, or why it refused them. ``config_id`` names the config it
+    answers; None from a device that predates config ids, or for a config it could not read."""
+
+    accepted: bool
+    reason: str | None = None
+    config_id: str | None = None
+    settings: dict[str, Any] | None = None
+
+
 def config_result_payload(
-    accepted: bool, reason: str | None = None, settings: dict[str, Any] | None = None
+    accepted: bool,
+    reason: str | None = None,
+    settings: dict[str, Any] | None = None,
+    answers: str | None = None,
 ) -> str:
-    """What the device says about the last config it received (retained on config/result):
-    the settings it now runs on, or why it refused them."""
+    """A config/result body; ``answers`` is the id of the config it answers, if it had one."""
     body: dict[str, Any] = {"v": VERSION, "accepted": accepted}
     if reason is not None:
         body["reason"] = reason[:MAX_REASON_CHARS]
     if settings is not None:
         body["settings"] = settings
+    if answers is not None:
+        body["config_id"] = answers
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
-def parse_config_result(payload: bytes | str) -> tuple[bool, str | None]:
-    """(accepted, reason) from a config/result payload."""
+def parse_config_result(payload: bytes | str) -> ConfigResult:
+    """A config/result payload; ``config_id`` and ``settings`` are optional."""
     body = _load_object(payload)
     accepted = _require(body, "accepted", (bool,))
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise ProtocolError(f"field 'reason' must be str, got {reason!r:.60}")
-    return accepted, None if reason is None else reason[:MAX_REASON_CHARS]
+    settings = body.get("settings")
+    if settings is not None and not isinstance(settings, dict):
+        raise ProtocolError(f"field 'settings' must be an object, got {settings!r:.60}")
+    return ConfigResult(
+        accepted=accepted,
+        reason=None if reason is None else reason[:MAX_REASON_CHARS],
+        config_id=_optional_config_id(body, "config_id"),
+        settings=settings,
+    )
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ the retained MQTT config topic and the dashboard's settings form."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Annotated, Any, Self
 
@@ -12,8 +13,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
+@dataclass(frozen=True)
+class SettingsProblem:
+    """One thing wrong in a settings table, as pydantic located it."""
+
+    loc: tuple[str, ...]  # key path, e.g. ("quiet_hours", "start"); () for the whole table
+    shown: str  # the value given, shortened for display
+    message: str  # pydantic's message, e.g. "Value error, expected HH:MM (24 h), got '25:00'"
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.loc) or "(top level)"
+
+
 class SettingsError(ValueError):
-    """Settings that fail validation; the message names every bad key and value."""
+    """Settings that fail validation. The message names every bad key and value, one line
+    each (for the CLI and logs); ``problems`` keeps them located, for a form to mark fields."""
+
+    def __init__(self, message: str, problems: tuple[SettingsProblem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 def parse_hhmm(text: str) -> time:
@@ -156,17 +175,22 @@ class TrackerSettings(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise SettingsError(describe_errors(exc, where)) from None
+            raise SettingsError(describe_errors(exc, where), problems_of(exc)) from None
 
 
-def describe_errors(exc: ValidationError, where: str) -> str:
-    """One line per problem: 'where.key = value: why'."""
-    lines = []
+def problems_of(exc: ValidationError) -> tuple[SettingsProblem, ...]:
+    problems = []
     for err in exc.errors(include_url=False):
-        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
         value = err.get("input")
         shown = repr(value) if not isinstance(value, dict) else "{...}"
         if len(shown) > 60:
             shown = shown[:57] + "..."
-        lines.append(f"{where}.{key} = {shown}: {err['msg']}")
+        loc = tuple(str(part) for part in err["loc"])
+        problems.append(SettingsProblem(loc, shown, err["msg"]))
+    return tuple(problems)
+
+
+def describe_errors(exc: ValidationError, where: str) -> str:
+    """One line per problem: 'where.key = value: why'."""
+    lines = [f"{where}.{p.key} = {p.shown}: {p.message}" for p in problems_of(exc)]
     return "invalid " + where + ":\n  " + "\n  ".join(lines)

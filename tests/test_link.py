@@ -235,10 +235,11 @@ def test_a_resume_command_says_how_long_ago_it_was_sent(
 
 
 def config_results(server: FakeServer, desk: LinkDesk) -> list[tuple[bool, str | None]]:
-    return [
+    results = [
         protocol.parse_config_result(payload)
         for payload, _ in server.messages(desk.topic(protocol.CONFIG_RESULT))
     ]
+    return [(result.accepted, result.reason) for result in results]
 
 
 def test_valid_remote_settings_are_applied_saved_and_confirmed(
@@ -278,6 +279,26 @@ def test_invalid_remote_settings_are_rejected_with_the_reason(
     assert desk.applied == []
     saved = load_saved_settings(desk.settings_path)
     assert saved is not None and saved.sitting_limit_s == 1200
+
+
+def test_a_config_result_names_the_config_it_answers(
+    broker: Mosquitto, server: FakeServer, make_desk: Callable[..., LinkDesk]
+) -> None:
+    desk = make_desk(broker)
+    good = protocol.config_payload({"sitting_limit_s": 2700})
+    bad = protocol.config_payload({"sitting_limit_s": 5})
+    for payload in (good, bad, "not JSON"):
+        server.publish(desk.topic(protocol.CONFIG), payload)
+    wait_until(lambda: len(server.messages(desk.topic(protocol.CONFIG_RESULT))) == 3, 10)
+    answers = [
+        protocol.parse_config_result(payload)
+        for payload, _ in server.messages(desk.topic(protocol.CONFIG_RESULT))
+    ]
+    assert [(a.accepted, a.config_id) for a in answers] == [
+        (True, protocol.parse_config(good).id),
+        (False, protocol.parse_config(bad).id),
+        (False, None),  # not a config: nothing to name
+    ]
 
 
 def test_retained_settings_reach_a_device_that_connects_later_and_survive_restarts(

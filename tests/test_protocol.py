@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from support.events import make_event
@@ -152,6 +153,47 @@ def test_resume_command_round_trip_and_how_long_ago_it_was_sent() -> None:
 def test_malformed_commands_raise_protocol_error(payload: str, message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
         protocol.parse_command(payload)
+
+
+def test_a_config_carries_the_id_of_its_settings_and_its_result_carries_it_back() -> None:
+    settings = {"sitting_limit_s": 2700.0, "quiet_hours": None}
+    config = protocol.parse_config(protocol.config_payload(settings))
+    assert config.settings == settings
+    assert (
+        config.id
+        == protocol.config_id(settings)
+        == protocol.config_id(dict(reversed(settings.items())))
+    )
+    assert config.id != protocol.config_id({**settings, "sitting_limit_s": 2400.0})
+    result = protocol.parse_config_result(
+        protocol.config_result_payload(False, "no", answers=config.id)
+    )
+    assert result == protocol.ConfigResult(accepted=False, reason="no", config_id=config.id)
+
+
+def test_configs_and_results_without_ids_still_parse() -> None:
+    """What a server and a device from before config ids send (docs/protocol.md)."""
+    assert protocol.parse_config('{"v":1,"settings":{}}') == protocol.Config(settings={})
+    old = protocol.parse_config_result('{"v":1,"accepted":true,"settings":{"grace_s":60.0}}')
+    assert old == protocol.ConfigResult(accepted=True, settings={"grace_s": 60.0})
+
+
+@pytest.mark.parametrize(
+    ("parse", "payload", "message"),
+    [
+        (protocol.parse_config, '{"v":1,"id":"a/b","settings":{}}', "bad config id"),
+        (protocol.parse_config, '{"v":1,"id":7,"settings":{}}', "bad config id"),
+        (protocol.parse_config_result, '{"v":1,"accepted":true,"config_id":""}', "bad config id"),
+        (protocol.parse_config_result, '{"v":1,"accepted":"yes"}', "'accepted' must be bool"),
+        (protocol.parse_config_result, '{"v":1,"accepted":false,"reason":[1]}', "'reason'"),
+        (protocol.parse_config_result, '{"v":1,"accepted":true,"settings":[]}', "'settings'"),
+    ],
+)
+def test_malformed_config_ids_and_results_raise_protocol_error(
+    parse: Callable[[str], object], payload: str, message: str
+) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        parse(payload)
 
 
 def _event_with(**change: object) -> str:

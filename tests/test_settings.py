@@ -44,3 +44,27 @@ def test_quiet_hours_wrap_midnight() -> None:
     assert quiet.contains(time(6, 59))
     assert not quiet.contains(time(7, 0))
     assert not quiet.contains(time(12, 0))
+
+
+def test_an_error_keeps_where_pydantic_located_each_problem() -> None:
+    with pytest.raises(SettingsError) as err:
+        TrackerSettings.parse(
+            {"sitting_limit_s": -5, "quiet_hours": {"start": "25:00", "end": "07:00"}}
+        )
+    problems = {p.loc: p for p in err.value.problems}
+    assert set(problems) == {("sitting_limit_s",), ("quiet_hours", "start")}
+    assert problems[("sitting_limit_s",)].shown == "-5"
+    assert "greater than or equal to 60" in problems[("sitting_limit_s",)].message
+    assert problems[("quiet_hours", "start")].key == "quiet_hours.start"
+    # The text for the CLI and logs is the same as before: one line per problem.
+    assert str(err.value).splitlines()[1:] == [
+        f"  settings.{p.key} = {p.shown}: {p.message}" for p in err.value.problems
+    ]
+
+
+def test_a_rule_across_fields_is_located_at_the_whole_table() -> None:
+    with pytest.raises(SettingsError) as err:
+        TrackerSettings.parse({"grace_s": 300, "break_s": 120})
+    (problem,) = err.value.problems
+    assert problem.loc == () and problem.key == "(top level)"
+    assert "must not exceed break_s" in problem.message

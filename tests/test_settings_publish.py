@@ -91,11 +91,12 @@ def test_valid_settings_are_published_retained_and_stored(
     response = client.post("/devices/desk-a/settings", data=_form(client))
     assert response.status_code == 302, response.get_data(as_text=True)
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Settings saved and sent to the device." in page
+    assert "Settings saved and sent to the broker; the desk&#39;s answer shows below." in page
+    assert "Settings sent, not yet confirmed by the desk." in page  # no desk answers here
     assert 'name="sitting_limit_s" type="text" value="2400"' in page
 
     payload = read_retained(broker, "sitwatch/desk-a/config")
-    sent = TrackerSettings.parse(protocol.parse_config(payload))
+    sent = TrackerSettings.parse(protocol.parse_config(payload).settings)
     assert sent.sitting_limit_s == 2400 and sent.press_ignore_s == 1.5
     assert sent.timezone == "Europe/Berlin" and sent.quiet_hours is None
     with Session(three_desks) as session:
@@ -117,8 +118,8 @@ def test_publish_settings_directly(broker: Mosquitto) -> None:
     config = BrokerConfig(host=broker.host, port=broker.port)
     settings = TrackerSettings(sitting_limit_s=900)
     publish_settings(config, "desk-z", settings, timeout_s=3)
-    assert protocol.parse_config(read_retained(broker, "sitwatch/desk-z/config")) == (
-        settings.model_dump(mode="json")
-    )
+    sent = protocol.parse_config(read_retained(broker, "sitwatch/desk-z/config"))
+    assert sent.settings == settings.model_dump(mode="json")
+    assert sent.id == protocol.config_id(sent.settings)
     with pytest.raises(PublishError, match="bad device id"):
         publish_settings(config, "bad/id", settings)

@@ -1,4 +1,5 @@
-"""The ingest worker: MQTT events and statuses in, idempotent batched rows out, acks back.
+"""The ingest worker: MQTT events and statuses in, idempotent batched rows out, acks back;
+the desks' config results kept as they come (``config_results``).
 
 paho's network thread only queues messages, each with the taker for its topic; one writer
 thread validates them, stores a batch in one transaction and, only after the commit,
@@ -40,6 +41,7 @@ from sitwatch.mqtt import (
 from sitwatch.protocol import Event, ProtocolError, Status
 from sitwatch.rejects import RejectLog
 from sitwatch.server.config import FUTURE_MARGIN_S, ServerConfig
+from sitwatch.server.ingest import config_results
 from sitwatch.server.ingest.derive import (
     PLAUSIBLE_FLOOR,
     check_event,
@@ -207,7 +209,8 @@ def _on_its_way(info: mqtt.MQTTMessageInfo) -> bool:
 
 
 class IngestWorker:
-    """Subscribes to every device's event and status topics and stores what arrives.
+    """Subscribes to every device's event, status and config/result topics and stores what
+    arrives.
 
     Counters (read them from any thread): ``stored`` new events, ``duplicates`` events already
     stored (acked again), ``rejected`` malformed messages, ``statuses`` status updates,
@@ -285,6 +288,7 @@ class IngestWorker:
         return {
             EVENT_FILTER: self._when_event,
             STATUS_FILTER: partial(self._receive, self._take_status),
+            config_results.FILTER: partial(self._receive, self._take_config_result),
         }
 
     @property
@@ -560,6 +564,10 @@ class IngestWorker:
         device_id, _leaf = protocol.parse_topic(message.topic)
         status = protocol.parse_status(message.payload)
         batch.statuses.append((device_id, status, bool(message.retain)))
+
+    def _take_config_result(self, batch: Batch, message: mqtt.MQTTMessage) -> None:
+        device_id, _leaf = protocol.parse_topic(message.topic)
+        config_results.take_config_result(self.engine, device_id, message.payload)
 
     def _take_other(self, batch: Batch, message: mqtt.MQTTMessage) -> None:
         # message.topic raises UnicodeDecodeError for a topic that is not UTF-8

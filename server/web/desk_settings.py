@@ -23,6 +23,7 @@ from sitwatch.calendar import Calendar
 from sitwatch.protocol import Command, PauseCommand, ResumeCommand
 from sitwatch.server.models import Device
 from sitwatch.server.queries import stats
+from sitwatch.server.queries.desk_answer import answer_to
 from sitwatch.server.queries.pauses import paused_until
 from sitwatch.server.web.context import db, now, viewer_scope, web_state
 from sitwatch.server.web.filters import local_time
@@ -115,17 +116,17 @@ class SettingsForm(FlaskForm):
         return table
 
     def attach_errors(self, error: SettingsError) -> list[str]:
-        """Put each line of a SettingsError ('settings.<key> = <value>: <why>') on the field
-        it names; return the lines about no single field (e.g. grace_s > break_s)."""
+        """Put each of the error's problems on the field its location names; return those
+        about no single field (e.g. grace_s > break_s)."""
         unplaced = []
-        for raw in str(error).splitlines()[1:]:
-            line = raw.strip().removeprefix(f"{SETTINGS_WHERE}.")
-            key = line.partition(" = ")[0]
+        for problem in error.problems:
+            key = problem.key
+            why = problem.message.removeprefix("Value error, ")
             field = self._fields.get(FIELD_OF_KEY.get(key, key))
             if field is not None and (key in TrackerSettings.model_fields or key in FIELD_OF_KEY):
-                field.errors = [*field.errors, line.replace(": Value error, ", ": ")]
+                field.errors = [*field.errors, f"{key} = {problem.shown}: {why}"]
             else:
-                unplaced.append(line.split("Value error, ", 1)[-1])
+                unplaced.append(why)
         return unplaced
 
 
@@ -173,6 +174,7 @@ def _settings_page(
         pause_form=PauseForm(formdata=None),
         paused_until=paused_until(db(), scope, device, now()),
         day_start_hour=web_state().calendar.day_start_hour,
+        desk_answer=answer_to(db(), scope, device.id, device.settings),
     )
 
 
@@ -202,7 +204,8 @@ def page(device_id: str) -> Any:
     # Stored only once the broker holds them: Device.settings is what the device will get.
     device.settings = validated.model_dump(mode="json")
     db().commit()
-    flash("Settings saved and sent to the device.", "ok")
+    # Only the desk's config/result (shown on the page) says whether it applied them.
+    flash("Settings saved and sent to the broker; the desk's answer shows below.", "ok")
     return redirect(url_for("settings.page", device_id=device.id))
 
 
