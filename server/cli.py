@@ -101,14 +101,31 @@ def _stop_on_sigterm() -> None:
 
 
 def _serve_web(config: ServerConfig, engine: Engine) -> None:
+    """Serve the dashboard with waitress (pure Python, production-grade, runs on a Pi) until
+    Ctrl-C or SIGTERM."""
+    import waitress
+
     from sitwatch.server.web.app import create_app
 
+    web = config.web
     app = create_app(config, engine=engine)
-    log.info("dashboard on http://%s:%d/", config.web.host, config.web.port)
     try:
-        app.run(host=config.web.host, port=config.web.port, threaded=True, use_reloader=False)
+        server = waitress.create_server(
+            app,
+            host=web.host,
+            port=web.port,
+            threads=web.threads,
+            # waitress drops X-Forwarded-* itself unless told to keep them; the app's ProxyFix
+            # reads them when web.trusted_proxies says which to believe.
+            clear_untrusted_proxy_headers=not web.trusted_proxies,
+        )
     except OSError as exc:  # port taken, address not available
-        fail(f"cannot serve the dashboard on {config.web.host}:{config.web.port}: {exc.strerror}")
+        fail(f"cannot serve the dashboard on {web.host}:{web.port}: {exc.strerror}")
+    log.info("dashboard on http://%s:%d/", web.host, web.port)
+    try:
+        server.run()  # returns on KeyboardInterrupt
+    finally:
+        server.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
