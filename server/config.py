@@ -55,8 +55,8 @@ class WebConfig(BaseModel):
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     secret_key: str | None = Field(default=None, repr=False)
     secret_key_file: str | None = None
-    # Reverse proxies in front (nginx, Caddy) whose X-Forwarded-For, -Proto and -Host are
-    # believed, nearest first: 0 ignores the headers, which any client can send.
+    # How many reverse proxies (nginx, Caddy) are in front: that many X-Forwarded-For, -Proto
+    # and -Host values are believed. 0 ignores the headers, which any client can send.
     trusted_proxies: Annotated[int, Field(ge=0, le=5)] = 0
     # The session cookie only over HTTPS: set it when the dashboard is served over TLS.
     secure_cookies: bool = False

@@ -128,7 +128,7 @@ def create_app(
     if config.web.trusted_proxies:
         # The client's address (logged at login), scheme and host as the proxies saw them.
         hops = config.web.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.extensions["sitwatch"] = WebState(
         config=config,
         engine=engine,
