@@ -44,7 +44,9 @@ def discovery_messages(
     device_id: str, device_name: str = "", prefix: str = HA_PREFIX
 ) -> list[DiscoveryMessage]:
     """Configs for the seat (binary_sensor), seated minutes today and drills today (sensors),
-    at ``<prefix>/<component>/<object_id>/config``."""
+    at ``<prefix>/<component>/<device_id>/<object_id>/config``: the device id is discovery's
+    node id, a topic level of its own, so that a broker's ACL can give each desk its own
+    (``homeassistant/+/%u/+/config`` in examples/mosquitto-sitwatch.acl)."""
     status = protocol.topic(device_id, protocol.STATUS)
     today = protocol.topic(device_id, protocol.TODAY)
     common = {
@@ -106,7 +108,7 @@ def discovery_messages(
         body = {**fields, **common, "unique_id": oid}
         messages.append(
             DiscoveryMessage(
-                topic=f"{prefix}/{component}/{oid}/config",
+                topic=f"{prefix}/{component}/{device_id}/{oid}/config",
                 payload=json.dumps(body, separators=(",", ":"), sort_keys=True),
             )
         )

@@ -1,16 +1,21 @@
-"""The ``sitwatch-server`` command: ingest and dashboard together or apart, database set-up
-and users. Errors a user can fix (config, database URL, unreachable database) end with one
-line on stderr and exit code 2; an unreachable MQTT broker is retried, never fatal, but a
-broker that does not deliver the configured shared subscription is (exit code 2)."""
+"""The ``sitwatch-server`` command: ingest and dashboard together or apart, database set-up,
+users and desks' broker logins. Errors a user can fix (config, database URL, unreachable
+database) end with one line on stderr and exit code 2; an unreachable MQTT broker is
+retried, never fatal, but a broker that does not deliver the configured shared
+subscription is (exit code 2)."""
 
 from __future__ import annotations
 
 import _thread
 import logging
+import os
 import signal
+import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -25,6 +30,7 @@ from sitwatch.server.config import (
     missing_files,
 )
 from sitwatch.server.db import DatabaseError, check_connection, make_engine
+from sitwatch.server.desks import DEFAULT_PASSWORD_FILE
 
 log = logging.getLogger("sitwatch.server")
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
@@ -95,14 +101,31 @@ def _stop_on_sigterm() -> None:
 
 
 def _serve_web(config: ServerConfig, engine: Engine) -> None:
+    """Serve the dashboard with waitress (pure Python, production-grade, runs on a Pi) until
+    Ctrl-C or SIGTERM."""
+    import waitress
+
     from sitwatch.server.web.app import create_app
 
+    web = config.web
     app = create_app(config, engine=engine)
-    log.info("dashboard on http://%s:%d/", config.web.host, config.web.port)
     try:
-        app.run(host=config.web.host, port=config.web.port, threaded=True, use_reloader=False)
+        server = waitress.create_server(
+            app,
+            host=web.host,
+            port=web.port,
+            threads=web.threads,
+            # waitress drops X-Forwarded-* itself unless told to keep them; the app's ProxyFix
+            # reads them when web.trusted_proxies says which to believe.
+            clear_untrusted_proxy_headers=not web.trusted_proxies,
+        )
     except OSError as exc:  # port taken, address not available
-        fail(f"cannot serve the dashboard on {config.web.host}:{config.web.port}: {exc.strerror}")
+        fail(f"cannot serve the dashboard on {web.host}:{web.port}: {exc.strerror}")
+    log.info("dashboard on http://%s:%d/", web.host, web.port)
+    try:
+        server.run()  # returns on KeyboardInterrupt
+    finally:
+        server.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -245,6 +268,117 @@ def create_user_command(
         except UserError as exc:
             fail(str(exc))
     click.echo(f"{'updated' if reset else 'created'} user {username}")
+
+
+@main.group()
+def desk() -> None:
+    """Desks' broker logins: add (provision) or revoke a desk."""
+
+
+password_file_option = click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=str(DEFAULT_PASSWORD_FILE),
+    show_default=True,
+    help="The desks' Mosquitto password file (examples/mosquitto-sitwatch.conf names it).",
+)
+RELOAD_HINT = "reload Mosquitto to apply it: sudo systemctl reload mosquitto (or SIGHUP)"
+
+
+@desk.command("add")
+@config_option
+@click.argument("desk_id")
+@click.option("--name", help="The name the dashboard shows (default: the desk id).")
+@password_file_option
+@click.option(
+    "--broker-host",
+    default=socket.getfqdn,
+    show_default="this machine's name",
+    help="The broker's name as the desk reaches it (and its TLS certificate says).",
+)
+@click.option("--broker-port", default=8883, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--ca-certs",
+    default="/etc/sitwatch/sitwatch-ca.crt",
+    show_default=True,
+    help="Where the desk keeps the broker's CA certificate; '' for no TLS.",
+)
+@click.option("--new-password", is_flag=True, help="Replace an existing login's password.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the device.toml lines to this file (mode 0600) instead of printing.",
+)
+@click.pass_context
+def desk_add(
+    ctx: click.Context,
+    desk_id: str,
+    name: str | None,
+    password_file: Path,
+    broker_host: str,
+    broker_port: int,
+    ca_certs: str,
+    new_password: bool,
+    output: Path | None,
+) -> None:
+    """Create DESK_ID's broker login (a random password), register the desk on the server
+    and give the [mqtt] lines of its device.toml."""
+    from sitwatch.protocol import now_utc
+    from sitwatch.server.db import session_factory
+    from sitwatch.server.desks import DeskError, PasswordFile, add_desk, check_desk_id
+
+    try:
+        check_desk_id(desk_id)
+    except DeskError as exc:
+        fail(str(exc))
+    config = _config(ctx)
+    with open_database(config) as engine, session_factory(engine)() as session:
+        try:
+            login = add_desk(
+                session,
+                PasswordFile(password_file),
+                desk_id,
+                now_utc(),
+                name,
+                new_password=new_password,
+            )
+        except DeskError as exc:
+            fail(str(exc))
+        except (OSError, subprocess.CalledProcessError) as exc:
+            fail(f"cannot write {password_file}: {_why(exc)}")
+        session.commit()
+    snippet = login.device_toml(broker_host, broker_port, ca_certs or None)
+    if output is None:
+        click.echo(f"# {desk_id}'s /etc/sitwatch/device.toml (keep it mode 0640):")
+        click.echo(snippet)
+    else:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(snippet)
+        click.echo(f"wrote {desk_id}'s device.toml lines to {output}")
+    click.echo(f"desk {desk_id} added; {RELOAD_HINT}", err=True)
+
+
+@desk.command("revoke")
+@click.argument("desk_id")
+@password_file_option
+def desk_revoke(desk_id: str, password_file: Path) -> None:
+    """Take DESK_ID's broker login away (its history stays on the server)."""
+    from sitwatch.server.desks import DeskError, PasswordFile, revoke_desk
+
+    try:
+        revoke_desk(PasswordFile(password_file), desk_id)
+    except DeskError as exc:
+        fail(str(exc))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        fail(f"cannot write {password_file}: {_why(exc)}")
+    click.echo(f"desk {desk_id} revoked; {RELOAD_HINT}", err=True)
+
+
+def _why(exc: OSError | subprocess.CalledProcessError) -> str:
+    if isinstance(exc, subprocess.CalledProcessError):
+        return (exc.stderr or exc.stdout or f"mosquitto_passwd exit code {exc.returncode}").strip()
+    return exc.strerror or str(exc)
 
 
 @main.command("rebuild-rollups")

@@ -74,6 +74,13 @@ class WebConfig(BaseModel):
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     secret_key: str | None = Field(default=None, repr=False)
     secret_key_file: str | None = None
+    # How many reverse proxies (nginx, Caddy) are in front: that many X-Forwarded-For, -Proto
+    # and -Host values are believed. 0 ignores the headers, which any client can send.
+    trusted_proxies: Annotated[int, Field(ge=0, le=5)] = 0
+    # The session cookie only over HTTPS: set it when the dashboard is served over TLS.
+    secure_cookies: bool = False
+    # Requests served at once (waitress's worker threads).
+    threads: Annotated[int, Field(ge=1, le=64)] = 4
 
 
 class GoalsConfig(BaseModel):

@@ -113,24 +113,37 @@ class BrokerProcess:
 
 class Mosquitto(BrokerProcess):
     """A mosquitto process of our own. ``persistence`` keeps sessions across a graceful
-    restart."""
+    restart. ``listeners`` (config text: listeners with their logins and ACLs, such as
+    examples/mosquitto-sitwatch.conf) replaces the one anonymous listener on ``port``; one
+    of its listeners must be on ``port``, which ``start`` waits for."""
 
     name = "mosquitto"
 
     def __init__(
-        self, port: int | None = None, workdir: str | None = None, persistence: bool = True
+        self,
+        port: int | None = None,
+        workdir: str | None = None,
+        persistence: bool = True,
+        listeners: str | None = None,
     ) -> None:
         binary = find_mosquitto()
         if binary is None:
             raise BrokerError("mosquitto not found: install it (apt-get install mosquitto)")
         super().__init__(binary, port, workdir)
         self.persistence = persistence
+        self.listeners = listeners
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto reads its password files and ACLs again."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGHUP)
 
     def _write_config(self) -> Path:
         conf = self.workdir / "mosquitto.conf"
+        anonymous = [f"listener {self.port} {self.host}", "allow_anonymous true"]
         lines = [
-            f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            # First: per_listener_settings must come before any other security setting.
+            self.listeners or "\n".join(anonymous),
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             "max_queued_messages 100000",

@@ -39,15 +39,15 @@ def test_configs_for_seat_minutes_and_drills() -> None:
     messages = {m.topic: json.loads(m.payload) for m in discovery_messages("desk-1", "Desk one")}
 
     assert set(messages) == {
-        "homeassistant/binary_sensor/sitwatch_desk-1_seat/config",
-        "homeassistant/sensor/sitwatch_desk-1_seated_today/config",
-        "homeassistant/sensor/sitwatch_desk-1_drills_today/config",
+        "homeassistant/binary_sensor/desk-1/sitwatch_desk-1_seat/config",
+        "homeassistant/sensor/desk-1/sitwatch_desk-1_seated_today/config",
+        "homeassistant/sensor/desk-1/sitwatch_desk-1_drills_today/config",
     }
-    seat = messages["homeassistant/binary_sensor/sitwatch_desk-1_seat/config"]
+    seat = messages["homeassistant/binary_sensor/desk-1/sitwatch_desk-1_seat/config"]
     assert seat["device_class"] == "occupancy"
     assert seat["state_topic"] == "sitwatch/desk-1/seat"
     assert (seat["payload_on"], seat["payload_off"]) == ("ON", "OFF")
-    minutes = messages["homeassistant/sensor/sitwatch_desk-1_seated_today/config"]
+    minutes = messages["homeassistant/sensor/desk-1/sitwatch_desk-1_seated_today/config"]
     assert minutes["state_topic"] == "sitwatch/desk-1/today"
     assert minutes["unit_of_measurement"] == "min"
     assert "seated_min" in minutes["value_template"]
@@ -109,7 +109,7 @@ def test_the_link_publishes_discovery_and_resends_it_when_home_assistant_restart
     try:
         link.start()
         link.publish_seat(False)
-        seat_config = f"homeassistant/binary_sensor/{object_id(device_id, 'seat')}/config"
+        seat_config = f"homeassistant/binary_sensor/{device_id}/sitwatch_{device_id}_seat/config"
         wait_until(lambda: home_assistant.messages(seat_config), 10, "discovery config")
         assert len(home_assistant.messages(seat_config)) == 1
 
@@ -235,7 +235,7 @@ def prefixed(
 
 
 def seat_config(device_id: str, prefix: str) -> str:
-    return f"{prefix}/binary_sensor/{object_id(device_id, 'seat')}/config"
+    return f"{prefix}/binary_sensor/{device_id}/{object_id(device_id, 'seat')}/config"
 
 
 def test_the_birth_message_is_read_under_the_configured_prefix(

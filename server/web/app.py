@@ -15,6 +15,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sitwatch.protocol import now_utc
 from sitwatch.server.config import ServerConfig, WebConfig, load_server_config
@@ -80,6 +81,7 @@ def create_app(
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.web.secure_cookies,
         # A dashboard tab stays open for hours: tokens live as long as the login session.
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=64 * 1024,  # the largest form is a few hundred bytes
@@ -89,6 +91,10 @@ def create_app(
     if "SECRET_KEY" not in test_config:
         app.config["SECRET_KEY"] = _secret_key(config.web)
     app.config.update(test_config)
+    if config.web.trusted_proxies:
+        # The client's address (logged at login), scheme and host as the proxies saw them.
+        hops = config.web.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.extensions["sitwatch"] = WebState(
         config=config,
         engine=engine,
