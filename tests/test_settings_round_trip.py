@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from support.desks import Desk
 from support.waiting import wait_until
-from web_fixtures import csrf_from, login
+from web_fixtures import login, settings_form
 
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto
@@ -69,20 +69,16 @@ def dashboard(engine: Engine, broker: Mosquitto, tmp_path: Path) -> FlaskClient:
 
 def save(client: FlaskClient, sitting_limit_s: str) -> str:
     """Submit the settings form as shown with a new sitting limit; the page it leads to."""
-    page = client.get(f"/devices/{DESK}/settings").get_data(as_text=True)
-    form = {
-        "csrf_token": csrf_from(page),
-        "sitting_limit_s": sitting_limit_s,
-        "grace_s": "60",
-        "break_s": "120",
-        "reprompt_s": "900",
-        "max_level": "3",
-        "snooze_s": "600",
-        "max_snoozes": "2",
-        "drill_step_s": "20",
-        "press_ignore_s": "2",
-        "timezone": "UTC",
-    }
+    form = settings_form(
+        client,
+        DESK,
+        sitting_limit_s=sitting_limit_s,
+        drill_step_s="20",
+        timezone="UTC",
+        quiet_enabled=None,
+        quiet_start=None,
+        quiet_end=None,
+    )
     response = client.post(f"/devices/{DESK}/settings", data=form)
     assert response.status_code == 302, response.get_data(as_text=True)
     return client.get(response.headers["Location"]).get_data(as_text=True)

@@ -27,6 +27,7 @@ from web_fixtures import (
     make_app,
     make_engine_for,
     seeded_engine,
+    settings_form,
 )
 
 from sitwatch.drill import CIRCUIT
@@ -142,25 +143,7 @@ def test_rename_rejects_empty_and_too_long_names(logged_in: FlaskClient) -> None
 
 
 def _settings_form(client: FlaskClient, **changes: str) -> dict[str, str]:
-    page = client.get("/devices/desk-a/settings").get_data(as_text=True)
-    form = {
-        "csrf_token": csrf_from(page),
-        "sitting_limit_s": "1800",
-        "grace_s": "60",
-        "break_s": "120",
-        "reprompt_s": "900",
-        "max_level": "3",
-        "snooze_s": "600",
-        "max_snoozes": "2",
-        "drill_step_s": "30",
-        "press_ignore_s": "2",
-        "timezone": "Europe/Berlin",
-        "quiet_enabled": "y",
-        "quiet_start": "22:00",
-        "quiet_end": "07:00",
-    }
-    form.update(changes)
-    return form
+    return settings_form(client, "desk-a", **changes)
 
 
 @pytest.mark.parametrize(

@@ -382,3 +382,27 @@ def demo_events(device_ids: list[str], now: datetime, days: int = 35, seed: int 
         desk_day(tracker, clock, rng, now - timedelta(minutes=30))
         events += [e for e in todays if e.ts <= now]  # the rest has not happened yet
     return events
+
+
+def settings_form(client: FlaskClient, device_id: str, **changes: str | None) -> dict[str, str]:
+    """The settings form of ``device_id`` as a person fills it in (its CSRF token from the
+    page), with ``changes``; a change to None leaves that field out (an unticked box)."""
+    page = client.get(f"/devices/{device_id}/settings").get_data(as_text=True)
+    form: dict[str, str | None] = {
+        "csrf_token": csrf_from(page),
+        "sitting_limit_s": "1800",
+        "grace_s": "60",
+        "break_s": "120",
+        "reprompt_s": "900",
+        "max_level": "3",
+        "snooze_s": "600",
+        "max_snoozes": "2",
+        "drill_step_s": "30",
+        "press_ignore_s": "2",
+        "timezone": "Europe/Berlin",
+        "quiet_enabled": "y",
+        "quiet_start": "22:00",
+        "quiet_end": "07:00",
+        **changes,
+    }
+    return {key: value for key, value in form.items() if value is not None}
