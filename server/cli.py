@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from sqlalchemy import Engine
@@ -31,6 +31,9 @@ from sitwatch.server.config import (
 )
 from sitwatch.server.db import DatabaseError, check_connection, make_engine
 from sitwatch.server.desks import DEFAULT_PASSWORD_FILE
+
+if TYPE_CHECKING:
+    from sitwatch.server.ingest.worker import IngestWorker
 
 log = logging.getLogger("sitwatch.server")
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
@@ -98,6 +101,18 @@ def _stop_on_sigterm() -> None:
 
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, interrupt)
+
+
+def _ingest_worker(config: ServerConfig, engine: Engine) -> IngestWorker:
+    """The ingest worker, or one clear line if its TLS files exist but ssl cannot load them
+    (a missing file was reported before: ``missing_files``)."""
+    from sitwatch.mqtt import CertificateError
+    from sitwatch.server.ingest.worker import IngestWorker
+
+    try:
+        return IngestWorker(config, engine)
+    except CertificateError as exc:
+        fail(str(exc))
 
 
 def _serve_web(config: ServerConfig, engine: Engine) -> None:
@@ -176,11 +191,9 @@ config_option = click.option(
 @click.pass_context
 def run(ctx: click.Context) -> None:
     """Ingest and dashboard in one process."""
-    from sitwatch.server.ingest.worker import IngestWorker
-
     config = _config(ctx, web=True, mqtt=True)
     with open_database(config) as engine:
-        worker = IngestWorker(config, engine)
+        worker = _ingest_worker(config, engine)
         # A worker that gives up (no shared subscriptions) stops the dashboard as Ctrl-C would.
         worker.when_failed = lambda _reason: _thread.interrupt_main()
         _stop_on_sigterm()
@@ -200,12 +213,10 @@ def run(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context) -> None:
     """Only the MQTT ingest worker."""
-    from sitwatch.server.ingest.worker import IngestWorker
-
     config = _config(ctx, mqtt=True)
     with open_database(config) as engine:
         _stop_on_sigterm()
-        worker = IngestWorker(config, engine)
+        worker = _ingest_worker(config, engine)
         worker.run_forever()
         if worker.failure:
             fail(worker.failure)

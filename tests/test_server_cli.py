@@ -332,6 +332,17 @@ def test_missing_tls_file_in_the_devices_keys_is_one_clear_line(tmp_path: Path, 
     )
 
 
+@pytest.mark.parametrize("command", ["ingest", "run"])
+def test_a_certificate_ssl_cannot_load_is_one_clear_line(tmp_path: Path, command: str) -> None:
+    """The file is there (so the start-up check passes) but holds no certificate."""
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    config = sqlite_config(
+        tmp_path, f'[mqtt.tls]\nca_certs = "{garbage}"\n[web]\nsecret_key = "test-only"\n'
+    )
+    assert_clear_error(invoke("--config", str(config), command), "mqtt.tls: cannot load")
+
+
 def test_the_older_ca_key_and_the_tls_table_together_are_one_clear_line(tmp_path: Path) -> None:
     body = '[mqtt]\ntls_ca_certs = "/a.pem"\n[mqtt.tls]\nca_certs = "/b.pem"\n'
     assert_clear_error(
