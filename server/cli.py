@@ -1,8 +1,8 @@
 """The ``sitwatch-server`` command: ingest and dashboard together or apart, database set-up,
-users and desks' broker logins. Errors a user can fix (config, database URL, unreachable
-database) end with one line on stderr and exit code 2; an unreachable MQTT broker is
-retried, never fatal, but a broker that does not deliver the configured shared
-subscription is (exit code 2)."""
+users (each change written to the audit log), the audit log and desks' broker logins.
+Errors a user can fix (config, database URL, unreachable database) end with one line on
+stderr and exit code 2; an unreachable MQTT broker is retried, never fatal, but a broker
+that does not deliver the configured shared subscription is (exit code 2)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from sitwatch.server.config import (
     DEFAULT_PATH,
@@ -247,6 +248,32 @@ def init_db(ctx: click.Context) -> None:
         click.echo(f"database {url} is at schema revision {current_revision(engine)}")
 
 
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@contextmanager
+def user_change(ctx: click.Context, action: str, username: str) -> Iterator[Session]:
+    """A session on the migrated database for one change to ``username``, committed with
+    its audit entry (``action``) if the body returns; a UserError it raises ends the
+    command with its message."""
+    from sitwatch.protocol import now_utc
+    from sitwatch.server import audit
+    from sitwatch.server.db import session_factory
+    from sitwatch.server.users import UserError
+
+    config = _config(ctx)
+    with open_database(config) as engine, session_factory(engine)() as session:
+        try:
+            yield session
+        except UserError as exc:
+            fail(str(exc))
+        audit.record(session, at=now_utc(), actor=audit.cli_actor(), action=action, target=username)
+        session.commit()
+
+
 @main.command("create-user")
 @config_option
 @click.argument("username")
@@ -257,28 +284,130 @@ def create_user_command(
     ctx: click.Context, username: str, password_stdin: bool, reset: bool
 ) -> None:
     """Add a dashboard user (or, with --reset, change a user's password)."""
-    from sitwatch.server.db import session_factory
+    from sitwatch.server.audit import USER_CREATE, USER_RESET
     from sitwatch.server.users import UserError, check_username, create_user, set_password
 
     try:
         check_username(username)
     except UserError as exc:
         fail(str(exc))
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
+    with user_change(ctx, USER_RESET if reset else USER_CREATE, username) as session:
+        if reset:
+            set_password(session, username, password)
+        else:
+            create_user(session, username, password)
+    click.echo(f"{'updated' if reset else 'created'} user {username}")
+
+
+@main.group()
+def user() -> None:
+    """List, reset, disable, enable or delete dashboard users (create them with
+    create-user). A reset, disable or delete ends the user's sessions at once."""
+
+
+@user.command("list")
+@config_option
+@click.pass_context
+def user_list(ctx: click.Context) -> None:
+    """Every user, whether enabled, and their last login."""
+    from sitwatch.server.audit import last_logins
+    from sitwatch.server.db import session_factory
+    from sitwatch.server.users import list_users
+
     config = _config(ctx)
     with open_database(config) as engine, session_factory(engine)() as session:
-        try:
-            if reset:
-                set_password(session, username, password)
-            else:
-                create_user(session, username, password)
-            session.commit()
-        except UserError as exc:
-            fail(str(exc))
-    click.echo(f"{'updated' if reset else 'created'} user {username}")
+        users, logins = list_users(session), last_logins(session)
+        for row in users:
+            state = "disabled" if row.disabled else "enabled"
+            last = logins.get(row.username)
+            when = f"last login {last:%Y-%m-%d %H:%M} UTC" if last else "never logged in"
+            click.echo(f"{row.username}\t{state}\t{when}")
+    if not users:
+        click.echo("no users: add one with sitwatch-server create-user NAME", err=True)
+
+
+@user.command("reset")
+@config_option
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def user_reset(ctx: click.Context, username: str, password_stdin: bool) -> None:
+    """Set a new password; the user's sessions end."""
+    from sitwatch.server.audit import USER_RESET
+    from sitwatch.server.users import set_password
+
+    password = _read_password(password_stdin)
+    with user_change(ctx, USER_RESET, username) as session:
+        set_password(session, username, password)
+    click.echo(f"updated user {username}; their sessions have ended")
+
+
+@user.command("disable")
+@config_option
+@click.argument("username")
+@click.pass_context
+def user_disable(ctx: click.Context, username: str) -> None:
+    """Refuse the user's logins and end their sessions (undo with enable)."""
+    from sitwatch.server.audit import USER_DISABLE
+    from sitwatch.server.users import set_disabled
+
+    with user_change(ctx, USER_DISABLE, username) as session:
+        set_disabled(session, username, True)
+    click.echo(f"disabled user {username}; their sessions have ended")
+
+
+@user.command("enable")
+@config_option
+@click.argument("username")
+@click.pass_context
+def user_enable(ctx: click.Context, username: str) -> None:
+    """Let a disabled user log in again."""
+    from sitwatch.server.audit import USER_ENABLE
+    from sitwatch.server.users import set_disabled
+
+    with user_change(ctx, USER_ENABLE, username) as session:
+        set_disabled(session, username, False)
+    click.echo(f"enabled user {username}")
+
+
+@user.command("delete")
+@config_option
+@click.argument("username")
+@click.pass_context
+def user_delete(ctx: click.Context, username: str) -> None:
+    """Remove the user; their sessions end, their audit entries stay."""
+    from sitwatch.server.audit import USER_DELETE
+    from sitwatch.server.users import delete_user
+
+    with user_change(ctx, USER_DELETE, username) as session:
+        delete_user(session, username)
+    click.echo(f"deleted user {username}")
+
+
+@main.command("audit")
+@config_option
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Entries shown."
+)
+@click.pass_context
+def audit_command(ctx: click.Context, limit: int) -> None:
+    """The latest audit log entries, newest first (times in UTC)."""
+    from sitwatch.server.audit import describe, latest
+    from sitwatch.server.db import session_factory
+
+    config = _config(ctx)
+    with open_database(config) as engine, session_factory(engine)() as session:
+        for entry in latest(session, limit):
+            fields = (
+                f"{entry.at:%Y-%m-%d %H:%M:%S}",
+                entry.actor,
+                entry.address or "-",
+                entry.action,
+                entry.target or "-",
+                describe(entry.detail),
+            )
+            click.echo("\t".join(fields).rstrip())
 
 
 @main.group()

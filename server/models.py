@@ -1,5 +1,5 @@
 """Database tables (SQLAlchemy 2.0 typed models): devices and their answers to settings,
-raw events, derived sessions, drills, daily rollups and dashboard users."""
+raw events, derived sessions, drills, daily rollups, dashboard users and the audit log."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -186,3 +187,31 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
+    # Part of every login session's id: raising it (logout, new password, disable) ends every
+    # session of this user, on every browser, even a copied cookie.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class AuditEntry(Base):
+    """Who did what, when and from which address: logins (and failed ones, which the login
+    throttle counts), logouts, desk changes, user changes from the CLI. Names, not foreign
+    keys: an entry outlives the user or desk it names."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_actor_at", "actor", "at"),
+        Index("ix_audit_log_address_at", "address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The dashboard user (for a failed login, the name typed), or "cli:<system user>".
+    actor: Mapped[str] = mapped_column(String(100))
+    # The client's address as the web server saw it (behind a proxy: the proxy's
+    # X-Forwarded-For, once trusted); None from the CLI.
+    address: Mapped[str | None] = mapped_column(String(45))
+    action: Mapped[str] = mapped_column(String(40))  # one of sitwatch.server.audit's names
+    target: Mapped[str | None] = mapped_column(String(100))  # a device id or a username
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,8 +1,10 @@
-"""Dashboard users: created from the CLI, passwords kept as werkzeug hashes."""
+"""Dashboard users: created, listed, reset, disabled and deleted from the CLI, passwords kept
+as werkzeug hashes. A new password or a disable ends the user's sessions (``end_sessions``)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,21 +53,59 @@ def create_user(session: Session, username: str, password: str) -> User:
     return user
 
 
-def set_password(session: Session, username: str, password: str) -> User:
-    """Replace a user's password (flushed, not committed). Raises UserError."""
-    check_password(password)
+def existing_user(session: Session, username: str) -> User:
+    """The user called ``username``. Raises UserError if there is none."""
     user = find_user(session, username)
     if user is None:
         raise UserError(f"no user {username!r}")
+    return user
+
+
+def list_users(session: Session) -> Sequence[User]:
+    return session.scalars(select(User).order_by(User.username)).all()
+
+
+def end_sessions(user: User) -> None:
+    """Every login session of ``user`` stops working at its next request (the session's id
+    carries the version; auth's user loader compares it)."""
+    user.session_version += 1
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    """Replace a user's password and end their sessions (flushed, not committed). Raises
+    UserError."""
+    check_password(password)
+    user = existing_user(session, username)
     user.password_hash = generate_password_hash(password)
+    end_sessions(user)
     session.flush()
     return user
 
 
+def set_disabled(session: Session, username: str, disabled: bool) -> User:
+    """Disable a user (no login, sessions ended) or enable them again (flushed, not
+    committed). Raises UserError."""
+    user = existing_user(session, username)
+    user.disabled = disabled
+    if disabled:
+        end_sessions(user)
+    session.flush()
+    return user
+
+
+def delete_user(session: Session, username: str) -> None:
+    """Remove a user (flushed, not committed); their audit entries stay. Raises UserError."""
+    session.delete(existing_user(session, username))
+    session.flush()
+
+
 def verify_user(session: Session, username: str, password: str) -> User | None:
-    """The user if ``password`` is theirs, else None (unknown users cost the same time)."""
+    """The user if ``password`` is theirs and they are not disabled, else None (unknown
+    users cost the same time)."""
     user = find_user(session, username) if USERNAME.match(username) else None
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         return None
-    return user if check_password_hash(user.password_hash, password) else None
+    if not check_password_hash(user.password_hash, password) or user.disabled:
+        return None
+    return user

@@ -247,6 +247,54 @@ def test_create_user_reset_changes_the_password(tmp_path: Path) -> None:
         engine.dispose()
 
 
+def test_user_commands_list_reset_disable_enable_delete_and_audit_them(tmp_path: Path) -> None:
+    config = str(sqlite_config(tmp_path))
+    for name in ("alice", "bob"):
+        invoke("--config", config, "create-user", name, "--password-stdin", input="first-pass\n")
+    listed = invoke("--config", config, "user", "list")
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.splitlines() == [
+        "alice\tenabled\tnever logged in",
+        "bob\tenabled\tnever logged in",
+    ]
+
+    def run_ok(*args: str, input: str | None = None) -> str:
+        result = invoke("--config", config, "user", *args, input=input)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    assert "sessions have ended" in run_ok("disable", "bob")
+    assert "bob\tdisabled\tnever logged in" in run_ok("list")
+    engine = make_engine(f"sqlite:///{tmp_path}/sw.db")
+    try:
+        with session_factory(engine)() as session:
+            assert verify_user(session, "bob", "first-pass") is None
+        run_ok("enable", "bob")
+        run_ok("reset", "alice", "--password-stdin", input="second-pass\n")
+        with session_factory(engine)() as session:
+            assert verify_user(session, "bob", "first-pass") is not None
+            assert verify_user(session, "alice", "first-pass") is None
+            assert verify_user(session, "alice", "second-pass") is not None
+    finally:
+        engine.dispose()
+    assert run_ok("delete", "bob") == "deleted user bob\n"
+    assert run_ok("list") == "alice\tenabled\tnever logged in\n"
+    assert_clear_error(invoke("--config", config, "user", "delete", "bob"), "no user 'bob'")
+    assert_clear_error(invoke("--config", config, "user", "disable", "nobody"), "no user")
+
+    shown = invoke("--config", config, "audit", "--limit", "3")
+    assert shown.exit_code == 0, shown.output
+    lines = [line.split("\t") for line in shown.stdout.splitlines()]
+    assert [(fields[3], fields[4]) for fields in lines] == [
+        ("user.delete", "bob"),
+        ("user.reset", "alice"),
+        ("user.enable", "bob"),
+    ]
+    assert all(fields[1].startswith("cli:") and fields[2] == "-" for fields in lines)
+    everything = invoke("--config", config, "audit").stdout.splitlines()
+    assert [line.split("\t")[3] for line in everything][-2:] == ["user.create", "user.create"]
+
+
 def server_process(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(

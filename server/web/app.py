@@ -1,5 +1,5 @@
 """The Flask application factory: configuration, the shared state the views read through
-``context``, the blueprints (auth, overview, devices, settings, insights, api), error pages
+``context``, the blueprints (auth, overview, devices, settings, insights, api, audit), error pages
 and the template filters."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from sitwatch.protocol import now_utc
 from sitwatch.server.config import ServerConfig, WebConfig, load_server_config
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.web import api, auth, desk_settings, devices, insights, overview
+from sitwatch.server.web import api, audit_log, auth, desk_settings, devices, insights, overview
 from sitwatch.server.web.context import WebState, close_db, db
 from sitwatch.server.web.filters import register_filters
 
@@ -84,7 +84,9 @@ def create_app(
         SESSION_COOKIE_SECURE=config.web.secure_cookies,
         # A dashboard tab stays open for hours: tokens live as long as the login session.
         WTF_CSRF_TIME_LIMIT=None,
-        MAX_CONTENT_LENGTH=64 * 1024,  # the largest form is a few hundred bytes
+        # The largest form is a few hundred bytes; larger bodies answer 413.
+        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
         SITWATCH_NOW=now_utc,
         SITWATCH_PUBLISH_TIMEOUT_S=5.0,
     )
@@ -105,7 +107,7 @@ def create_app(
     csrf.init_app(app)
     auth.init_app(app)
     app.register_blueprint(auth.bp)
-    for blueprint in (overview.bp, devices.bp, desk_settings.bp, insights.bp, api.bp):
+    for blueprint in (overview.bp, devices.bp, desk_settings.bp, insights.bp, api.bp, audit_log.bp):
         app.register_blueprint(blueprint)
     register_filters(app)
 

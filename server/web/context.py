@@ -1,18 +1,22 @@
 """What a request's views share, as Flask's tutorial keeps it in ``db.py``: the app's
-``WebState`` (config, engine, sessions, calendar), the request's database session and the
-current time. Blueprints import these, never the factory module."""
+``WebState`` (config, engine, sessions, calendar), the request's database session, the
+current time and the audit entry for what the request does. Blueprints import these, never
+the factory module."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from flask import current_app, g
+from flask import current_app, g, request
+from flask_login import current_user
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from sitwatch.calendar import Calendar, as_utc
+from sitwatch.server import audit
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.queries.scope import ALL_DESKS, Scope
 
@@ -43,6 +47,26 @@ def close_db(_exc: BaseException | None) -> None:
     session = g.pop("db", None)
     if session is not None:
         session.close()
+
+
+def record(
+    action: str,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+    *,
+    actor: str | None = None,
+) -> None:
+    """An audit entry in the request's session, committed with the change it describes:
+    by ``actor`` (default the logged-in user) from the client's address."""
+    audit.record(
+        db(),
+        at=now(),
+        actor=actor if actor is not None else current_user.username,
+        action=action,
+        address=request.remote_addr,
+        target=target,
+        detail=detail,
+    )
 
 
 def now() -> datetime:

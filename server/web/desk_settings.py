@@ -1,6 +1,7 @@
 """A device's settings page (/devices/<id>/settings): the settings form, which publishes
 validated TrackerSettings to the desk before storing them, the rename form, and the pause
-buttons (/pause), which send a one-off pause or resume command.
+buttons (/pause), which send a one-off pause or resume command. Each change that goes through
+is written to the audit log.
 
 "Until tomorrow" ends at the start of the next day as the dashboard counts days (the
 server's ``timezone`` and ``day_start_hour``, default 04:00): the same moment "today"'s
@@ -21,11 +22,12 @@ from wtforms.validators import DataRequired, Length
 
 from sitwatch.calendar import Calendar
 from sitwatch.protocol import Command, PauseCommand, ResumeCommand
+from sitwatch.server import audit
 from sitwatch.server.models import Device
 from sitwatch.server.queries import stats
 from sitwatch.server.queries.desk_answer import answer_to
 from sitwatch.server.queries.pauses import paused_until
-from sitwatch.server.web.context import db, now, viewer_scope, web_state
+from sitwatch.server.web.context import db, now, record, viewer_scope, web_state
 from sitwatch.server.web.filters import local_time
 from sitwatch.server.web.params import device_or_404
 from sitwatch.server.web.publish import PublishError, publish_command, publish_settings
@@ -202,7 +204,9 @@ def page(device_id: str) -> Any:
         flash(f"Settings not saved: {exc}. The device keeps its current settings.", "error")
         return _settings_page(device, form, rename, []), 503
     # Stored only once the broker holds them: Device.settings is what the device will get.
-    device.settings = validated.model_dump(mode="json")
+    stored, sent = device.settings or {}, validated.model_dump(mode="json")
+    record(audit.DEVICE_SETTINGS, device.id, {k: v for k, v in sent.items() if stored.get(k) != v})
+    device.settings = sent
     db().commit()
     # Only the desk's config/result (shown on the page) says whether it applied them.
     flash("Settings saved and sent to the broker; the desk's answer shows below.", "ok")
@@ -217,6 +221,7 @@ def rename(device_id: str) -> Any:
         form = SettingsForm(formdata=None)
         form.fill(_stored_settings(device))
         return _settings_page(device, form, rename_form, []), 400
+    record(audit.DEVICE_RENAME, device.id, {"from": device.name, "to": rename_form.name.data})
     device.name = rename_form.name.data or ""
     db().commit()
     flash("Device renamed.", "ok")
@@ -271,6 +276,12 @@ def pause(device_id: str) -> Any:
     except PublishError as exc:
         flash(f"Prompts not {verb}: {exc}. The device carries on as before.", "error")
         return _settings_page_as_stored(device), 503
+    record(
+        audit.DEVICE_RESUME if span == RESUME else audit.DEVICE_PAUSE,
+        device.id,
+        {"until": command.until.isoformat()} if isinstance(command, PauseCommand) else None,
+    )
+    db().commit()
     label = device.name or device.id
     if isinstance(command, PauseCommand):
         message = f"Prompts on {label} paused until {local_time(command.until, '%a %H:%M')}."
