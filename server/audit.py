@@ -27,6 +27,8 @@ USER_RESET = "user.reset"
 USER_DISABLE = "user.disable"
 USER_ENABLE = "user.enable"
 USER_DELETE = "user.delete"
+DESK_ADD = "desk.add"
+DESK_REVOKE = "desk.revoke"
 
 ACTOR_CHARS = AuditEntry.__table__.columns["actor"].type.length
 TARGET_CHARS = AuditEntry.__table__.columns["target"].type.length

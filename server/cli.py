@@ -464,6 +464,7 @@ def desk_add(
     """Create DESK_ID's broker login (a random password), register the desk on the server
     and give the [mqtt] lines of its device.toml."""
     from sitwatch.protocol import now_utc
+    from sitwatch.server import audit
     from sitwatch.server.db import session_factory
     from sitwatch.server.desks import DeskError, PasswordFile, add_desk, check_desk_id
 
@@ -486,6 +487,9 @@ def desk_add(
             fail(str(exc))
         except (OSError, subprocess.CalledProcessError) as exc:
             fail(f"cannot write {password_file}: {_why(exc)}")
+        audit.record(
+            session, at=now_utc(), actor=audit.cli_actor(), action=audit.DESK_ADD, target=desk_id
+        )
         session.commit()
     snippet = login.device_toml(broker_host, broker_port, ca_certs or None)
     if output is None:
@@ -500,18 +504,28 @@ def desk_add(
 
 
 @desk.command("revoke")
+@config_option
 @click.argument("desk_id")
 @password_file_option
-def desk_revoke(desk_id: str, password_file: Path) -> None:
+@click.pass_context
+def desk_revoke(ctx: click.Context, desk_id: str, password_file: Path) -> None:
     """Take DESK_ID's broker login away (its history stays on the server)."""
+    from sitwatch.protocol import now_utc
+    from sitwatch.server import audit
+    from sitwatch.server.db import session_factory
     from sitwatch.server.desks import DeskError, PasswordFile, revoke_desk
 
-    try:
-        revoke_desk(PasswordFile(password_file), desk_id)
-    except DeskError as exc:
-        fail(str(exc))
-    except (OSError, subprocess.CalledProcessError) as exc:
-        fail(f"cannot write {password_file}: {_why(exc)}")
+    config = _config(ctx)
+    with open_database(config) as engine, session_factory(engine)() as session:
+        try:
+            revoke_desk(PasswordFile(password_file), desk_id)
+        except DeskError as exc:
+            fail(str(exc))
+        except (OSError, subprocess.CalledProcessError) as exc:
+            fail(f"cannot write {password_file}: {_why(exc)}")
+        action = audit.DESK_REVOKE
+        audit.record(session, at=now_utc(), actor=audit.cli_actor(), action=action, target=desk_id)
+        session.commit()
     click.echo(f"desk {desk_id} revoked; {RELOAD_HINT}", err=True)
 
 

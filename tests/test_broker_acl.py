@@ -28,12 +28,13 @@ from sitwatch.clock import FakeClock
 from sitwatch.device.config import DeviceConfig, MqttConfig
 from sitwatch.device.service import DeviceService
 from sitwatch.mqtt import TlsSettings
+from sitwatch.server import audit
 from sitwatch.server.cli import main
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine, session_factory
 from sitwatch.server.desks import PasswordFile, mosquitto_hash
 from sitwatch.server.ingest.worker import IngestWorker
-from sitwatch.server.models import Device
+from sitwatch.server.models import AuditEntry, Device
 from sitwatch.server.models import Event as EventRow
 from sitwatch.server.web.publish import publish_command, publish_settings
 from sitwatch.settings import TrackerSettings
@@ -423,9 +424,16 @@ def test_desk_add_gives_a_login_and_revoke_takes_it_away(
     assert again.exit_code == 2 and "has a broker login already" in again.stderr
 
     connected = Client(office, "desk-9", password=login["password"])
-    revoked = CliRunner().invoke(main, ["desk", "revoke", "desk-9", *where])
+    revoked = CliRunner().invoke(main, ["desk", "revoke", "desk-9", *common, *where])
     assert revoked.exit_code == 0, revoked.output
     assert "systemctl reload mosquitto" in revoked.stderr
+    engine = make_engine(f"sqlite:///{tmp_path}/sw.db")
+    with session_factory(engine)() as session:
+        done = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.target == "desk-9").order_by(AuditEntry.id)
+        )
+        assert list(done) == [audit.DESK_ADD, audit.DESK_REVOKE]
+    engine.dispose()
     office.mosquitto.reload()
     try:
         wait_until(lambda: not can_log_in(office, "desk-9", login["password"]), 10, "refusal")
