@@ -98,7 +98,9 @@ def test_valid_settings_are_published_retained_and_stored(
     assert response.status_code == 302, response.get_data(as_text=True)
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Settings saved and sent to the broker; the desk&#39;s answer shows below." in page
-    assert "Settings sent, not yet confirmed by the desk." in page  # no desk answers here
+    save_row = page.split('<div class="save-row">', 1)[1].split("</div>", 1)[0]
+    assert 'id="save"' in save_row  # the desk's answer sits next to the save button
+    assert "Settings sent, not yet confirmed by the desk." in save_row  # no desk answers here
 
     payload = read_retained(broker, "sitwatch/desk-a/config")
     sent = TrackerSettings.parse(protocol.parse_config(payload).settings)

@@ -303,7 +303,7 @@ class SettingsForm(FlaskForm):
         description="May run past midnight. The same time twice: no quiet hours.",
         render_kw={**TIME_BOX, "placeholder": "07:00"},
     )
-    submit = SubmitField("Save and send to the desk")
+    save = SubmitField("Save and send to the desk")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
