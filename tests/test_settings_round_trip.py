@@ -67,17 +67,15 @@ def dashboard(engine: Engine, broker: Mosquitto, tmp_path: Path) -> FlaskClient:
     return client
 
 
-def save(client: FlaskClient, sitting_limit_s: str) -> str:
+def save(client: FlaskClient, sitting_limit_min: str) -> str:
     """Submit the settings form as shown with a new sitting limit; the page it leads to."""
     form = settings_form(
         client,
         DESK,
-        sitting_limit_s=sitting_limit_s,
+        sitting_limit_min=sitting_limit_min,
         drill_step_s="20",
         timezone="UTC",
         quiet_enabled=None,
-        quiet_start=None,
-        quiet_end=None,
     )
     response = client.post(f"/devices/{DESK}/settings", data=form)
     assert response.status_code == 302, response.get_data(as_text=True)
@@ -126,7 +124,7 @@ def test_settings_saved_on_the_dashboard_are_applied_and_the_page_says_so(
     wait_until(lambda: client.get(f"/devices/{DESK}/settings").status_code == 200, 10, "desk")
     assert answer_line(client) == ""  # nothing sent from the dashboard yet
 
-    page = save(client, "2400")
+    page = save(client, "40")
     assert "Settings saved and sent to the broker; the desk&#39;s answer shows below." in page
     assert "Settings saved and sent to the device" not in page  # it has not said so yet
     wait_until(lambda: APPLIED in answer_line(client), 10, "the desk's answer on the page")
@@ -136,7 +134,7 @@ def test_settings_saved_on_the_dashboard_are_applied_and_the_page_says_so(
     desk.agent.step(timeout_s=1)
     assert desk.agent.tracker.settings.sitting_limit_s == 2400
 
-    save(client, "2700")  # new settings: the answer about the old ones is not about these
+    save(client, "45")  # new settings: the answer about the old ones is not about these
     wait_until(lambda: stored(engine).config_id == sent_id(engine), 10, "the second answer")  # type: ignore[union-attr]
     assert APPLIED in answer_line(client)
     desk.agent.step(timeout_s=1)
@@ -149,7 +147,7 @@ def test_a_desk_that_rejects_the_settings_shows_its_reason_escaped(
     engine, _worker = server
     client = dashboard(engine, broker, tmp_path)
     wait_until(lambda: client.get(f"/devices/{DESK}/settings").status_code == 200, 10, "desk")
-    save(client, "2400")
+    save(client, "40")
     wait_until(lambda: APPLIED in answer_line(client), 10, "the desk's answer")
     desk.close()  # from here on, a desk of another version answers
 

@@ -28,6 +28,7 @@ from web_fixtures import (
     make_engine_for,
     seeded_engine,
     settings_form,
+    shown_settings,
 )
 
 from sitwatch.drill import CIRCUIT
@@ -142,47 +143,119 @@ def test_rename_rejects_empty_and_too_long_names(logged_in: FlaskClient) -> None
         assert 'data-error-for="name"' in response.get_data(as_text=True)
 
 
-def _settings_form(client: FlaskClient, **changes: str) -> dict[str, str]:
+def _settings_form(client: FlaskClient, **changes: str | None) -> dict[str, str]:
     return settings_form(client, "desk-a", **changes)
+
+
+def _post_settings(client: FlaskClient, **changes: str | None) -> str:
+    """The page after submitting the form with ``changes``: a problem keeps it on the page."""
+    response = client.post("/devices/desk-a/settings", data=_settings_form(client, **changes))
+    assert response.status_code == 200
+    return response.get_data(as_text=True)
+
+
+def _error_for(body: str, name: str) -> str:
+    errors = body.split(f'data-error-for="{name}">', 1)
+    assert len(errors) == 2, f"no error shown for {name}"
+    return html.unescape(errors[1].split("</p>", 1)[0])
+
+
+def _text(body: str) -> str:
+    """What a person reads: the page without its tags and their attributes."""
+    return html.unescape(re.sub(r"<[^>]+>", " ", body))
 
 
 @pytest.mark.parametrize(
     ("changes", "field", "words"),
     [
-        ({"sitting_limit_s": "abc"}, "sitting_limit_s", "valid number"),
-        ({"sitting_limit_s": "5"}, "sitting_limit_s", "greater than or equal to 60"),
-        ({"max_level": "2.5"}, "max_level", "integer"),
-        ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
-        ({"quiet_start": "25:00"}, "quiet_start", "HH:MM"),
-        ({"snooze_s": ""}, "snooze_s", "snooze_s"),
+        ({"sitting_limit_min": "abc"}, "sitting_limit_min", "Must be a number"),
+        ({"sitting_limit_min": "0.5"}, "sitting_limit_min", "Must be at least 1 minute"),
+        ({"sitting_limit_min": "300"}, "sitting_limit_min", "Must be at most 240 minutes"),
+        ({"snooze_min": ""}, "snooze_min", "Enter a number"),
+        ({"grace_s": "-5"}, "grace_s", "Cannot be negative"),
+        ({"press_ignore_s": "11"}, "press_ignore_s", "Must be at most 10 seconds"),
+        ({"max_snoozes": "2.5"}, "max_snoozes", "Must be a whole number"),
+        ({"max_level": "9"}, "max_level", "Pick one of the levels in the list"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "Pick a time zone from the list"),
+        ({"quiet_start": "25:00"}, "quiet_start", "Enter a time as HH:MM"),
+        ({"work_tue_start": "9"}, "work_tue-start", "Enter a time as HH:MM"),
+        ({"work_wed_end": "08:00"}, "work_wed-end", "Must be later than the start"),
+        ({"grace_s": "300", "break_min": "2"}, "break_min",
+         "A break must last at least as long as a short lift (300 seconds)"),
     ],
-)
-def test_bad_settings_rerender_with_the_field_named(
+)  # fmt: skip
+def test_bad_settings_are_told_in_words_next_to_their_field(
     logged_in: FlaskClient, three_desks: Engine, changes: dict[str, str], field: str, words: str
 ) -> None:
-    response = logged_in.post("/devices/desk-a/settings", data=_settings_form(logged_in, **changes))
-    assert response.status_code == 200
-    body = response.get_data(as_text=True)
-    errors = body.split(f'data-error-for="{field}">', 1)
-    assert len(errors) == 2, f"no error shown for {field}"
-    message = html.unescape(errors[1].split("</p>", 1)[0])
-    assert field.replace("quiet_", "quiet_hours.") in message and words in message
-    for value in changes.values():  # the user's input is kept in the form
-        assert f'value="{html.escape(value)}"' in body
+    body = _post_settings(logged_in, **changes)
+    assert _error_for(body, field).startswith(words)
+    text = _text(body)
+    assert not re.search(r"\w_s\b|_min\b|Input should|Value error", text), "internal words"
+    assert "Please correct the fields marked below." in text
     with Session(three_desks) as session:
         assert session.get(Device, "desk-a").settings is None  # nothing stored
 
 
-def test_rule_across_fields_is_shown_at_the_top(logged_in: FlaskClient) -> None:
-    form = _settings_form(logged_in, grace_s="300", break_s="120")
-    body = logged_in.post("/devices/desk-a/settings", data=form).get_data(as_text=True)
-    assert "form-error" in body and "grace_s (300) must not exceed break_s (120)" in body
+def test_what_was_typed_stays_in_the_form_after_an_error(logged_in: FlaskClient) -> None:
+    typed = {
+        "sitting_limit_min": "45",
+        "reprompt_min": "abc",
+        "max_level": "2",
+        "timezone": "Europe/Berlin",
+        "quiet_end": "06:15",
+        "work_mon_start": "8:0",
+        "work_sat_mode": "all_day",
+        "work_hours_enabled": None,
+    }
+    body = _post_settings(logged_in, **typed)
+    assert "Must be a number" in _error_for(body, "reprompt_min")
+    kept = shown_settings(body)
+    for name, value in typed.items():
+        assert kept.get(re.sub(r"^(work_\w{3})_", r"\1-", name)) == value, name
+    assert '<option selected value="2">2 – firmer</option>' in body
+    assert '<option selected value="Europe/Berlin">Berlin</option>' in body
 
 
-def test_settings_form_shows_defaults_first(logged_in: FlaskClient) -> None:
+def test_the_form_shows_the_defaults_in_minutes_and_words(logged_in: FlaskClient) -> None:
     body = logged_in.get("/devices/desk-a/settings").get_data(as_text=True)
-    assert 'name="sitting_limit_s" type="text" value="1800"' in body
-    assert 'name="quiet_start" placeholder="22:00" type="text" value="22:00"' in body
+    shown = shown_settings(body)
+    assert shown["sitting_limit_min"] == "30" and shown["break_min"] == "2"
+    assert shown["reprompt_min"] == "15" and shown["snooze_min"] == "10"
+    assert shown["grace_s"] == "60" and shown["press_ignore_s"] == "2"
+    assert shown["drill_step_s"] == "30" and shown["max_snoozes"] == "2"
+    assert shown["max_level"] == "3" and shown["timezone"] == "UTC"
+    assert shown["quiet_enabled"] == "y"
+    assert (shown["quiet_start"], shown["quiet_end"]) == ("22:00", "07:00")
+    assert shown["work_hours_enabled"] == "y"
+    for day in ("mon", "tue", "wed", "thu", "fri"):
+        assert shown[f"work_{day}-mode"] == "hours"
+        assert (shown[f"work_{day}-start"], shown[f"work_{day}-end"]) == ("09:00", "18:00")
+    assert shown["work_sat-mode"] == shown["work_sun-mode"] == "off"
+    text = _text(body)
+    assert "Prompt me after sitting for" in text and "minutes" in text
+    assert "How insistent prompts may get" in text and "1 – gentle" in text
+    assert "A lift shorter than this is not a break" in text
+    assert not re.search(r"\w_s\b|_min\b", text)
+
+
+def test_the_time_zone_is_picked_from_every_zone_grouped_by_region(
+    logged_in: FlaskClient,
+) -> None:
+    from zoneinfo import available_timezones
+
+    body = logged_in.get("/devices/desk-a/settings").get_data(as_text=True)
+    picker = body.split('<select aria-describedby="timezone-hint" id="timezone" name="timezone">')
+    assert len(picker) == 2, "no time-zone select"
+    options = picker[1].split("</select>", 1)[0]
+    assert set(re.findall(r'value="([^"]+)"', options)) == available_timezones()
+    assert '<optgroup label="Europe">' in options and '<optgroup label="America">' in options
+    assert '<option value="America/Argentina/Buenos_Aires">Argentina/Buenos Aires</option>' in (
+        options
+    )
+    assert re.findall(r"<option selected[^>]*>", options) == ['<option selected value="UTC">']
+    europe = options.split('<optgroup label="Europe">')[1].split("</optgroup>")[0]
+    names = re.findall(r'value="Europe/([^"]+)"', europe)
+    assert names == sorted(names)
 
 
 def test_unknown_device_and_bad_day_are_client_errors(logged_in: FlaskClient) -> None:

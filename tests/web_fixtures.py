@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -384,25 +385,54 @@ def demo_events(device_ids: list[str], now: datetime, days: int = 35, seed: int 
     return events
 
 
+class FormReader(HTMLParser):
+    """The values a browser would submit from the form whose class is ``form_class``: text
+    and hidden inputs, ticked boxes, each select's chosen option (else its first)."""
+
+    def __init__(self, form_class: str) -> None:
+        super().__init__()
+        self.form_class, self.inside = form_class, False
+        self.values: dict[str, str] = {}
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attr = {key: value or "" for key, value in attrs}
+        if tag == "form":
+            self.inside = self.form_class in attr.get("class", "").split()
+        elif not self.inside:
+            return
+        elif tag == "select":
+            self._select = attr.get("name")
+        elif tag == "option" and self._select is not None:
+            if "selected" in attr or self._select not in self.values:
+                self.values[self._select] = attr.get("value", "")
+        elif tag == "input" and "name" in attr:
+            kind = attr.get("type", "text")
+            if kind in ("text", "hidden") or (kind == "checkbox" and "checked" in attr):
+                self.values[attr["name"]] = attr.get("value", "on")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "form":
+            self.inside = False
+
+
+def shown_settings(page: str) -> dict[str, str]:
+    """The values the settings form in ``page`` holds, as a browser would submit them."""
+    reader = FormReader("settings-form")
+    reader.feed(page)
+    return reader.values
+
+
 def settings_form(client: FlaskClient, device_id: str, **changes: str | None) -> dict[str, str]:
-    """The settings form of ``device_id`` as a person fills it in (its CSRF token from the
-    page), with ``changes``; a change to None leaves that field out (an unticked box)."""
+    """The settings form of ``device_id`` as its page shows it (values, ticked boxes, chosen
+    options, the CSRF token), with ``changes`` as a person would type them; a change to None
+    leaves that field out (an unticked box). Weekday fields are spelled ``work_mon_start``
+    here for ``work_mon-start``."""
     page = client.get(f"/devices/{device_id}/settings").get_data(as_text=True)
     form: dict[str, str | None] = {
-        "csrf_token": csrf_from(page),
-        "sitting_limit_s": "1800",
-        "grace_s": "60",
-        "break_s": "120",
-        "reprompt_s": "900",
-        "max_level": "3",
-        "snooze_s": "600",
-        "max_snoozes": "2",
-        "drill_step_s": "30",
-        "press_ignore_s": "2",
-        "timezone": "Europe/Berlin",
-        "quiet_enabled": "y",
-        "quiet_start": "22:00",
-        "quiet_end": "07:00",
-        **changes,
+        **shown_settings(page),
+        **{re.sub(r"^(work_\w{3})_", r"\1-", key): value for key, value in changes.items()},
     }
     return {key: value for key, value in form.items() if value is not None}

@@ -6,6 +6,8 @@
 - ``params``: what a request asks for (dates, the device), read the same for pages and API;
 - ``filters``: how durations, times and shares read (the Jinja filters);
 - ``charts``: the geometry of the server-rendered SVG charts;
+- ``settings_form``: the settings form in minutes and plain words, converted to and from
+  TrackerSettings (seconds);
 - blueprints, one per area: ``overview`` (/ and the drill guide), ``devices``
   (/devices, /devices/<id>), ``desk_settings`` (a device's settings, rename and pause),
   ``insights`` (/insights), ``api`` (JSON and CSV under /api/v1), ``auth`` (login);

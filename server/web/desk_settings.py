@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, StringField, SubmitField
+from wtforms import StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from sitwatch.calendar import Calendar
@@ -31,6 +31,7 @@ from sitwatch.server.web.context import db, now, record, viewer_scope, web_state
 from sitwatch.server.web.filters import local_time
 from sitwatch.server.web.params import device_or_404
 from sitwatch.server.web.publish import PublishError, publish_command, publish_settings
+from sitwatch.server.web.settings_form import SettingsForm
 from sitwatch.settings import SettingsError, TrackerSettings
 
 log = logging.getLogger(__name__)
@@ -38,106 +39,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("settings", __name__)
 
 
-def _described(name: str) -> str:
-    return TrackerSettings.model_fields[name].description or ""
-
-
-NUMBER_FIELDS = (
-    "sitting_limit_s",
-    "grace_s",
-    "break_s",
-    "reprompt_s",
-    "max_level",
-    "snooze_s",
-    "max_snoozes",
-    "drill_step_s",
-    "press_ignore_s",
-)
-NUMBER = {"inputmode": "decimal", "autocomplete": "off"}
-
-
-class SettingsForm(FlaskForm):
-    """TrackerSettings as a form. Every field is text: TrackerSettings.parse is the only
-    validator, so the device's config file, the MQTT topic and this form accept and reject
-    exactly the same values."""
-
-    sitting_limit_s = StringField(
-        "Sitting limit (s)", description=_described("sitting_limit_s"), render_kw=NUMBER
-    )
-    grace_s = StringField("Grace (s)", description=_described("grace_s"), render_kw=NUMBER)
-    break_s = StringField("Break (s)", description=_described("break_s"), render_kw=NUMBER)
-    reprompt_s = StringField(
-        "Re-prompt every (s)", description=_described("reprompt_s"), render_kw=NUMBER
-    )
-    max_level = StringField(
-        "Max prompt level", description=_described("max_level"), render_kw=NUMBER
-    )
-    snooze_s = StringField("Snooze (s)", description=_described("snooze_s"), render_kw=NUMBER)
-    max_snoozes = StringField(
-        "Snoozes in a row", description=_described("max_snoozes"), render_kw=NUMBER
-    )
-    drill_step_s = StringField(
-        "Drill step (s)", description=_described("drill_step_s"), render_kw=NUMBER
-    )
-    press_ignore_s = StringField(
-        "Ignore presses for (s)", description=_described("press_ignore_s"), render_kw=NUMBER
-    )
-    timezone = StringField("Time zone", description=_described("timezone"))
-    quiet_enabled = BooleanField("Quiet hours", description="silence prompts in this window")
-    quiet_start = StringField(
-        "Quiet from", description="HH:MM local time", render_kw={"placeholder": "22:00"}
-    )
-    quiet_end = StringField(
-        "Quiet until", description="HH:MM local time", render_kw={"placeholder": "07:00"}
-    )
-    submit = SubmitField("Save and send to device")
-
-    def fill(self, settings: TrackerSettings) -> None:
-        for name in NUMBER_FIELDS:
-            getattr(self, name).data = f"{getattr(settings, name):g}"
-        self.timezone.data = settings.timezone
-        quiet = settings.quiet_hours
-        self.quiet_enabled.data = quiet is not None
-        self.quiet_start.data = quiet.start if quiet else "22:00"
-        self.quiet_end.data = quiet.end if quiet else "07:00"
-
-    def as_table(self) -> dict[str, Any]:
-        """The raw input as a settings table, for TrackerSettings.parse."""
-        table: dict[str, Any] = {
-            name: (getattr(self, name).data or "").strip() for name in NUMBER_FIELDS
-        }
-        table["timezone"] = (self.timezone.data or "").strip()
-        table["quiet_hours"] = (
-            {
-                "start": (self.quiet_start.data or "").strip(),
-                "end": (self.quiet_end.data or "").strip(),
-            }
-            if self.quiet_enabled.data
-            else None
-        )
-        return table
-
-    def attach_errors(self, error: SettingsError) -> list[str]:
-        """Put each of the error's problems on the field its location names; return those
-        about no single field (e.g. grace_s > break_s)."""
-        unplaced = []
-        for problem in error.problems:
-            key = problem.key
-            why = problem.message.removeprefix("Value error, ")
-            field = self._fields.get(FIELD_OF_KEY.get(key, key))
-            if field is not None and (key in TrackerSettings.model_fields or key in FIELD_OF_KEY):
-                field.errors = [*field.errors, f"{key} = {problem.shown}: {why}"]
-            else:
-                unplaced.append(why)
-        return unplaced
-
-
 SETTINGS_WHERE = "settings"
-FIELD_OF_KEY = {
-    "quiet_hours": "quiet_enabled",
-    "quiet_hours.start": "quiet_start",
-    "quiet_hours.end": "quiet_end",
-}
 
 
 class RenameForm(FlaskForm):
@@ -172,7 +74,6 @@ def _settings_page(
         form=form,
         rename_form=rename,
         form_errors=errors,
-        number_fields=NUMBER_FIELDS,
         pause_form=PauseForm(formdata=None),
         paused_until=paused_until(db(), scope, device, now()),
         day_start_hour=web_state().calendar.day_start_hour,
