@@ -205,7 +205,7 @@ def test_logins_and_desk_changes_are_audited_with_the_address(
     clock.advance(60)
     token = csrf_from(client.get("/devices/desk-a/settings").get_data(as_text=True))
     assert client.post("/devices/desk-a/rename", data={"csrf_token": token, "name": "Window"})
-    form = settings_form(client, "desk-a", sitting_limit_s="2400", timezone="UTC")
+    form = settings_form(client, "desk-a", sitting_limit_min="40", timezone="UTC")
     response = client.post("/devices/desk-a/settings", data=form)
     assert response.status_code == 302
     for span in ("hour", "resume"):
