@@ -26,7 +26,7 @@ from werkzeug.serving import make_server
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
 from sitwatch.calendar import Calendar
-from sitwatch.protocol import EventType, Status
+from sitwatch.protocol import EventType, Status, drill_counts
 from sitwatch.server.config import BrokerConfig, DatabaseConfig, ServerConfig
 from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.models import Device
@@ -74,7 +74,7 @@ def expected_today(events: list[Any]) -> dict[str, Any]:
     todays = [e for e in events if calendar.day_of(e.ts) == today]
     return {
         "seated_s": sum(e.data["session_s"] for e in started_today),
-        "drills": sum(e.type is EventType.DRILL_COMPLETED for e in todays),
+        "drills": sum(e.type is EventType.DRILL_COMPLETED and drill_counts(e) for e in todays),
         "prompts": sum(e.type is EventType.PROMPT for e in todays),
         "seated_now": len(seated_now),
         "bars": len(started_today) + sum(calendar.day_of(e.ts) == today for e in seated_now),
