@@ -180,9 +180,11 @@ Rules = Callable[[], TrackerSettings]
 def answers_nudges(
     desk: MockDesk, rules: Rules, pins: PinsConfig, rng: random.Random, running: threading.Event
 ) -> None:
-    """Sits past the limit, answers the prompt with the guided circuit off the chair (now and
-    then tries it on the chair first: not counted, so the prompt stays until the stand-up),
-    sits again (shifting in the seat), then stands up for a coffee: a break."""
+    """Sits past the limit, answers the prompt with the guided circuit off the chair (after
+    the first round, so the demo's first minutes show a drill that counts, now and then
+    tries it on the chair first: not counted, the prompt stays until the stand-up), sits
+    again (shifting in the seat), then stands up for a coffee: a break."""
+    first_round = True
     while running.is_set():
         settings = rules()
         desk.sit(True)
@@ -194,7 +196,7 @@ def answers_nudges(
         desk.wait(settings.sitting_limit_s - first + rng.uniform(5, 20))  # past the limit
         desk.wait(settings.press_ignore_s + rng.uniform(1, 8))  # reads the prompt
         desk.press()  # answers with the guided circuit
-        if rng.random() < SEATED_DRILL_CHANCE:
+        if rng.random() < SEATED_DRILL_CHANCE and not first_round:
             desk.wait(len(CIRCUIT) * settings.drill_step_s + rng.uniform(5, 20))  # on the chair
         desk.sit(False)
         desk.wait(len(CIRCUIT) * settings.drill_step_s + rng.uniform(5, 20))
@@ -202,6 +204,7 @@ def answers_nudges(
         desk.wait(settings.sitting_limit_s * rng.uniform(0.4, 0.8))
         desk.sit(False)  # a real stand-up: coffee
         desk.wait(settings.break_s + rng.uniform(10, 60))
+        first_round = False
 
 
 def snoozes_and_sits_long(
