@@ -92,7 +92,7 @@ def desk_day(
         if tracker.snapshot().state == "prompting" and rng.random() < diligence:
             live(rng.uniform(5, 120))
             tracker.button_pressed()
-            if rng.random() < person.seated_drill_chance:
+            if person.seated_drill_chance and rng.random() < person.seated_drill_chance:
                 live(tracker.drill_length_s + rng.uniform(5, 30))  # on the chair: not counted
             tracker.seat_changed(False)
             live(tracker.drill_length_s + rng.uniform(10, 60))
@@ -108,7 +108,7 @@ def desk_day(
         tracker.seat_changed(False)
         away_s = rng.choice([rng.uniform(70, 110), rng.uniform(150, 900), rng.uniform(1800, 3600)])
         live(away_s)
-        if away_s >= tracker.drill_length_s and rng.random() < 0.1:
+        if rng.random() < 0.1 and away_s >= tracker.drill_length_s:
             tracker.button_pressed()  # a drill done on one's own, off the seat
     tracker.seat_changed(False)
     live(600)
