@@ -20,7 +20,7 @@ from sitwatch.device.analog_seat import load_calibration
 from sitwatch.device.config import DeviceConfig
 from sitwatch.device.hardware import DeskHardware, Input, InputKind
 from sitwatch.device.tracker import ButtonResult, SittingTracker
-from sitwatch.protocol import Event, EventType, new_id
+from sitwatch.protocol import Event, EventType, drill_counts, new_id
 from sitwatch.settings import TrackerSettings
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,9 @@ def _cue_for(event: Event) -> patterns.Pattern | None:
             cue = patterns.time_to_move(int(event.data["level"]))
             return cue.silent() if event.data.get("quiet") else cue
         case EventType.DRILL_STEP:
-            return patterns.DRILL_STEP
+            return patterns.STAND_UP if event.data.get("seated") else patterns.DRILL_STEP
         case EventType.DRILL_COMPLETED:
-            return patterns.DRILL_DONE
+            return patterns.DRILL_DONE if drill_counts(event) else patterns.DRILL_NOT_COUNTED
         case EventType.SNOOZE:
             return patterns.SNOOZED
         case EventType.PROMPT_ACK | EventType.BREAK | EventType.PAUSE:

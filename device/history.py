@@ -25,6 +25,8 @@ class Person:
         0.9,
     )  # chance to answer a prompt with a drill: drawn daily
     snooze_chance: float = 0.3  # chance to snooze a prompt not answered with a drill
+    # chance to do a prompt's drill on the chair first: not counted, the prompt stays open
+    seated_drill_chance: float = 0.0
     snoozes: int = 1  # holds tried in a row; every one but the last is sat out
     stretch_log_mean: float = 3.5  # ln of the median seated stretch in minutes (3.5: 33 min)
     lingers_s: tuple[float, float] = (0, 600)  # seated on after the stretch (and any prompt)
@@ -38,7 +40,7 @@ class Person:
 OFFICE = Person()
 # The demo's desks, by the name ``sitwatch-device simulate --person`` takes too.
 PEOPLE = {
-    "answers": Person(diligence=(0.8, 0.95), snooze_chance=0.1),
+    "answers": Person(diligence=(0.8, 0.95), snooze_chance=0.1, seated_drill_chance=0.05),
     "snoozes": Person(
         diligence=(0.0, 0.1),
         snooze_chance=0.9,
@@ -90,6 +92,8 @@ def desk_day(
         if tracker.snapshot().state == "prompting" and rng.random() < diligence:
             live(rng.uniform(5, 120))
             tracker.button_pressed()
+            if person.seated_drill_chance and rng.random() < person.seated_drill_chance:
+                live(tracker.drill_length_s + rng.uniform(5, 30))  # on the chair: not counted
             tracker.seat_changed(False)
             live(tracker.drill_length_s + rng.uniform(10, 60))
             continue
@@ -102,9 +106,10 @@ def desk_day(
                 live(tracker.settings.snooze_s + 5)  # sat out: the prompt comes back
         live(rng.uniform(*person.lingers_s))
         tracker.seat_changed(False)
-        live(rng.choice([rng.uniform(70, 110), rng.uniform(150, 900), rng.uniform(1800, 3600)]))
-        if rng.random() < 0.1:
-            tracker.button_pressed()  # a drill done on one's own
+        away_s = rng.choice([rng.uniform(70, 110), rng.uniform(150, 900), rng.uniform(1800, 3600)])
+        live(away_s)
+        if rng.random() < 0.1 and away_s >= tracker.drill_length_s:
+            tracker.button_pressed()  # a drill done on one's own, off the seat
     tracker.seat_changed(False)
     live(600)
 

@@ -7,6 +7,8 @@
 | time to move 3 | 16 beeps, 0.07 s / 0.07 s           | fast blink                  |
 | drill step     | 1 beep, 0.4 s                       | two quick flashes           |
 | drill done     | 3 beeps, 0.3 s / 0.1 s              | on for 3 s, then off        |
+| stand up       | 2 long beeps, 0.6 s / 0.3 s         | 4 flashes, 0.3 s / 0.3 s    |
+| not counted    | 1 long beep, 1.2 s                  | 2 slow blinks, 0.8 s / 0.4 s|
 | snoozed        | 1 short beep                        | off                         |
 | refused        | 2 very short beeps                  | 2 very quick flashes        |
 | offline        | silent                              | 0.1 s flash every 3 s       |
@@ -58,6 +60,12 @@ TIME_TO_MOVE = (
 )
 DRILL_STEP = Pattern("drill step", 1, 0.4, 0.1, LedPattern(LedMode.BLINK, 0.1, 0.1, times=2))
 DRILL_DONE = Pattern("drill done", 3, 0.3, 0.1, LedPattern(LedMode.BLINK, 3.0, 0.01, times=1))
+# A drill step to be done off the chair began with the seat taken: "stand up for the circuit".
+STAND_UP = Pattern("stand up", 2, 0.6, 0.3, LedPattern(LedMode.BLINK, 0.3, 0.3, times=4))
+# The circuit ended without the seat empty for most of it: it does not count.
+DRILL_NOT_COUNTED = Pattern(
+    "drill not counted", 1, 1.2, 0.1, LedPattern(LedMode.BLINK, 0.8, 0.4, times=2)
+)
 SNOOZED = Pattern("snoozed", 1, 0.1, 0.1, LedPattern(LedMode.OFF))
 REFUSED = Pattern("refused", 2, 0.05, 0.1, LedPattern(LedMode.BLINK, 0.05, 0.1, times=2))
 OFFLINE = Pattern("offline", 0, 0.0, 0.0, LedPattern(LedMode.BLINK, 0.1, 2.9))

@@ -13,8 +13,9 @@ from typing import IO, TYPE_CHECKING, Any
 from sitwatch.clock import Clock
 from sitwatch.device.config import PinsConfig
 from sitwatch.device.hardware import Input, button_input
+from sitwatch.device.tracker import DRILL_EMPTY_SHARE
 from sitwatch.drill import CIRCUIT
-from sitwatch.protocol import Event, EventType
+from sitwatch.protocol import Event, EventType, drill_counts
 from sitwatch.settings import TrackerSettings
 
 HELP = (
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from sitwatch.device.service import DeviceService
 
 STEPS = {step.key: step for step in CIRCUIT}
+SEATED_IN_DRILL = " -- sit-down detected: stand up for the circuit, or it will not count"
 
 
 def describe(event: Event) -> str:
@@ -56,9 +58,19 @@ def describe(event: Event) -> str:
             if step is None:
                 return f"drill step {data['step']}"
             reps = f" ({step.reps})" if step.reps else ""
-            return f"step {int(data['index']) + 1}/{len(CIRCUIT)}: {step.title}{reps}: {step.how}"
+            seated = SEATED_IN_DRILL if data.get("seated") else ""
+            return (
+                f"step {int(data['index']) + 1}/{len(CIRCUIT)}: {step.title}{reps}: {step.how}"
+                f"{seated}"
+            )
         case EventType.DRILL_COMPLETED:
-            return "drill completed" + ("" if data["guided"] else " (logged with the button)")
+            how = "" if data["guided"] else " (logged with the button)"
+            if drill_counts(event):
+                return f"drill completed{how}"
+            return (
+                f"drill NOT counted{how}: the seat was taken for more than "
+                f"{1 - DRILL_EMPTY_SHARE:.0%} of the circuit; stand up for the circuit"
+            )
     return str(event.type)
 
 
@@ -159,6 +171,8 @@ def _keys(stream: IO[str]):  # type: ignore[no-untyped-def]
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+SEATED_DRILL_CHANCE = 0.15  # the "answers" person tries the circuit on the chair: not counted
+
 # A scripted person reads the rules each round, so a change from the dashboard takes hold.
 Rules = Callable[[], TrackerSettings]
 
@@ -166,8 +180,11 @@ Rules = Callable[[], TrackerSettings]
 def answers_nudges(
     desk: MockDesk, rules: Rules, pins: PinsConfig, rng: random.Random, running: threading.Event
 ) -> None:
-    """Sits past the limit, answers the prompt with the guided circuit off the chair, sits
+    """Sits past the limit, answers the prompt with the guided circuit off the chair (after
+    the first round, so the demo's first minutes show a drill that counts, now and then
+    tries it on the chair first: not counted, the prompt stays until the stand-up), sits
     again (shifting in the seat), then stands up for a coffee: a break."""
+    first_round = True
     while running.is_set():
         settings = rules()
         desk.sit(True)
@@ -179,12 +196,15 @@ def answers_nudges(
         desk.wait(settings.sitting_limit_s - first + rng.uniform(5, 20))  # past the limit
         desk.wait(settings.press_ignore_s + rng.uniform(1, 8))  # reads the prompt
         desk.press()  # answers with the guided circuit
+        if rng.random() < SEATED_DRILL_CHANCE and not first_round:
+            desk.wait(len(CIRCUIT) * settings.drill_step_s + rng.uniform(5, 20))  # on the chair
         desk.sit(False)
         desk.wait(len(CIRCUIT) * settings.drill_step_s + rng.uniform(5, 20))
         desk.sit(True)
         desk.wait(settings.sitting_limit_s * rng.uniform(0.4, 0.8))
         desk.sit(False)  # a real stand-up: coffee
         desk.wait(settings.break_s + rng.uniform(10, 60))
+        first_round = False
 
 
 def snoozes_and_sits_long(

@@ -13,7 +13,7 @@ from pathlib import Path
 from sitwatch import protocol
 from sitwatch.calendar import Calendar
 from sitwatch.device.settings_store import write_json
-from sitwatch.protocol import Event, EventType
+from sitwatch.protocol import Event, EventType, drill_counts
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class TodayTally:
         if event.type == EventType.STOOD_UP:
             self.seated_s += float(event.data["session_s"])
             changed = True
-        elif event.type == EventType.DRILL_COMPLETED:
+        elif event.type == EventType.DRILL_COMPLETED and drill_counts(event):
             self.drills += 1
             changed = True
         if changed:

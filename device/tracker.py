@@ -13,10 +13,21 @@ Rules (all lengths from TrackerSettings):
   every ``reprompt_s`` with a level that rises to ``max_level``. In quiet hours the prompt
   is marked ``quiet`` (the hardware keeps the buzzer silent); so is one outside the
   per-weekday ``active_hours``. Time still counts.
-- Button, short press: while prompted starts the guided circuit (``prompt_ack`` how=drill,
-  ``drill_started``, a ``drill_step`` per step every ``drill_step_s``, ``drill_completed``);
-  during a drill moves to the next step; otherwise logs a drill done on one's own.
+- Button, short press: while prompted starts the guided circuit (``drill_started``, a
+  ``drill_step`` per step every ``drill_step_s``, ``drill_completed``); during a drill moves
+  to the next step; otherwise logs a drill done on one's own.
   Presses in the first ``press_ignore_s`` of a prompt are ignored (no accidental dismissal).
+- Honest drills: the circuit is done on the floor and on one's feet, so a drill counts
+  (``drill_completed`` verified) only when the seat was empty for at least
+  ``DRILL_EMPTY_SHARE`` (80 %) of it: of the guided circuit from its start to its end, of a
+  drill logged with the button the circuit's length before the press. Not "empty at the
+  end" too: whoever finishes the band walks early and sits down while the last step's time
+  runs out has still done the circuit. A drill started by a prompt answers it
+  (``prompt_ack`` how=drill, sent as the circuit ends) only when verified; otherwise the
+  prompt stays open: a stand-up during the circuit answers it then (how=stood_up), else it
+  re-prompts while seated as it would have, or the next stand-up answers it. A step to be
+  done off the chair that begins with the seat taken says so (``drill_step`` seated), so
+  the desk can tell the user to stand up.
 - Button, hold: snoozes a prompt for ``snooze_s``, at most ``max_snoozes`` in a row; after
   that only standing up or a drill answers it. A very long hold pauses prompts for an hour.
 - The server may pause prompts too, and end a pause early (``resume``: a ``pause`` event
@@ -26,6 +37,7 @@ Rules (all lengths from TrackerSettings):
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +53,7 @@ from sitwatch.settings import TrackerSettings
 log = logging.getLogger(__name__)
 
 PAUSE_S = 3600.0
+DRILL_EMPTY_SHARE = 0.8  # of a drill's time the seat must be empty for the drill to count
 
 
 class State(StrEnum):
@@ -75,6 +88,35 @@ class Snapshot:
     to_prompt_s: float | None
     drill_step: DrillStep | None
     prompt_level: int
+
+
+class SeatLog:
+    """The seat's recent changes (monotonic seconds), to tell how long it was empty in a span
+    of time."""
+
+    def __init__(self) -> None:
+        self._changes: deque[tuple[float, bool]] = deque()  # (mono, occupied), oldest first
+        self._occupied_before = False  # before the first change kept (a new tracker: empty)
+
+    def record(self, at: float, occupied: bool) -> None:
+        if not self._changes or self._changes[-1][1] != occupied:
+            self._changes.append((at, occupied))
+
+    def empty_s(self, start: float, end: float) -> float:
+        """Seconds of [start, end] the seat was empty."""
+        empty, since, occupied = 0.0, start, self._occupied_before
+        for at, now_occupied in self._changes:
+            if at >= end:
+                break
+            if at > start and not occupied:
+                empty += at - since
+            since, occupied = max(at, start), now_occupied
+        return empty + (0.0 if occupied else end - since)
+
+    def forget_before(self, mono: float) -> None:
+        """Drop what no span from ``mono`` on needs (the change in force at ``mono`` stays)."""
+        while len(self._changes) >= 2 and self._changes[1][0] <= mono:
+            self._occupied_before = self._changes.popleft()[1]
 
 
 class SittingTracker:
@@ -112,6 +154,10 @@ class SittingTracker:
         # Drill
         self._drill_index: int | None = None
         self._drill_step_until: float | None = None
+        self._drill_started_at: float | None = None
+        self._drill_answers_s: float | None = None  # response time of the prompt it answers
+        self._left_in_drill: float | None = None  # mono a session ended during that drill
+        self._seat_log = SeatLog()
 
     # ----- inputs ---------------------------------------------------------------------
 
@@ -125,6 +171,11 @@ class SittingTracker:
     def seat_changed(self, occupied: bool) -> None:
         self.tick()
         now = self._clock.monotonic()
+        self._seat_log.record(now, occupied)
+        kept_from = now - self.drill_length_s
+        if self._drill_started_at is not None:
+            kept_from = min(kept_from, self._drill_started_at)
+        self._seat_log.forget_before(kept_from)
         if occupied:
             self._sat_down(now)
         elif self._session_start is not None and self._lift_start is None:
@@ -140,14 +191,14 @@ class SittingTracker:
         if self._prompt_at is not None:
             if now - self._last_prompt_mono < self.settings.press_ignore_s:
                 return ButtonResult.IGNORED
-            self._emit(
-                EventType.PROMPT_ACK, now, how="drill", response_s=round(now - self._prompt_at, 3)
-            )
-            self._clear_prompt()
+            # The prompt stays open until the circuit shows whether it was done off the seat.
+            self._drill_answers_s = now - self._prompt_at
+            self._snoozed_until = None
             self._next_prompt_at = now + max(self.settings.reprompt_s, self.drill_length_s)
             self._start_drill(now)
             return ButtonResult.DRILL_STARTED
-        self._emit(EventType.DRILL_COMPLETED, now, guided=False)
+        verified = self._was_empty(now - self.drill_length_s, now)
+        self._emit(EventType.DRILL_COMPLETED, now, guided=False, verified=verified)
         return ButtonResult.DRILL_LOGGED
 
     def button_held(self) -> ButtonResult:
@@ -315,7 +366,11 @@ class SittingTracker:
         self._lift_start = None
         self._away_since = left
         self._emit(EventType.STOOD_UP, left, session_s=round(session_s, 3))
-        if self._prompt_at is not None:
+        if self._prompt_at is not None and self._drill_index is not None:
+            # The running drill decides how the prompt was answered, when it ends.
+            if self._left_in_drill is None:
+                self._left_in_drill = left
+        elif self._prompt_at is not None:
             response_s = max(0.0, left - self._prompt_at)
             self._emit(EventType.PROMPT_ACK, left, how="stood_up", response_s=round(response_s, 3))
             self._clear_prompt()
@@ -363,21 +418,46 @@ class SittingTracker:
     def _start_drill(self, now: float) -> None:
         self._emit(EventType.DRILL_STARTED, now, guided=True)
         self._drill_index = -1
+        self._drill_started_at = now
+        self._left_in_drill = None
         self._next_drill_step(now)
 
     def _next_drill_step(self, at: float) -> None:
         assert self._drill_index is not None
         self._drill_index += 1
         if self._drill_index >= len(self._steps):
-            self._drill_index = None
-            self._drill_step_until = None
-            self._emit(EventType.DRILL_COMPLETED, at, guided=True)
+            self._end_drill(at)
             return
         step = self._steps[self._drill_index]
         self._drill_step_until = at + self.settings.drill_step_s
-        self._emit(EventType.DRILL_STEP, at, index=self._drill_index, step=step.key)
+        seated = step.off_seat and self.is_seated
+        self._emit(EventType.DRILL_STEP, at, index=self._drill_index, step=step.key, seated=seated)
+
+    def _end_drill(self, at: float) -> None:
+        assert self._drill_started_at is not None
+        verified = self._was_empty(self._drill_started_at, at)
+        answers_s, left = self._drill_answers_s, self._left_in_drill
+        self._drill_index = self._drill_step_until = self._drill_started_at = None
+        self._drill_answers_s = self._left_in_drill = None
+        # The answer first: its cue (idle) must not cut the drill's own, which comes last.
+        if answers_s is not None and self._prompt_at is not None:
+            if verified:
+                self._emit(EventType.PROMPT_ACK, at, how="drill", response_s=round(answers_s, 3))
+                self._clear_prompt()
+            elif left is not None:
+                response_s = max(0.0, left - self._prompt_at)
+                self._emit(
+                    EventType.PROMPT_ACK, at, how="stood_up", response_s=round(response_s, 3)
+                )
+                self._clear_prompt()
+        self._emit(EventType.DRILL_COMPLETED, at, guided=True, verified=verified)
 
     # ----- helpers --------------------------------------------------------------------
+
+    def _was_empty(self, start: float, end: float) -> bool:
+        """Whether the seat was empty long enough in [start, end] for a drill to count."""
+        span_s = end - start
+        return span_s > 0 and self._seat_log.empty_s(start, end) >= DRILL_EMPTY_SHARE * span_s
 
     def _is_quiet(self, at: float) -> bool:
         """Quiet hours, or outside working hours. Local time through zoneinfo, so a DST

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -141,6 +142,9 @@ class Drill(Base):
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
     ts: Mapped[datetime] = mapped_column(UTCDateTime)
     guided: Mapped[bool] = mapped_column(Boolean)
+    # The seat was empty for the circuit (protocol.drill_counts): only such a drill counts
+    # in the rollups, streaks and funnel; the others are shown as not counted.
+    verified: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
 
 class DailyRollup(Base):
@@ -161,9 +165,9 @@ class DailyRollup(Base):
     breaks: Mapped[int] = mapped_column(Integer, default=0)
     prompts: Mapped[int] = mapped_column(Integer, default=0)
     prompts_answered: Mapped[int] = mapped_column(Integer, default=0)
-    # Of prompts_answered, those answered by starting a drill (prompt_ack how="drill").
+    # Of prompts_answered, those answered by a drill (prompt_ack how="drill": a verified one).
     prompts_answered_by_drill: Mapped[int] = mapped_column(Integer, default=0)
-    drills: Mapped[int] = mapped_column(Integer, default=0)
+    drills: Mapped[int] = mapped_column(Integer, default=0)  # verified drills only
 
 
 # The figures of a rollup row, named once, by the columns above: ingest adds each new

@@ -11,6 +11,7 @@ class DrillStep:
     title: str
     how: str
     reps: str
+    off_seat: bool = True  # done on the floor or standing: the seat must be empty
 
 
 CIRCUIT: tuple[DrillStep, ...] = (
@@ -20,6 +21,7 @@ CIRCUIT: tuple[DrillStep, ...] = (
         "One band around the lower thighs, one around the ankles. Keep the legs apart so "
         "the bands stay under tension.",
         "",
+        off_seat=False,
     ),
     DrillStep(
         "glute_bridge",

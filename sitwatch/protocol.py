@@ -80,6 +80,18 @@ DATA_SCHEMA: dict[EventType, dict[str, tuple[type, ...]]] = {
     EventType.PAUSE: {"pause_s": _NUMBER},
     EventType.HEARTBEAT: {},
 }
+# Keys an event type may carry, checked when present: desks older than the honest-drill rule
+# (docs/protocol.md, "Honest drills") send events without them.
+OPTIONAL_DATA: dict[EventType, dict[str, tuple[type, ...]]] = {
+    EventType.DRILL_STEP: {"seated": (bool,)},
+    EventType.DRILL_COMPLETED: {"verified": (bool,)},
+}
+
+
+def drill_counts(event: Event) -> bool:
+    """Whether a ``drill_completed`` counts: the desk verified the seat was empty for the
+    circuit. One from a desk that does not say counts, as it did before desks checked."""
+    return event.data.get("verified", True) is not False
 
 
 def new_id() -> str:
@@ -251,6 +263,9 @@ def parse_event(payload: bytes | str, device_id: str | None = None) -> Event:
         value = _require(data, key, kinds)
         if isinstance(value, str) and len(value) > 200:
             raise ProtocolError(f"data field {key!r} too long")
+    for key, kinds in OPTIONAL_DATA.get(kind, {}).items():
+        if key in data:
+            _require(data, key, kinds)
     return Event(
         type=kind,
         device_id=body_device,

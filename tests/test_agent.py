@@ -176,13 +176,45 @@ def test_button_runs_the_guided_drill_with_cues(agent, mock_factory, clock) -> N
     played(bot)
     buzzer.clear_states()
     press(bot, pin(mock_factory, PINS.button), clock, 0.2)
-    assert types(events)[-3:] == ["prompt_ack", "drill_started", "drill_step"]
+    assert types(events)[-2:] == ["drill_started", "drill_step"]
     played(bot)
     assert_changes(buzzer, cue_beeps(patterns.DRILL_STEP))  # the first step's cue: one long beep
-    live(bot, clock, 20 * len(CIRCUIT), step=1)
+    pin(mock_factory, PINS.mat).drive_high()  # off the chair for the circuit
+    bot.step(timeout_s=1)
+    live(bot, clock, 20 * len(CIRCUIT) - 1, step=1)
     steps = [e.data["step"] for e in events if e.type == EventType.DRILL_STEP]
     assert steps == [s.key for s in CIRCUIT]
-    assert types(events)[-1] == "drill_completed"
+    played(bot)
+    buzzer.clear_states()
+    live(bot, clock, 1, step=1)
+    assert types(events)[-2:] == ["prompt_ack", "drill_completed"]
+    assert events[-1].data == {"guided": True, "verified": True}
+    played(bot)
+    assert_changes(buzzer, cue_beeps(patterns.DRILL_DONE))
+
+
+def test_a_drill_on_the_chair_cues_stand_up_and_not_counted(agent, mock_factory, clock) -> None:  # type: ignore[no-untyped-def]
+    bot, events = agent
+    pin(mock_factory, PINS.mat).drive_low()
+    bot.step(timeout_s=1)
+    live(bot, clock, 30 * MIN + 5)
+    buzzer = pin(mock_factory, PINS.buzzer)
+    press(bot, pin(mock_factory, PINS.button), clock, 0.2)  # and stays seated
+    live(bot, clock, 19, step=1)
+    played(bot)
+    buzzer.clear_states()
+    live(bot, clock, 1, step=1)  # the glute bridges, with the seat taken
+    assert events[-1].data == {"index": 1, "step": "glute_bridge", "seated": True}
+    played(bot)
+    assert_changes(buzzer, cue_beeps(patterns.STAND_UP))
+    live(bot, clock, 20 * (len(CIRCUIT) - 1) - 1, step=1)
+    played(bot)
+    buzzer.clear_states()
+    live(bot, clock, 1, step=1)
+    assert events[-1].data == {"guided": True, "verified": False}
+    assert EventType.PROMPT_ACK not in [e.type for e in events]
+    played(bot)
+    assert_changes(buzzer, cue_beeps(patterns.DRILL_NOT_COUNTED))
 
 
 def test_hold_snoozes_and_very_long_hold_pauses(agent, mock_factory, clock) -> None:  # type: ignore[no-untyped-def]
@@ -232,7 +264,7 @@ def test_press_without_prompt_logs_a_drill(agent, mock_factory, clock) -> None: 
     bot, events = agent
     press(bot, pin(mock_factory, PINS.button), clock, 0.1)
     assert types(events) == ["drill_completed"]
-    assert events[0].data == {"guided": False}
+    assert events[0].data == {"guided": False, "verified": True}  # nobody on the seat
 
 
 def test_quiet_prompt_lights_the_led_but_keeps_the_buzzer_silent(mock_factory) -> None:  # type: ignore[no-untyped-def]

@@ -26,7 +26,8 @@ from werkzeug.serving import make_server
 from sitwatch import protocol
 from sitwatch.broker import Mosquitto, free_port
 from sitwatch.calendar import Calendar
-from sitwatch.protocol import EventType, Status
+from sitwatch.drill import CIRCUIT
+from sitwatch.protocol import EventType, Status, drill_counts
 from sitwatch.server.config import BrokerConfig, DatabaseConfig, ServerConfig
 from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.models import Device
@@ -74,7 +75,7 @@ def expected_today(events: list[Any]) -> dict[str, Any]:
     todays = [e for e in events if calendar.day_of(e.ts) == today]
     return {
         "seated_s": sum(e.data["session_s"] for e in started_today),
-        "drills": sum(e.type is EventType.DRILL_COMPLETED for e in todays),
+        "drills": sum(e.type is EventType.DRILL_COMPLETED and drill_counts(e) for e in todays),
         "prompts": sum(e.type is EventType.PROMPT for e in todays),
         "seated_now": len(seated_now),
         "bars": len(started_today) + sum(calendar.day_of(e.ts) == today for e in seated_now),
@@ -219,6 +220,7 @@ def test_ingested_day_renders_in_chromium(
             page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
 
             check_insights_page(page, served, events, shots / "insights.png")
+            check_drill_guide_on_a_phone(browser, page.context, served)
 
             # A hostile name is shown as text and runs nothing.
             with Session(sqlite_with_user) as session:
@@ -234,6 +236,32 @@ def test_ingested_day_renders_in_chromium(
             browser.close()
     assert (shots / "dashboard.png").stat().st_size > 10_000
     assert (shots / "insights.png").stat().st_size > 10_000
+
+
+def check_drill_guide_on_a_phone(browser: Any, logged_in: Any, served: str) -> None:
+    """The drill guide at a phone's 390 px: every exercise's drawing loaded and shown above
+    its text, the text at least 14 px."""
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844}, storage_state=logged_in.storage_state()
+    )
+    try:
+        page = phone.new_page()
+        page.goto(f"{served}/drill")
+        steps = page.locator("li.step")
+        assert steps.count() == len(CIRCUIT)
+        for index in range(steps.count()):
+            step = steps.nth(index)
+            picture, title = step.locator("img.step-picture"), step.locator("h2")
+            assert picture.evaluate("img => img.complete && img.naturalWidth") > 0
+            box, text = picture.bounding_box(), title.bounding_box()
+            assert box is not None and text is not None
+            assert box["y"] + box["height"] <= text["y"] and box["width"] >= 200
+            assert box["x"] + box["width"] <= 390  # no sideways scrolling
+            for part in step.locator("h2, p").all():
+                size = part.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+                assert size >= 14, (CIRCUIT[index].key, size)
+    finally:
+        phone.close()
 
 
 def check_insights_page(page: Any, served: str, events: list[Any], screenshot: Path) -> None:

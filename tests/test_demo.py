@@ -28,7 +28,7 @@ from sitwatch.demo.cli import DEMO_RULES, PERSONS, device_config
 from sitwatch.device.config import PinsConfig, load_config
 from sitwatch.device.simulator import SCRIPTS
 from sitwatch.device.tracker import SittingTracker
-from sitwatch.protocol import Event, new_id
+from sitwatch.protocol import Event, EventType, new_id
 from sitwatch.settings import TrackerSettings
 
 DEMO = str(Path(sys.executable).with_name("sitwatch-demo"))  # what scripts/demo runs
@@ -298,3 +298,22 @@ def test_live_desks_show_their_habits_within_minutes(
             assert max(e.data["level"] for e in early if e.type == "prompt") == 3
             sessions = [e.data["session_s"] for e in early if e.type == "stood_up"]
             assert sessions[0] > 3 * config.tracker.sitting_limit_s  # sits long
+
+
+def test_the_demo_desk_that_answers_now_and_then_tries_a_drill_on_the_chair(
+    tmp_path: Path,
+) -> None:
+    """Over an hour of the demo's rules, desk-1's person does the circuit off the chair
+    (verified, the prompt answered by it) and at times on the chair first (not counted:
+    the stand-up after it answers the prompt)."""
+    config = load_config(device_config(tmp_path, "desk-1", "Desk 1", 1883))
+    desk = DeskOnFakeClock(config.tracker, config.pins, 3600)
+    rng = random.Random("desk-1")
+    SCRIPTS["answers"](desk, lambda: desk.tracker.settings, config.pins, rng, desk.running)
+    done = [e for e in desk.events if e.type == EventType.DRILL_COMPLETED]
+    assert {e.data["verified"] for e in done} == {True, False}
+    assert done[0].data["verified"]  # the demo's first minutes show a drill that counts
+    kinds = [(str(e.type), e.data.get("how"), e.data.get("verified")) for e in desk.events]
+    seated = kinds.index(("drill_completed", None, False))
+    answer = next(k for k in kinds[seated:] if k[0] == "prompt_ack")
+    assert answer[1] == "stood_up"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,15 +13,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 from support.events import make_event
+from web_fixtures import seeded_engine
 
 from sitwatch.calendar import Calendar
-from sitwatch.protocol import EventType, ProtocolError
+from sitwatch.clock import FakeClock
+from sitwatch.device.tracker import SittingTracker
+from sitwatch.protocol import Event, EventType, ProtocolError
 from sitwatch.server.db import make_engine
 from sitwatch.server.ingest.derive import check_event, rebuild_all_rollups
 from sitwatch.server.ingest.worker import Batch, store_batch
 from sitwatch.server.migrate import upgrade
-from sitwatch.server.models import DailyRollup
+from sitwatch.server.models import DailyRollup, Drill
+from sitwatch.server.queries import insights, stats
+from sitwatch.server.queries.scope import ALL_DESKS
+from sitwatch.settings import TrackerSettings
 
 BERLIN = ZoneInfo("Europe/Berlin")
 RULES = Calendar("Europe/Berlin", 4)
@@ -58,6 +66,8 @@ def test_events_a_database_or_chart_would_choke_on_are_refused(
 def test_only_schema_keys_are_kept() -> None:
     event = make_event(EventType.BREAK, datetime(2026, 3, 2, 9, tzinfo=UTC), away_s=5.0, x="<b>")
     assert check_event(event) == {"away_s": 5.0}
+    drill = make_event(EventType.DRILL_COMPLETED, guided=True, verified=False, x=1)
+    assert check_event(drill) == {"guided": True, "verified": False}  # optional keys stay
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +90,10 @@ def random_event(rng: random.Random, device_id: str) -> object:
         EventType.BREAK: {"away_s": 300.0},
         EventType.PROMPT: {"level": 1, "seated_s": 1800.0, "quiet": False},
         EventType.PROMPT_ACK: {"how": rng.choice(["drill", "stood_up"]), "response_s": 3.0},
-        EventType.DRILL_COMPLETED: {"guided": rng.random() < 0.5},
+        EventType.DRILL_COMPLETED: {
+            "guided": rng.random() < 0.5,
+            **rng.choice([{}, {"verified": True}, {"verified": False}]),
+        },
         EventType.HEARTBEAT: {},
     }[kind]
     return make_event(kind, ts, device_id, **data)
@@ -123,3 +136,74 @@ def test_incremental_rollups_equal_a_rebuild_whatever_the_order_and_replays(
     assert sum(day[1] for day in incremental.values()) == sum(
         e.type is EventType.STOOD_UP for e in events
     )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with seeded_engine(request.param, tmp_path, seed=lambda engine: None) as engine:
+        yield engine
+
+
+def desk_morning() -> list[Event]:
+    """The real tracker: a prompt answered with the circuit done on the chair (then the
+    stand-up answers it), a prompt answered with the circuit off the chair, and a drill an
+    older desk logged (no ``verified``); numbered as the outbox does."""
+    clock = FakeClock(mono=1000.0, wall_time=datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    events: list[Event] = []
+    settings = TrackerSettings(quiet_hours=None, active_hours=None)
+    tracker = SittingTracker(settings, clock, events.append, device_id="desk-1", boot_id="boot0001")
+
+    def live(seconds: float) -> None:
+        clock.advance(seconds)
+        tracker.tick()
+
+    for on_the_chair in (True, False):
+        tracker.seat_changed(True)
+        live(30 * 60 + 10)  # prompted
+        tracker.button_pressed()
+        if on_the_chair:
+            live(tracker.drill_length_s + 30)
+        tracker.seat_changed(False)
+        live(tracker.drill_length_s + 120)
+    older = make_event(EventType.DRILL_COMPLETED, clock.wall(), "desk-1", guided=False)
+    return [replace(e, seq=n) for n, e in enumerate([*events, older])]
+
+
+def test_a_drill_done_on_the_chair_is_stored_unverified_and_counts_nowhere(
+    empty_db: Engine,
+) -> None:
+    events = desk_morning()
+    acks = [e.data["how"] for e in events if e.type is EventType.PROMPT_ACK]
+    assert acks == ["stood_up", "drill"]
+    batch = Batch()
+    for event in events:
+        batch.events[event.id] = (event, check_event(event))
+    now = events[-1].ts + timedelta(minutes=1)
+    with empty_db.begin() as connection:
+        store_batch(connection, batch, RULES, now)
+    day = RULES.day_of(now)
+    with Session(empty_db) as session:
+        drills = session.execute(select(Drill.guided, Drill.verified).order_by(Drill.ts)).all()
+        assert drills == [(True, False), (True, True), (False, True)]
+        rollup = session.scalars(select(DailyRollup)).one()
+        assert (rollup.drills, rollup.prompts_answered, rollup.prompts_answered_by_drill) == (
+            2,
+            2,
+            1,
+        )
+        found = insights.insights(session, ALL_DESKS, RULES, day, day, today=day)
+        assert (found.funnel.nudges, found.funnel.stood_up, found.funnel.drilled) == (2, 2, 1)
+        assert {e.key: e.count for e in found.exercises}["glute_bridge"] == 1
+        streak = stats.drill_streaks(session, ALL_DESKS, RULES, now, goal_drills=3)
+        assert streak.current == 0  # two drills count, not three
+        timeline = stats.day_timeline(session, ALL_DESKS, RULES, day, now, 300)
+        marks = [(m.detail, m.counted) for m in timeline.marks if m.kind == "drill"]
+        assert marks == [
+            ("guided, not counted: the seat was taken", False),
+            ("guided", True),
+            ("on one's own", True),
+        ]
+    with empty_db.begin() as connection:
+        rebuild_all_rollups(connection, RULES)
+    with Session(empty_db) as session:
+        assert session.scalars(select(DailyRollup.drills)).one() == 2

@@ -67,8 +67,13 @@ def test_a_sitting_session_travels_from_the_pin_to_the_dashboard(
             desk.sit(False)  # off the chair for the circuit
             desk.live(6 * 20 + 60)  # every step, then the break is credited
             sent = desk.sent
-            assert [str(e.type) for e in sent][:3] == ["seated", "prompt", "prompt_ack"]
-            assert {"drill_completed", "stood_up", "break"} <= {str(e.type) for e in sent}
+            assert [str(e.type) for e in sent][:3] == ["seated", "prompt", "drill_started"]
+            kinds = [str(e.type) for e in sent]
+            # Answered by the drill as the circuit ends, done off the chair: verified.
+            assert kinds.index("prompt_ack") == kinds.index("drill_completed") - 1
+            assert {"drill_completed", "stood_up", "break"} <= set(kinds)
+            [done] = [e for e in sent if str(e.type) == "drill_completed"]
+            assert done.data["verified"] is True
 
             wait_until(lambda: len(desk.service.outbox) == 0, 15, "the acks")
             assert sorted(stored_ids(engine)) == sorted(e.id for e in sent)  # each once

@@ -64,13 +64,16 @@ def week(session: Session, device_id: str | None, **kwargs: object) -> insights.
 #         10:00, 10:15 are the same nudge)          Mon 13:45 -> 13:49 (4; the 13:30 prompt
 #         was silent; drill 14:10, 25 min after)    Tue 08:30, 10:35, 13:30 -> 90 min each
 #         Thu: only a silent prompt (none)          Fri 08:30 -> 08:40 (10)
-# desk-b  Tue 10:30 -> 10:31 (1, drill 10:40)       Fri 10:30: answered by a drill while
-#         seated, no stand-up before the next nudge at 11:05 -> 11:40 (35)
+# desk-b  Tue 10:30 -> 10:31 (1, drill 10:40)       Thu 09:30 -> 09:34 (4; the circuit from
+#         09:31 was done on the chair: not verified, so not drilled, no drill that day and
+#         its steps are no exercises)             Fri 10:30: answered by a drill while
+#         seated (an older desk: it counts), no stand-up before the next nudge at 11:05 ->
+#         11:40 (35)
 # Bouts (minutes) desk-a: Mon 34 100 10 49 | Tue 120 120 120 60 | Thu 20 15 14 100 | Fri 40
-#                 desk-b: Mon 30 | Tue 31 | Fri 20 100
-# Drills desk-a: Mon 2, Tue 1, Thu 1 | desk-b: Mon 1, Tue 1, Fri 2.
+#                 desk-b: Mon 30 | Tue 31 | Thu 34 | Fri 20 100
+# Drills (that count) desk-a: Mon 2, Tue 1, Thu 1 | desk-b: Mon 1, Tue 1, Fri 2.
 # Prompt events (all, as the rollups count them) desk-a: Mon 7, Tue 4, Thu 1 (midnight
-# counts to Thursday), Fri 1 | desk-b: Tue 1, Fri 2.
+# counts to Thursday), Fri 1 | desk-b: Tue 1, Thu 1, Fri 2.
 
 # (nudges, stood up, drilled, median s, bouts, longest s, seated s, drills, prompts,
 #  devices sat, over budget, meets goals)
@@ -88,7 +91,7 @@ DESK_B = {
     MON: (0, 0, 0, None, (0, 0, 1, 0, 0), 30 * MIN, 30 * MIN, 1, 0, 1, False, True),
     TUE: (1, 1, 1, 1 * MIN, (0, 0, 1, 0, 0), 31 * MIN, 31 * MIN, 1, 1, 1, False, True),
     WED: ZERO,
-    THU: ZERO,
+    THU: (1, 1, 0, 4 * MIN, (0, 0, 1, 0, 0), 34 * MIN, 34 * MIN, 0, 1, 1, False, False),
     FRI: (2, 0, 0, 35 * MIN, (0, 1, 0, 0, 1), 100 * MIN, 120 * MIN, 2, 2, 1, False, True),
     SAT: ZERO,
     SUN: ZERO,
@@ -98,7 +101,8 @@ ALL = {
     # Delays 90, 90, 90 and 1 min: the median is the mean of the middle two.
     TUE: (4, 1, 1, 90 * MIN, (0, 0, 1, 1, 3), 120 * MIN, 451 * MIN, 2, 5, 2, True, False),
     WED: ZERO,
-    THU: (0, 0, 0, None, (1, 2, 0, 0, 1), 100 * MIN, 149 * MIN, 1, 1, 1, False, True),
+    # desk-b sat and did no drill that counts: the day does not meet the goals.
+    THU: (1, 1, 0, 4 * MIN, (1, 2, 1, 0, 1), 100 * MIN, 183 * MIN, 1, 2, 2, False, False),
     # 10 and 35 min -> 22.5; desk-a has no drill yet, so the day does not meet the goals.
     FRI: (3, 0, 0, 22.5 * MIN, (0, 1, 1, 0, 1), 100 * MIN, 160 * MIN, 2, 3, 2, False, False),
     SAT: ZERO,
@@ -134,13 +138,14 @@ def test_each_day_of_the_week(session: Session, device_id: str | None) -> None:
 
 
 def test_funnel_for_the_week(session: Session) -> None:
-    # All delays: 1 4 4 10 [35] 70 90 90 90 -> the median is 35 min.
-    assert week(session, None).funnel == Funnel(10, 3, 3, 35 * MIN)
+    # All delays: 1 4 4 4 [10 35] 70 90 90 90 -> the median is 22.5 min; Thursday's
+    # seated circuit is no drill.
+    assert week(session, None).funnel == Funnel(11, 4, 3, 22.5 * MIN)
     # desk-a: 4 4 10 [70] 90 90 90.
     assert week(session, "desk-a").funnel == Funnel(7, 2, 2, 70 * MIN)
-    assert week(session, "desk-b").funnel == Funnel(3, 1, 1, 18 * MIN)  # (1 + 35) / 2
+    assert week(session, "desk-b").funnel == Funnel(4, 2, 1, 4 * MIN)  # 1 [4] 35
     weeks = week(session, None).weeks
-    assert [(w.week_start, w.funnel) for w in weeks] == [(MON, Funnel(10, 3, 3, 35 * MIN))]
+    assert [(w.week_start, w.funnel) for w in weeks] == [(MON, Funnel(11, 4, 3, 22.5 * MIN))]
 
 
 def test_weeks_are_cut_to_the_range(session: Session) -> None:
@@ -159,8 +164,8 @@ def test_a_stretch_in_progress_is_not_a_bout(session: Session) -> None:
 
 def test_bout_histogram_and_budget_totals(session: Session) -> None:
     found = week(session, None)
-    # 10 14 | 15 20 20 | 30 31 34 40 49 | 60 | 100 100 100 120 120 120 (17 bouts)
-    assert found.bouts == (2, 3, 5, 1, 6)
+    # 10 14 | 15 20 20 | 30 31 34 34 40 49 | 60 | 100 100 100 120 120 120 (18 bouts)
+    assert found.bouts == (2, 3, 6, 1, 6)
     assert found.longest_bout_s == 120 * MIN
     assert found.days_over_budget == 1  # Tuesday, desk-a's 7 h
     assert found.days[1].devices_over_budget == 1 and found.days[1].devices_meeting_goals == 1
@@ -177,8 +182,9 @@ def test_the_budget_comes_from_the_goals(session: Session) -> None:
 
 
 def test_goal_streaks(session: Session) -> None:
-    # desk-b: Monday, Tuesday, (nobody sat Wednesday and Thursday), Friday.
-    assert week(session, "desk-b").streaks == insights.GoalStreaks(3, 3, FRI)
+    # desk-b: Monday, Tuesday, (nobody sat Wednesday), not Thursday (its circuit was done
+    # on the chair: no drill that counts), Friday.
+    assert week(session, "desk-b").streaks == insights.GoalStreaks(1, 2, FRI)
     # desk-a: Monday met, Tuesday over budget, Thursday met; Friday (today) has no drill
     # yet but is under budget, so it is still open.
     assert week(session, "desk-a").streaks == insights.GoalStreaks(1, 1, THU)
@@ -186,14 +192,16 @@ def test_goal_streaks(session: Session) -> None:
     assert week(session, "desk-a", today=date(2026, 11, 27)).streaks == insights.GoalStreaks(
         0, 1, THU
     )
-    # All devices: every device that sat must meet them (Tuesday breaks, Friday open).
-    assert week(session, None).streaks == insights.GoalStreaks(1, 1, THU)
+    # All devices: every device that sat must meet them (Tuesday and Thursday break,
+    # Friday is open).
+    assert week(session, None).streaks == insights.GoalStreaks(0, 1, MON)
 
 
 def test_exercise_counts(session: Session) -> None:
     found = week(session, None)
     counts = {e.key: e.count for e in found.exercises}
-    # Two guided circuits (desk-a and desk-b on Monday) and one unknown step name.
+    # Two guided circuits (desk-a and desk-b on Monday) and one unknown step name; desk-b's
+    # circuit on the chair on Thursday is left out.
     assert counts == {
         "setup": 2,
         "glute_bridge": 2,
@@ -223,9 +231,9 @@ def test_heatmap_splits_sessions_at_hour_boundaries(session: Session) -> None:
         # Tuesday: 08-10, 10:05-12:05 and desk-b 10:00-10:31, 13-15, 15:10-16:10
         (1, 8): 60, (1, 9): 60, (1, 10): 86, (1, 11): 60, (1, 12): 5,
         (1, 13): 60, (1, 14): 60, (1, 15): 50, (1, 16): 10,
-        # Thursday: 09:00-09:20, 09:30-09:45, 10:00-10:14 and 23:30-01:10, whose hours
-        # after midnight stay in Thursday's row (days start at 04:00)
-        (3, 9): 35, (3, 10): 14, (3, 23): 30, (3, 0): 60, (3, 1): 10,
+        # Thursday: 09:00-09:20, 09:30-09:45, desk-b 09:00-09:34, 10:00-10:14 and
+        # 23:30-01:10, whose hours after midnight stay in Thursday's row (days start 04:00)
+        (3, 9): 69, (3, 10): 14, (3, 23): 30, (3, 0): 60, (3, 1): 10,
         # Friday: 08:00-08:40, desk-b 09:00-09:20 and 10:00-11:40
         (4, 8): 40, (4, 9): 20, (4, 10): 60, (4, 11): 40,
     }  # fmt: skip

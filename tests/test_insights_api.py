@@ -121,11 +121,11 @@ def test_api_numbers_equal_page_numbers(client: FlaskClient, device: str) -> Non
 def test_api_figures(client: FlaskClient) -> None:
     body = client.get(f"/api/v1/insights?{WEEK}").get_json()
     assert (body["from"], body["to"], body["device_id"]) == ("2026-11-16", "2026-11-22", None)
-    assert body["funnel"] == {"nudges": 10, "stood_up": 3, "drilled": 3, "median_to_stand_s": 2100}
-    assert body["bouts"]["counts"] == [2, 3, 5, 1, 6]
+    assert body["funnel"] == {"nudges": 11, "stood_up": 4, "drilled": 3, "median_to_stand_s": 1350}
+    assert body["bouts"]["counts"] == [2, 3, 6, 1, 6]
     assert body["bouts"]["buckets_min"] == ["0-15", "15-30", "30-60", "60-90", "90+"]
     assert body["goals"] == {"seat_budget_s": 21600, "min_drills": 1}
-    assert body["streaks"] == {"current": 1, "best": 1, "last_day": "2026-11-19"}
+    assert body["streaks"] == {"current": 0, "best": 1, "last_day": "2026-11-16"}
     assert body["heatmap"]["seated_s"][0][9] == 90 * 60  # Monday 09:00-10:00
     assert body["heatmap"]["hours"][0] == 4
     assert [w["week_start"] for w in body["weeks"]] == ["2026-11-16"]

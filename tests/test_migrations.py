@@ -68,6 +68,28 @@ def test_a_database_of_the_first_release_upgrades_with_its_rows(sqlite_engine: E
         ]
 
 
+def test_drills_stored_before_the_seat_check_count_as_they_did(sqlite_engine: Engine) -> None:
+    upgrade(sqlite_engine, "0004")
+    with sqlite_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO devices (id, name, online, first_seen_at, last_seen_at)"
+                " VALUES ('desk-1', 'Desk', 0, '2026-03-02 09:00:00', '2026-03-02 09:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO drills (event_id, device_id, ts, guided)"
+                " VALUES ('drill0001', 'desk-1', '2026-03-02 09:30:00', 1)"
+            )
+        )
+    upgrade(sqlite_engine)
+    assert schema_drift(sqlite_engine) == []
+    with sqlite_engine.connect() as connection:
+        rows = connection.execute(text("SELECT event_id, verified FROM drills")).all()
+    assert rows == [("drill0001", 1)]
+
+
 def test_upgrade_twice_is_harmless(sqlite_engine: Engine) -> None:
     upgrade(sqlite_engine)
     upgrade(sqlite_engine)

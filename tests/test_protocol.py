@@ -274,3 +274,14 @@ def test_the_largest_values_a_device_sends_still_pass() -> None:
     assert protocol.parse_event(_event_with(ts="0001-01-01T00:00:00Z")).ts.year == 1
     status = {**STATUS, "name": "n" * 100, "boot_id": "b" * 64, "version": "v" * 40}
     assert protocol.parse_status(json.dumps(status)).name == "n" * 100
+
+
+def test_a_drill_says_whether_it_counts_and_an_older_desks_drill_still_does() -> None:
+    def completed(**data: object) -> protocol.Event:
+        return protocol.parse_event(make_event(EventType.DRILL_COMPLETED, **data).to_json())
+
+    assert protocol.drill_counts(completed(guided=True, verified=True))
+    assert not protocol.drill_counts(completed(guided=True, verified=False))
+    assert protocol.drill_counts(completed(guided=False))  # sent before desks checked the seat
+    with pytest.raises(protocol.ProtocolError, match="field 'verified' must be bool"):
+        completed(guided=True, verified="no")

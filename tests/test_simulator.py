@@ -13,7 +13,7 @@ import pytest
 from sitwatch.clock import FakeClock, ScaledClock, SystemClock
 from sitwatch.device.agent import Agent
 from sitwatch.device.config import DeviceConfig, PinsConfig
-from sitwatch.device.simulator import MockDesk
+from sitwatch.device.simulator import MockDesk, describe
 from sitwatch.protocol import Event, EventType
 from sitwatch.settings import TrackerSettings
 
@@ -94,7 +94,7 @@ def test_a_short_press_is_a_short_press_at_any_speed_and_load(
     desk.press(0.2)  # [b]: nothing prompted, so a drill done on one's own
     agent.step()
     assert kinds(events) == [EventType.DRILL_COMPLETED]
-    assert events[0].data == {"guided": False}
+    assert events[0].data == {"guided": False, "verified": True}
 
 
 def test_the_hold_keys_snooze_and_pause_at_any_speed_and_load(
@@ -114,3 +114,21 @@ def test_the_hold_keys_snooze_and_pause_at_any_speed_and_load(
     desk.press(pins.pause_hold_s + 0.2)  # [p]
     agent.step()
     assert kinds(events)[-1] is EventType.PAUSE and events[-1].data["pause_s"] == 3600
+
+
+def drill_event(kind: EventType, **data: object) -> Event:
+    return Event(kind, "desk-1", "boot0001", 0.0, REAL, True, data)
+
+
+def test_the_simulator_says_when_a_drill_does_not_count() -> None:
+    seated_step = drill_event(EventType.DRILL_STEP, index=1, step="glute_bridge", seated=True)
+    assert "sit-down detected: stand up for the circuit" in describe(seated_step)
+    off_seat = drill_event(EventType.DRILL_STEP, index=1, step="glute_bridge", seated=False)
+    assert "sit-down" not in describe(off_seat)
+    done = drill_event(EventType.DRILL_COMPLETED, guided=True, verified=True)
+    assert describe(done) == "drill completed"
+    seated = drill_event(EventType.DRILL_COMPLETED, guided=True, verified=False)
+    assert describe(seated).startswith("drill NOT counted: the seat was taken for more than 20%")
+    assert "stand up for the circuit" in describe(seated)
+    older_desk = drill_event(EventType.DRILL_COMPLETED, guided=False)
+    assert describe(older_desk) == "drill completed (logged with the button)"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sitwatch.clock import FakeClock
-from sitwatch.device.tracker import ButtonResult, SittingTracker, State
+from sitwatch.device.tracker import ButtonResult, SeatLog, SittingTracker, State
 from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import Event, EventType
 from sitwatch.settings import TrackerSettings
@@ -182,13 +182,82 @@ def test_guided_drill_runs_every_step_to_completion(clock: FakeClock) -> None:
     run(tracker, clock, 30 * len(CIRCUIT))
     steps = rec.of(EventType.DRILL_STEP)
     assert [s.data["step"] for s in steps] == [step.key for step in CIRCUIT]
+    assert [s.data["seated"] for s in steps] == [False] * len(CIRCUIT)
     done = rec.of(EventType.DRILL_COMPLETED)
-    assert done[0].data == {"guided": True}
-    ack = rec.of(EventType.PROMPT_ACK)[0]
+    assert done[0].data == {"guided": True, "verified": True}
+    [ack] = rec.of(EventType.PROMPT_ACK)  # the stand-up for the circuit does not answer it
     assert ack.data["how"] == "drill"
-    assert ack.data["response_s"] == pytest.approx(5)
+    assert ack.data["response_s"] == pytest.approx(5)  # from the prompt to the press
+    assert ack.mono == done[0].mono  # sent as the circuit ends, just before it
+    assert rec.types().index("prompt_ack") == rec.types().index("drill_completed") - 1
     assert rec.of(EventType.BREAK)  # three minutes off the seat is a break too
     assert tracker.state is State.EMPTY
+
+
+def test_a_drill_done_seated_is_not_verified_and_leaves_the_prompt_open(
+    clock: FakeClock,
+) -> None:
+    tracker, rec = make(clock, drill_step_s=30, reprompt_s=5 * MIN)
+    tracker.seat_changed(True)
+    run(tracker, clock, 30 * MIN + 5)
+    assert tracker.button_pressed() is ButtonResult.DRILL_STARTED  # and stays on the chair
+    run(tracker, clock, 30 * len(CIRCUIT))
+    [done] = rec.of(EventType.DRILL_COMPLETED)
+    assert done.data == {"guided": True, "verified": False}
+    steps = rec.of(EventType.DRILL_STEP)
+    # The first step (bands on) may be done seated; every later one says the seat is taken.
+    assert [s.data["seated"] for s in steps] == [False] + [True] * (len(CIRCUIT) - 1)
+    assert rec.of(EventType.PROMPT_ACK) == []
+    assert tracker.state is State.PROMPTING
+    run(tracker, clock, 2 * MIN)  # the re-prompt comes 5 min after the press, as it would
+    assert [p.data["level"] for p in rec.of(EventType.PROMPT)] == [1, 2]
+    tracker.seat_changed(False)  # the later stand-up answers it
+    run(tracker, clock, 2 * MIN)
+    [ack] = rec.of(EventType.PROMPT_ACK)
+    assert ack.data["how"] == "stood_up"
+    assert ack.data["response_s"] == pytest.approx(5 * MIN + 5)
+
+
+def test_a_drill_seated_then_left_early_is_answered_by_the_stand_up(clock: FakeClock) -> None:
+    tracker, rec = make(clock, drill_step_s=30)
+    tracker.seat_changed(True)
+    run(tracker, clock, 30 * MIN + 5)
+    tracker.button_pressed()
+    run(tracker, clock, 110)  # most of the three minutes on the chair
+    tracker.seat_changed(False)
+    run(tracker, clock, 70)  # the session ends (a 60 s lift) before the circuit does
+    [done] = rec.of(EventType.DRILL_COMPLETED)
+    assert done.data["verified"] is False
+    [ack] = rec.of(EventType.PROMPT_ACK)
+    assert ack.data == {"how": "stood_up", "response_s": pytest.approx(115)}
+    assert ack.mono == done.mono
+
+
+def test_a_short_sit_during_the_drill_still_counts(clock: FakeClock) -> None:
+    tracker, rec = make(clock, drill_step_s=30)
+    tracker.seat_changed(True)
+    run(tracker, clock, 30 * MIN + 5)
+    tracker.button_pressed()
+    run(tracker, clock, 2)
+    tracker.seat_changed(False)
+    run(tracker, clock, 150)
+    tracker.seat_changed(True)  # done with the band walks, sits down before the step ends
+    run(tracker, clock, 28)
+    [done] = rec.of(EventType.DRILL_COMPLETED)
+    assert done.data["verified"] is True  # 30 s of 180 s seated: at most 20 % may be
+    assert [a.data["how"] for a in rec.of(EventType.PROMPT_ACK)] == ["drill"]
+
+
+def test_pressing_through_the_drill_on_the_chair_does_not_count(clock: FakeClock) -> None:
+    tracker, rec = make(clock)
+    tracker.seat_changed(True)
+    run(tracker, clock, 30 * MIN + 3)
+    tracker.button_pressed()
+    for _ in CIRCUIT:
+        run(tracker, clock, 1)
+        tracker.button_pressed()
+    assert rec.of(EventType.DRILL_COMPLETED)[0].data["verified"] is False
+    assert rec.of(EventType.PROMPT_ACK) == []
 
 
 def test_press_during_drill_skips_to_next_step(clock: FakeClock) -> None:
@@ -205,7 +274,26 @@ def test_press_during_drill_skips_to_next_step(clock: FakeClock) -> None:
 def test_press_outside_a_prompt_logs_a_drill_done_on_ones_own(clock: FakeClock) -> None:
     tracker, rec = make(clock)
     assert tracker.button_pressed() is ButtonResult.DRILL_LOGGED
-    assert rec.of(EventType.DRILL_COMPLETED)[0].data == {"guided": False}
+    assert rec.of(EventType.DRILL_COMPLETED)[0].data == {"guided": False, "verified": True}
+
+
+def test_a_drill_logged_with_the_button_counts_after_time_off_the_seat(clock: FakeClock) -> None:
+    tracker, rec = make(clock, drill_step_s=30)  # a circuit of 3 min
+    tracker.seat_changed(True)
+    run(tracker, clock, 10 * MIN)
+    tracker.seat_changed(False)
+    run(tracker, clock, 2 * MIN)  # too short for the circuit
+    tracker.button_pressed()
+    run(tracker, clock, 30)
+    tracker.seat_changed(True)  # back at the desk 30 s after 2.5 min away
+    run(tracker, clock, 5)
+    tracker.button_pressed()
+    tracker.seat_changed(False)
+    run(tracker, clock, 3 * MIN)
+    tracker.button_pressed()
+    verified = [e.data["verified"] for e in rec.of(EventType.DRILL_COMPLETED)]
+    assert verified == [False, True, True]
+    assert rec.of(EventType.PROMPT_ACK) == []
 
 
 def test_pause_silences_prompts_for_an_hour(clock: FakeClock) -> None:
@@ -339,3 +427,19 @@ def test_bad_active_hours_are_named() -> None:
 
     with pytest.raises(SettingsError, match="active_hours.mon = '18:00-09:00'"):
         TrackerSettings.parse({"active_hours": {"mon": "18:00-09:00"}})
+
+
+def test_seat_log_counts_empty_time_in_a_span_and_keeps_the_state_it_forgets() -> None:
+    log = SeatLog()
+    log.record(10.0, True)
+    log.record(20.0, False)
+    log.record(30.0, True)
+    assert log.empty_s(0.0, 40.0) == pytest.approx(20.0)  # empty before 10 and 20..30
+    assert log.empty_s(15.0, 25.0) == pytest.approx(5.0)
+    log.forget_before(25.0)  # the change at 20 is still in force then: kept
+    assert log.empty_s(15.0, 25.0) == pytest.approx(5.0)
+    log.forget_before(35.0)  # only (30, seated) is kept: the seat was empty until then
+    assert log.empty_s(25.0, 40.0) == pytest.approx(5.0)
+    log.record(50.0, False)
+    log.forget_before(55.0)  # only (50, empty) is kept: the seat was taken until then
+    assert log.empty_s(45.0, 60.0) == pytest.approx(10.0)

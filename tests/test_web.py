@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from flask import Flask
@@ -18,6 +19,7 @@ from web_fixtures import (
     PASSWORD,
     TODAY,
     add_device,
+    add_drill,
     add_rollup,
     add_session,
     add_user,
@@ -328,6 +330,35 @@ def test_drill_guide_lists_the_circuit(logged_in: FlaskClient) -> None:
     body = logged_in.get("/drill").get_data(as_text=True)
     for step in CIRCUIT:
         assert f'id="step-{step.key}"' in body and html.escape(step.title) in body
+
+
+def test_drill_guide_shows_each_exercise_with_its_drawing(logged_in: FlaskClient) -> None:
+    body = logged_in.get("/drill").get_data(as_text=True)
+    pictures = re.findall(r'<img class="step-picture" src="([^"]+)" alt="([^"]+)"', body)
+    assert [src for src, _ in pictures] == [f"/static/drill/{s.key}.svg" for s in CIRCUIT]
+    for (src, alt), step in zip(pictures, CIRCUIT, strict=True):
+        assert len(alt) > 20 and alt != step.title  # says what the drawing shows
+        response = logged_in.get(src)
+        assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+        drawing = ElementTree.fromstring(response.get_data())
+        title = drawing.find("{http://www.w3.org/2000/svg}title")
+        assert title is not None and title.text and step.title.split()[0] in title.text
+        assert drawing.get("role") == "img" and drawing.get("aria-labelledby") == title.get("id")
+        response.close()
+    # The drawing comes before the step's text (a phone shows it above).
+    first = body.index('id="step-glute_bridge"')
+    assert body.index("glute_bridge.svg", first) < body.index("<h2>Glute bridges", first)
+
+
+def test_a_drill_done_on_the_chair_is_marked_not_counted(
+    logged_in: FlaskClient, three_desks: Engine
+) -> None:
+    with Session(three_desks) as session:
+        add_drill(session, "desk-c", at(TODAY, 11, 5), verified=False)
+        session.commit()
+    body = logged_in.get(f"/devices/desk-c?day={TODAY.isoformat()}").get_data(as_text=True)
+    assert body.count('class="drill not-counted"') == 1
+    assert "not counted: the seat was taken" in body
 
 
 @pytest.mark.parametrize("hours", [0, 0.5, 7, 23, 50, 999, 12_345])

@@ -170,9 +170,16 @@ def add_session(session: Session, device_id: str, start: datetime, minutes: floa
     )
 
 
-def add_drill(session: Session, device_id: str, ts: datetime) -> None:
-    add_event(session, device_id, "drill_completed", ts, guided=True)
-    session.add(Drill(event_id=_id(), device_id=device_id, ts=ts, guided=True))
+def add_drill(session: Session, device_id: str, ts: datetime, verified: bool | None = None) -> None:
+    """A guided drill's drill_completed and its row; ``verified`` None: sent by a desk that
+    did not check the seat (it counts)."""
+    said = {} if verified is None else {"verified": verified}
+    add_event(session, device_id, "drill_completed", ts, guided=True, **said)
+    session.add(
+        Drill(
+            event_id=_id(), device_id=device_id, ts=ts, guided=True, verified=verified is not False
+        )
+    )
 
 
 def add_rollup(session: Session, device_id: str, day: date, **figures: float) -> None:
@@ -260,7 +267,9 @@ def ack(s: Session, device_id: str, ts: datetime, how: str, response_s: float) -
     add_event(s, device_id, "prompt_ack", ts, how=how, response_s=response_s)
 
 
-def guided_drill(s: Session, device_id: str, start: datetime, step_s: float = 30) -> None:
+def guided_drill(
+    s: Session, device_id: str, start: datetime, step_s: float = 30, verified: bool | None = None
+) -> None:
     """drill_started, one drill_step per circuit step, drill_completed (as the tracker)."""
     from sitwatch.drill import CIRCUIT
 
@@ -268,7 +277,7 @@ def guided_drill(s: Session, device_id: str, start: datetime, step_s: float = 30
     for index, step in enumerate(CIRCUIT):
         add_event(s, device_id, "drill_step", start + timedelta(seconds=index * step_s),
                   index=index, step=step.key)  # fmt: skip
-    add_drill(s, device_id, start + timedelta(seconds=len(CIRCUIT) * step_s))
+    add_drill(s, device_id, start + timedelta(seconds=len(CIRCUIT) * step_s), verified)
 
 
 def seed_week(engine: Engine) -> None:
@@ -341,8 +350,15 @@ def seed_week(engine: Engine) -> None:
         add_drill(s, "desk-b", at(tue, 10, 40))
         # desk-b, Wednesday: no sitting, one drill step with a name no circuit has.
         add_event(s, "desk-b", "drill_step", at(wed, 17), index=0, step=HOSTILE_STEP)
+        # desk-b, Thursday: a prompt at 09:30 answered with the circuit from 09:31, done on
+        # the chair (not verified: it answers nothing and counts nowhere); stood up at 09:34.
+        add_session(s, "desk-b", at(thu, 9), 34)
+        prompt(s, "desk-b", at(thu, 9, 30))
+        guided_drill(s, "desk-b", at(thu, 9, 31), verified=False)  # completed 09:34
+        ack(s, "desk-b", at(thu, 9, 34), "stood_up", 240)
         # desk-b, Friday: a drill at 09:25; then a prompt at 10:30 answered by a drill
-        # done seated, a new nudge at 11:05 and the stand-up only at 11:40.
+        # done seated, a new nudge at 11:05 and the stand-up only at 11:40 (from a desk
+        # that did not check the seat yet: its drill counts, as it did then).
         add_session(s, "desk-b", at(fri, 9), 20)
         add_drill(s, "desk-b", at(fri, 9, 25))
         add_session(s, "desk-b", at(fri, 10), 100)

@@ -1,5 +1,8 @@
 """Derived tables from raw events: sitting sessions, drills and per-day rollups.
 
+A drill row keeps whether it counts (``verified``, ``protocol.drill_counts``); the rollups
+count only those that do.
+
 Only events that were newly inserted are passed here, so a replayed event never counts twice;
 rollups are kept by adding each new event's share to its (device, local day) row, which is
 also correct when events arrive out of order. ``recompute_rollups`` rebuilds rows from the
@@ -18,7 +21,14 @@ from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from sitwatch.calendar import Calendar
 from sitwatch.clock import PLAUSIBLE_SINCE
-from sitwatch.protocol import DATA_SCHEMA, Event, EventType, ProtocolError
+from sitwatch.protocol import (
+    DATA_SCHEMA,
+    OPTIONAL_DATA,
+    Event,
+    EventType,
+    ProtocolError,
+    drill_counts,
+)
 from sitwatch.server.models import (
     ROLLUP_FIGURES,
     ROLLUP_SUMS,
@@ -52,6 +62,7 @@ def check_event(event: Event) -> dict[str, Any]:
     if event.seq is not None and event.seq > MAX_SEQ:
         raise ProtocolError(f"seq {event.seq} too large")
     data = {key: event.data[key] for key in DATA_SCHEMA[event.type]}
+    data |= {key: event.data[key] for key in OPTIONAL_DATA.get(event.type, {}) if key in event.data}
     for key, value in data.items():
         if key in _DURATION_KEYS and not 0 <= value <= MAX_DURATION_S:
             raise ProtocolError(
@@ -92,7 +103,13 @@ def session_rows(events: Iterable[Event]) -> list[dict[str, Any]]:
 
 def drill_rows(events: Iterable[Event]) -> list[dict[str, Any]]:
     return [
-        {"event_id": e.id, "device_id": e.device_id, "ts": e.ts, "guided": e.data["guided"]}
+        {
+            "event_id": e.id,
+            "device_id": e.device_id,
+            "ts": e.ts,
+            "guided": e.data["guided"],
+            "verified": drill_counts(e),
+        }
         for e in events
         if e.type is EventType.DRILL_COMPLETED
     ]
@@ -127,7 +144,7 @@ def rollup_deltas(events: Iterable[Event], calendar: Calendar) -> list[dict[str,
             row = row_for(e.device_id, e.ts)
             row["prompts_answered"] += 1
             row["prompts_answered_by_drill"] += int(e.data.get("how") == "drill")
-        elif e.type is EventType.DRILL_COMPLETED:
+        elif e.type is EventType.DRILL_COMPLETED and drill_counts(e):
             row_for(e.device_id, e.ts)["drills"] += 1
     return [rows[key] for key in sorted(rows)]
 
@@ -275,7 +292,7 @@ def recompute_rollups(
         row["prompts_answered_by_drill"] = counts[3]
         row["drills"] = connection.execute(
             select(func.count()).where(
-                Drill.device_id == device_id, Drill.ts >= start, Drill.ts < end
+                Drill.device_id == device_id, Drill.ts >= start, Drill.ts < end, Drill.verified
             )
         ).scalar_one()
         connection.execute(

@@ -10,14 +10,15 @@ together. The rules, as a user reads them:
 
 - **Nudge funnel.** A *nudge* is one prompt cycle: the first audible prompt after the
   previous one was answered, together with its re-prompts, until a ``prompt_ack`` (the
-  user stood up or started the drill). Re-prompts are the same nudge escalating, so they
-  are not counted again; prompts in quiet or off-work hours (``quiet``, the buzzer stayed
+  user stood up or did the drill off the seat). Re-prompts are the same nudge escalating,
+  so they are not counted again; prompts in quiet or off-work hours (``quiet``, the buzzer stayed
   silent) are left out. A nudge counts to the day of its first audible prompt.
   A nudge also ends when the agent restarts (a new ``boot_id``): the restarted tracker has
   forgotten the prompt, and its next prompt is level 1 of a new nudge.
   *Stood up*: the seat emptied (a ``stood_up``) within ``STAND_WITHIN_S`` (5 min) of that
-  prompt. *Drilled*: of those, a drill (guided or logged with the button) was completed
-  within ``DRILL_WITHIN_S`` (30 min) of the prompt. Both look only until the device's next
+  prompt. *Drilled*: of those, a drill (guided or logged with the button) that counts
+  (done off the seat: ``protocol.drill_counts``) was completed within ``DRILL_WITHIN_S``
+  (30 min) of the prompt. Both look only until the device's next
   nudge begins, and only at events of the nudge's own boot. *Median to stand* is the
   median time from the prompt to the first stand-up, over the nudges with a stand-up
   before the next nudge (5 min or later).
@@ -40,12 +41,13 @@ together. The rules, as a user reads them:
   any device was over; ``devices_over_budget`` says how many.
 - **Goal streaks**: a *desk day* is a day on which a device sat at all; it meets the goals
   when every device that sat stayed within the budget and completed at least
-  ``Goals.min_drills`` drills (1 by default, ``[goals] min_drills``). Days nobody sat
+  ``Goals.min_drills`` drills that count (1 by default, ``[goals] min_drills``). Days nobody sat
   (weekends, holidays) neither extend nor break a streak. ``current`` is the run ending at
   the last desk day of the range; today (while it is not over budget) is still open and
   does not break it. ``best`` is the longest run in the range.
 - **Exercises**: ``drill_step`` events per circuit step (sitwatch.drill.CIRCUIT), i.e.
-  steps the guided circuit reached; step names the circuit does not know count as
+  steps the guided circuit reached, but not those of a circuit done on the chair (its
+  ``drill_completed`` unverified); step names the circuit does not know count as
   ``other``.
 
 How the SQL stays portable (SQLite and PostgreSQL) and DST-safe: timestamps become epoch
@@ -71,6 +73,7 @@ from sqlalchemy import (
     Select,
     and_,
     case,
+    false,
     func,
     literal,
     or_,
@@ -93,6 +96,8 @@ from sitwatch.server.sql import count_where
 
 STAND_WITHIN_S = 5 * 60
 DRILL_WITHIN_S = 30 * 60
+# The guided circuit's longest run: its steps at the longest drill_step_s (300 s).
+LONGEST_CIRCUIT_S = len(CIRCUIT) * 300
 # Bout buckets as [low, high) in minutes; the last one is open-ended.
 BOUT_EDGES_MIN: tuple[tuple[int, int | None], ...] = (
     (0, 15),
@@ -414,20 +419,29 @@ def _nudge_rows(r: _Range) -> Select[Any]:
             or_(row.ts < next_ts, row.seq < nudges.c.next_seq),
         )
 
-    def first_of(kind: EventType) -> Any:
+    def first_of(kind: EventType, counts: Any = None) -> Any:
         # Drills from their drill_completed events, which carry boot and seq (the Drill
         # rows made from them do not).
         row = aliased(Event)
+        also = () if counts is None else (counts(row),)
         return (
-            select(func.min(row.ts)).where(row.type == kind.value, *in_nudge(row)).scalar_subquery()
+            select(func.min(row.ts))
+            .where(row.type == kind.value, *in_nudge(row), *also)
+            .scalar_subquery()
         )
 
     start_ms = sql.epoch_ms(nudges.c.ts)
+    first_drill = first_of(EventType.DRILL_COMPLETED, _drill_counts)
     return select(
         _day_number(start_ms, r.spans, r.calendar).label("day_no"),
         (sql.epoch_ms(first_of(EventType.STOOD_UP)) - start_ms).label("stand_ms"),
-        (sql.epoch_ms(first_of(EventType.DRILL_COMPLETED)) - start_ms).label("drill_ms"),
+        (sql.epoch_ms(first_drill) - start_ms).label("drill_ms"),
     ).where(nudges.c.ts >= r.start, nudges.c.ts < r.end)
+
+
+def _drill_counts(completed: Any) -> ColumnElement[bool]:
+    """protocol.drill_counts in SQL, for a drill_completed row: not said to be unverified."""
+    return completed.data["verified"].as_boolean().is_not(false())
 
 
 @dataclass(frozen=True)
@@ -570,6 +584,22 @@ def _budget_rows(session: Session, r: _Range, goals: Goals) -> dict[date, _Budge
 def _exercise_rows(session: Session, r: _Range) -> dict[int, dict[str, int]]:
     step = Event.data["step"].as_string()
     known = [key for key in EXERCISE_KEYS if key != OTHER_STEP]
+    # A step's circuit ends with the boot's next drill_completed, within a circuit's longest
+    # time; one said to be unverified (done on the chair) takes its steps out of the counts.
+    completed = aliased(Event)
+    its_circuit = (
+        select(completed.data["verified"].as_boolean())
+        .where(
+            completed.device_id == Event.device_id,
+            completed.boot_id == Event.boot_id,
+            completed.type == EventType.DRILL_COMPLETED.value,
+            completed.ts >= Event.ts,
+            sql.epoch_ms(completed.ts) <= sql.epoch_ms(Event.ts) + LONGEST_CIRCUIT_S * 1000,
+        )
+        .order_by(completed.ts, completed.seq)
+        .limit(1)
+        .scalar_subquery()
+    )
     inner = (
         select(
             r.day_number(Event.ts).label("day_no"),
@@ -580,6 +610,7 @@ def _exercise_rows(session: Session, r: _Range) -> dict[int, dict[str, int]]:
             Event.ts >= r.start,
             Event.ts < r.end,
             *r.on(Event.device_id, seek_each=True),
+            its_circuit.is_not(false()),
         )
         .subquery("steps")
     )

@@ -186,8 +186,9 @@ class TodayFigures:
     """One local day so far, from the day's DailyRollup rows (so today's card and today's bar
     in the week and month charts always agree): ``seated_s`` and ``sessions`` count finished
     sessions, a stretch in progress is ``current_stretch_s``; ``prompts_answered`` counts
-    prompt_ack events, ``prompts_answered_by_drill`` those with ``data.how == "drill"``.
-    The rollup's figures but ``longest_s`` (``longest_stretch`` counts open stretches)."""
+    prompt_ack events, ``prompts_answered_by_drill`` those with ``data.how == "drill"``;
+    ``drills`` only drills that count (done off the seat: ``Drill.verified``). The rollup's
+    figures but ``longest_s`` (``longest_stretch`` counts open stretches)."""
 
     day: date
     devices: int
@@ -426,9 +427,10 @@ def longest_stretch(
 
 @dataclass(frozen=True)
 class Streaks:
-    """Runs of consecutive days meeting the goal: at least ``goal_drills`` drills that day
-    (summed over the selected devices). ``current`` ends today, or yesterday while today has
-    not met the goal yet (the day is not over); ``best`` is the longest run ever."""
+    """Runs of consecutive days meeting the goal: at least ``goal_drills`` drills that count
+    (verified: done off the seat) that day (summed over the selected devices). ``current``
+    ends today, or yesterday while today has not met the goal yet (the day is not over);
+    ``best`` is the longest run ever."""
 
     current: int
     best: int
@@ -482,6 +484,7 @@ class TimelineMark:
     ts: datetime
     kind: str  # "prompt" or "drill"
     detail: str = ""
+    counted: bool = True  # False: a drill done on the chair, shown as not counted
 
 
 _Item = TypeVar("_Item", TimelineBar, TimelineMark)
@@ -570,9 +573,16 @@ def day_timeline(
         )
     ]
     marks += [
-        TimelineMark(row.device_id, row.ts, "drill", "guided" if row.guided else "")
+        TimelineMark(
+            row.device_id,
+            row.ts,
+            "drill",
+            ("guided" if row.guided else "on one's own")
+            + ("" if row.verified else ", not counted: the seat was taken"),
+            row.verified,
+        )
         for row in session.execute(
-            select(Drill.device_id, Drill.ts, Drill.guided)
+            select(Drill.device_id, Drill.ts, Drill.guided, Drill.verified)
             .where(
                 Drill.ts >= start,
                 Drill.ts < end,

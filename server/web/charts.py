@@ -100,7 +100,8 @@ def timeline_chart(
             title = f"{what} at {local_time(mark.ts)}" + (
                 f" ({mark.detail})" if mark.detail else ""
             )
-            marks.append(Marker(x_of(mark.ts), y, title, mark.kind))
+            css = mark.kind if mark.counted else f"{mark.kind} not-counted"
+            marks.append(Marker(x_of(mark.ts), y, title, css))
     ticks = []
     for hours in range(0, 24, 3):  # the closing 24:00 line is drawn by the template
         at = timeline.start + timedelta(hours=hours)

@@ -91,6 +91,22 @@ def index() -> str:
     return render_template("overview.html", p=page_figures(None))
 
 
+# What each step's line drawing (static/drill/<step key>.svg, made for sitwatch) shows, for
+# its alt text; the drawing's own <title> says the same.
+PICTURES: dict[str, str] = {
+    "setup": "A standing figure, legs apart, one band around the lower thighs and one "
+    "around the ankles.",
+    "glute_bridge": "A figure on its back, knees bent and feet flat, pushing the pelvis up.",
+    "clams": "A figure lying on its side, knees bent, ankles together, the top knee "
+    "opening upwards.",
+    "reverse_clams": "A figure lying on its side, knees together, the top ankle lifting "
+    "away from the bottom one.",
+    "athletic_stance": "A figure standing with legs wide, knees slightly bent over the "
+    "feet, hips back.",
+    "band_walks": "A figure in the athletic stance stepping to the side, arrows both ways.",
+}
+
+
 @bp.get("/drill")
 def drill() -> str:
-    return render_template("drill.html", steps=CIRCUIT)
+    return render_template("drill.html", steps=CIRCUIT, pictures=PICTURES)
