@@ -94,10 +94,13 @@ def make_app(
     return create_app(config, engine=engine, test_config=test_config)
 
 
-def add_user(engine: Engine, username: str = "alice", password: str = PASSWORD) -> None:
-    """As ``sitwatch-server create-user`` does."""
+def add_user(
+    engine: Engine, username: str = "alice", password: str = PASSWORD, role: str = "admin"
+) -> None:
+    """As ``sitwatch-server create-user`` does; an admin unless told otherwise, as the
+    dashboard tests look at every desk."""
     with Session(engine) as session:
-        create_user(session, username, password)
+        create_user(session, username, password, role)
         session.commit()
 
 
