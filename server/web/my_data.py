@@ -55,6 +55,8 @@ def share() -> Any:
     form = ShareForm()
     if not form.validate_on_submit():
         abort(400, "the form expired; reload the page and try again")
+    if not (form.share.data or form.stop.data):
+        abort(400, "use one of the page's buttons")
     account.shares_with_admins = bool(form.share.data)
     db().commit()
     log.info("user %r %s their desks with admins", account.username,
