@@ -102,7 +102,13 @@ def html_timer(engine: Engine, url: str, now: datetime) -> Callable[[str], None]
     from sitwatch.server.web.app import create_app
 
     with Session(engine) as session:
-        session.add(User(username="bench", password_hash=generate_password_hash("bench-pass")))
+        session.add(
+            User(
+                username="bench",
+                password_hash=generate_password_hash("bench-pass"),
+                role="admin",  # sees every desk
+            )
+        )
         session.commit()
     app = create_app(
         server_config(url),

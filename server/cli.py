@@ -1,8 +1,9 @@
 """The ``sitwatch-server`` command: ingest and dashboard together or apart, database set-up,
-users (each change written to the audit log), the audit log and desks' broker logins.
-Errors a user can fix (config, database URL, unreachable database) end with one line on
-stderr and exit code 2; an unreachable MQTT broker is retried, never fatal, but a broker
-that does not deliver the configured shared subscription is (exit code 2)."""
+users (each change written to the audit log), their roles and desks, personal data
+(retention, export, erasure), the audit log and desks' broker logins. Errors a user can fix
+(config, database URL, unreachable database) end with one line on stderr and exit code 2;
+an unreachable MQTT broker is retried, never fatal, but a broker that does not deliver the
+configured shared subscription is (exit code 2)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from sitwatch.server import audit
 from sitwatch.server.config import (
     DEFAULT_PATH,
     ServerConfig,
@@ -260,7 +262,6 @@ def user_change(ctx: click.Context, action: str, username: str) -> Iterator[Sess
     its audit entry (``action``) if the body returns; a UserError it raises ends the
     command with its message."""
     from sitwatch.protocol import now_utc
-    from sitwatch.server import audit
     from sitwatch.server.db import session_factory
     from sitwatch.server.users import UserError
 
@@ -279,9 +280,14 @@ def user_change(ctx: click.Context, action: str, username: str) -> Iterator[Sess
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--reset", is_flag=True, help="Set a new password for an existing user.")
+@click.option(
+    "--role",
+    type=click.Choice(["member", "admin"]),
+    help="A new user's role (default: admin for the first user, member after).",
+)
 @click.pass_context
 def create_user_command(
-    ctx: click.Context, username: str, password_stdin: bool, reset: bool
+    ctx: click.Context, username: str, password_stdin: bool, reset: bool, role: str | None
 ) -> None:
     """Add a dashboard user (or, with --reset, change a user's password)."""
     from sitwatch.server.audit import USER_CREATE, USER_RESET
@@ -296,14 +302,15 @@ def create_user_command(
         if reset:
             set_password(session, username, password)
         else:
-            create_user(session, username, password)
+            create_user(session, username, password, role)
     click.echo(f"{'updated' if reset else 'created'} user {username}")
 
 
 @main.group()
 def user() -> None:
     """List, reset, disable, enable or delete dashboard users (create them with
-    create-user). A reset, disable or delete ends the user's sessions at once."""
+    create-user), set their role and link their desks. A reset, disable or delete ends the
+    user's sessions at once."""
 
 
 @user.command("list")
@@ -464,7 +471,6 @@ def desk_add(
     """Create DESK_ID's broker login (a random password), register the desk on the server
     and give the [mqtt] lines of its device.toml."""
     from sitwatch.protocol import now_utc
-    from sitwatch.server import audit
     from sitwatch.server.db import session_factory
     from sitwatch.server.desks import DeskError, PasswordFile, add_desk, check_desk_id
 
@@ -511,7 +517,6 @@ def desk_add(
 def desk_revoke(ctx: click.Context, desk_id: str, password_file: Path) -> None:
     """Take DESK_ID's broker login away (its history stays on the server)."""
     from sitwatch.protocol import now_utc
-    from sitwatch.server import audit
     from sitwatch.server.db import session_factory
     from sitwatch.server.desks import DeskError, PasswordFile, revoke_desk
 
@@ -541,12 +546,191 @@ def _why(exc: OSError | subprocess.CalledProcessError) -> str:
 def rebuild_rollups(ctx: click.Context) -> None:
     """Recompute every daily rollup from the stored events (after changing the time zone
     or day_start_hour)."""
+    from sitwatch.protocol import now_utc
     from sitwatch.server.ingest.derive import rebuild_all_rollups
+    from sitwatch.server.retention import first_kept_day
 
     config = _config(ctx)
+    since = first_kept_day(now_utc(), config.privacy.keep_events_days, config.calendar)
     with open_database(config) as engine, engine.begin() as connection:
-        days = rebuild_all_rollups(connection, config.calendar)
-    click.echo(f"rebuilt {days} device-days")
+        days = rebuild_all_rollups(connection, config.calendar, since)
+    kept = "" if since is None else f" from {since} (earlier days' events are pruned)"
+    click.echo(f"rebuilt {days} device-days{kept}")
+
+
+# --- roles, desk links and personal data (docs/privacy.md) -------------------------------
+
+
+def _audit(session: Session, action: str, target: str | None, detail: dict[str, Any]) -> None:
+    """An audit entry for a command's change, by ``cli:<system user>``."""
+    from sitwatch.protocol import now_utc
+
+    actor = audit.cli_actor()
+    audit.record(session, at=now_utc(), actor=actor, action=action, target=target, detail=detail)
+
+
+@contextmanager
+def _session(ctx: click.Context) -> Iterator[Any]:
+    """A database session on the configured database, migrated; UserError ends with exit 2."""
+    from sitwatch.server.db import session_factory
+    from sitwatch.server.users import UserError
+
+    config = _config(ctx)
+    with open_database(config) as engine, session_factory(engine)() as session:
+        try:
+            yield session
+        except UserError as exc:
+            fail(str(exc))
+
+
+@user.command("role")
+@config_option
+@click.argument("username")
+@click.argument("role", type=click.Choice(["member", "admin"]))
+@click.pass_context
+def user_role(ctx: click.Context, username: str, role: str) -> None:
+    """Make USERNAME a member (sees only their own desks) or an admin (manages all)."""
+    from sitwatch.server.members import set_role
+
+    with _session(ctx) as session:
+        set_role(session, username, role)
+        _audit(session, audit.USER_ROLE, username, {"role": role})
+        session.commit()
+    log.info("user %r is now %s", username, role)
+    click.echo(f"{username} is now {role}")
+
+
+@user.command("link")
+@config_option
+@click.argument("username")
+@click.argument("desk_ids", nargs=-1, required=True)
+@click.pass_context
+def user_link(ctx: click.Context, username: str, desk_ids: tuple[str, ...]) -> None:
+    """Link desks to USERNAME: their own, which they see and change."""
+    from sitwatch.server.members import is_known_desk, link_desk
+
+    with _session(ctx) as session:
+        for desk_id in desk_ids:
+            added = link_desk(session, username, desk_id)
+            note = "" if is_known_desk(session, desk_id) else " (not reported yet)"
+            click.echo(
+                f"{desk_id}{note}: {'linked to' if added else 'already linked to'} {username}"
+            )
+        _audit(session, audit.USER_LINK, username, {"desks": list(desk_ids)})
+        session.commit()
+    log.info("linked %s to user %r", ", ".join(desk_ids), username)
+
+
+@user.command("unlink")
+@config_option
+@click.argument("username")
+@click.argument("desk_ids", nargs=-1, required=True)
+@click.pass_context
+def user_unlink(ctx: click.Context, username: str, desk_ids: tuple[str, ...]) -> None:
+    """Unlink desks from USERNAME (the desks' data stays)."""
+    from sitwatch.server.members import unlink_desk
+
+    with _session(ctx) as session:
+        for desk_id in desk_ids:
+            removed = unlink_desk(session, username, desk_id)
+            click.echo(
+                f"{desk_id}: {'unlinked from' if removed else 'was not linked to'} {username}"
+            )
+        _audit(session, audit.USER_UNLINK, username, {"desks": list(desk_ids)})
+        session.commit()
+    log.info("unlinked %s from user %r", ", ".join(desk_ids), username)
+
+
+@main.command()
+@config_option
+@click.pass_context
+def prune(ctx: click.Context) -> None:
+    """Delete raw events older than [privacy] keep_events_days (rollups, sessions and drills
+    stay); sitwatch-prune.timer runs this daily."""
+    from sitwatch.protocol import now_utc
+    from sitwatch.server.retention import events_cutoff, prune_events
+
+    keep_days = _config(ctx).privacy.keep_events_days
+    with _session(ctx) as session:
+        deleted = prune_events(session, now_utc(), keep_days)
+        _audit(session, audit.EVENTS_PRUNE, None, {"deleted": deleted, "keep_days": keep_days})
+        session.commit()
+    cutoff = events_cutoff(now_utc(), keep_days)
+    if cutoff is None:
+        click.echo("keep_events_days = 0: every event is kept")
+        return
+    log.info("pruned %d events dated before %s", deleted, cutoff.isoformat(timespec="seconds"))
+    click.echo(f"deleted {deleted} events older than {keep_days} days")
+
+
+@main.command("export")
+@config_option
+@click.option("--user", "username", required=True, help="Whose data.")
+@click.option("--format", "form", type=click.Choice(["json", "csv"]), default="json",
+              show_default=True, help="csv: one CSV file per table, in a zip.")  # fmt: skip
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (mode 0600); json goes to stdout without it.")  # fmt: skip
+@click.pass_context
+def export_command(ctx: click.Context, username: str, form: str, output: Path | None) -> None:
+    """Everything stored about a user and their desks (a GDPR access request)."""
+    from sitwatch.server.members import existing_user
+    from sitwatch.server.personal_data import export_json, export_of, export_zip
+
+    if form == "csv" and output is None:
+        fail("--format csv writes a zip: give --output FILE")
+    with _session(ctx) as session:
+        found = export_of(session, existing_user(session, username))
+        _audit(session, audit.DATA_EXPORT, username, {"format": form})
+        session.commit()
+    body = export_json(found).encode() if form == "json" else export_zip(found)
+    log.info("exported the data of user %r (%s)", username, form)
+    if output is None:
+        click.echo(body.decode(), nl=False)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(body)
+    click.echo(f"wrote the data of {username} to {output}", err=True)
+
+
+@main.command()
+@config_option
+@click.option("--user", "username", help="Erase this user and the desks linked to them alone.")
+@click.option("--desk", "desk_id", help="Erase this desk's data (and its links).")
+@click.option("--yes", is_flag=True, help="Really erase; without it, only say what would go.")
+@click.pass_context
+def erase(ctx: click.Context, username: str | None, desk_id: str | None, yes: bool) -> None:
+    """Erase a person's or a desk's data for good (a GDPR erasure request): events,
+    sessions, drills, rollups, settings answers, the desk rows, the account."""
+    from sitwatch.server.members import desks_of, existing_user, members_of
+    from sitwatch.server.personal_data import erase_desk, erase_user
+
+    if (username is None) == (desk_id is None):
+        fail("give --user NAME or --desk ID")
+    with _session(ctx) as session:
+        if username is not None:
+            account = existing_user(session, username)
+            desks = ", ".join(sorted(desks_of(session, account.id))) or "(none)"
+            what = f"user {username} and desks {desks}"
+        else:
+            assert desk_id is not None
+            linked = ", ".join(u.username for u in members_of(session, desk_id)) or "nobody"
+            what = f"desk {desk_id} (linked to {linked})"
+        if not yes:
+            fail(f"would erase {what}: add --yes to erase it for good")
+        if username is not None:
+            erased = erase_user(session, account)
+            rows, kept = erased.rows, erased.kept_desks
+        else:
+            rows, kept = erase_desk(session, desk_id), ()
+        target = f"desk {desk_id}" if username is None else username
+        _audit(session, audit.DATA_ERASE, target, {"rows": rows})
+        session.commit()
+    counts = ", ".join(f"{count} {table}" for table, count in rows.items() if count)
+    log.warning("erased %s: %s", what, counts or "no rows")
+    click.echo(f"erased {what}: {counts or 'no rows'}")
+    for kept_desk in kept:
+        click.echo(f"kept desk {kept_desk}: linked to other users too (erase it with --desk)")
 
 
 if __name__ == "__main__":

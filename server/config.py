@@ -96,6 +96,30 @@ class GoalsConfig(BaseModel):
     ] = 1
 
 
+class PrivacyConfig(BaseModel):
+    """``[privacy]``: who sees what, and how long raw events are kept (docs/privacy.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    office_mode: bool = Field(
+        default=False,
+        description="admins see fleet figures only as totals over at least min_group desks,"
+        " and a desk's own figures only if its member shares them",
+    )
+    min_group: Annotated[
+        int, Field(ge=2, le=1000, description="desks a fleet figure must cover in office mode")
+    ] = 5
+    keep_events_days: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=100 * 366,
+            description="days raw events are kept (sitwatch-server prune); rollups, sessions"
+            " and drills stay. 0: forever",
+        ),
+    ] = 400
+
+
 class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -103,6 +127,7 @@ class ServerConfig(BaseModel):
     mqtt: BrokerConfig = BrokerConfig()
     web: WebConfig = WebConfig()
     goals: GoalsConfig = GoalsConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     timezone: str = "UTC"  # local time for days and hour-of-day figures
     day_start_hour: Annotated[int, Field(ge=0, le=23)] = 4  # late nights count to the day before
     offline_after_s: Annotated[float, Field(ge=10)] = 900  # no message for this long: offline

@@ -1,5 +1,6 @@
 """Database tables (SQLAlchemy 2.0 typed models): devices and their answers to settings,
-raw events, derived sessions, drills, daily rollups, dashboard users and the audit log."""
+raw events, derived sessions, drills, daily rollups, dashboard users, the desks linked
+to each user and the audit log."""
 
 from __future__ import annotations
 
@@ -195,6 +196,11 @@ class User(Base):
     # session of this user, on every browser, even a copied cookie.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Roles and privacy (docs/privacy.md): an admin manages desks and users; a member sees
+    # and changes only the desks linked to them (DeskLink).
+    role: Mapped[str] = mapped_column(String(16), default="member")  # one of ROLES
+    # The member lets admins see their desks' own figures in office privacy mode.
+    shares_with_admins: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AuditEntry(Base):
@@ -219,3 +225,21 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(40))  # one of sitwatch.server.audit's names
     target: Mapped[str | None] = mapped_column(String(100))  # a device id or a username
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+ADMIN = "admin"
+MEMBER = "member"
+ROLES = (MEMBER, ADMIN)
+
+
+class DeskLink(Base):
+    """A desk that is a user's own. No foreign key to devices: a desk may be linked before it
+    first reports (a home install links its one desk at set-up)."""
+
+    __tablename__ = "desk_links"
+    __table_args__ = (Index("ix_desk_links_device", "device_id"),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)

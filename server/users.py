@@ -1,5 +1,6 @@
 """Dashboard users: created, listed, reset, disabled and deleted from the CLI, passwords kept
-as werkzeug hashes. A new password or a disable ends the user's sessions (``end_sessions``)."""
+as werkzeug hashes; the first user is an admin (server/members.py holds roles and desk links).
+A new password or a disable ends the user's sessions (``end_sessions``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from sitwatch.server.models import User
+from sitwatch.server.models import ADMIN, MEMBER, ROLES, User
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD_CHARS = 8
@@ -41,13 +42,24 @@ def find_user(session: Session, username: str) -> User | None:
     return session.scalars(select(User).where(User.username == username)).first()
 
 
-def create_user(session: Session, username: str, password: str) -> User:
-    """Add a user (flushed, not committed: the caller commits). Raises UserError."""
+def create_user(session: Session, username: str, password: str, role: str | None = None) -> User:
+    """Add a user (flushed, not committed: the caller commits). ``role`` defaults to admin
+    for the first user, so a home install needs no more, and member after. Raises
+    UserError."""
     check_username(username)
     check_password(password)
     if find_user(session, username) is not None:
         raise UserError(f"user {username!r} already exists")
-    user = User(username=username, password_hash=generate_password_hash(password))
+    if role is None:
+        role = MEMBER if session.scalars(select(User.id).limit(1)).first() else ADMIN
+    if role not in ROLES:
+        raise UserError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    user = User(
+        username=username,
+        password_hash=generate_password_hash(password),
+        role=role,
+        shares_with_admins=False,
+    )
     session.add(user)
     session.flush()
     return user

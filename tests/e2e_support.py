@@ -35,7 +35,9 @@ def running_server(config: ServerConfig) -> Iterator[tuple[Engine, IngestWorker]
     upgrade(engine)
     with session_factory(engine)() as session:
         if session.scalar(select(func.count()).select_from(User)) == 0:
-            session.add(User(username="ana", password_hash=generate_password_hash("s3cret-pass")))
+            # An admin: the dashboard tests look at every desk.
+            hashed = generate_password_hash("s3cret-pass")
+            session.add(User(username="ana", password_hash=hashed, role="admin"))
             session.commit()
     worker = IngestWorker(config, engine).start()
     assert worker.wait_ready(10)

@@ -17,6 +17,7 @@ from sitwatch.device.config import DeviceConfig, PinsConfig, load_config
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMD_DIR = ROOT / "systemd"
 UNITS = sorted(SYSTEMD_DIR.glob("*.service"))
+TIMERS = sorted(SYSTEMD_DIR.glob("*.timer"))
 VENV_BIN = "/opt/sitwatch/venv/bin/"
 STATE_DIR = "/var/lib/sitwatch"
 
@@ -144,7 +145,8 @@ def test_unit_starts_after_the_network_is_up(path: Path) -> None:
     unit = load_unit(path)
     assert "network-online.target" in words(unit, "Unit", "After")
     assert "network-online.target" in words(unit, "Unit", "Wants")
-    assert "multi-user.target" in words(unit, "Install", "WantedBy")
+    if not path.with_suffix(".timer").exists():  # a timer's service is started by it alone
+        assert "multi-user.target" in words(unit, "Install", "WantedBy")
 
 
 @pytest.mark.parametrize("path", UNITS, ids=unit_id)
@@ -168,7 +170,7 @@ def test_exec_start_names_an_installed_console_script(path: Path) -> None:
     # The example shipped for that config file exists under the same name.
     assert (ROOT / "examples" / Path(config).name).is_file()
     if script == "sitwatch-server":
-        assert argv[1] in ("run", "ingest", "web"), f"unknown server sub-command {argv[1]}"
+        assert argv[1] in ("run", "ingest", "web", "prune"), f"unknown sub-command {argv[1]}"
     if script == "sitwatch-device":
         assert config == "/etc/sitwatch/device.toml"
 
@@ -229,6 +231,19 @@ def test_server_arrangements_exclude_each_other() -> None:
         assert "sitwatch-server.service" in words(unit, "Unit", "Conflicts")
 
 
+def test_retention_runs_daily_from_a_timer() -> None:
+    """Raw events past [privacy] keep_events_days go once a day (docs/privacy.md), also after
+    a day the server was off."""
+    timer = load_unit(SYSTEMD_DIR / "sitwatch-prune.timer")
+    service = load_unit(SYSTEMD_DIR / "sitwatch-prune.service")
+    assert one(timer, "Timer", "OnCalendar").endswith("03:15:00")
+    assert is_true(one(timer, "Timer", "Persistent"))
+    assert "timers.target" in words(timer, "Install", "WantedBy")
+    assert one(service, "Service", "Type") == "oneshot"
+    assert exec_start(service)[1] == "prune"
+    assert "Install" not in service  # started by the timer only
+
+
 # ---------------------------------------------------------------- systemd-analyze verify
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -263,7 +278,7 @@ def verify_problems(path: Path) -> list[str]:
 
 
 @needs_systemd_analyze
-@pytest.mark.parametrize("path", UNITS, ids=unit_id)
+@pytest.mark.parametrize("path", UNITS + TIMERS, ids=unit_id)
 def test_systemd_analyze_verify_accepts_the_unit(path: Path) -> None:
     assert verify_problems(path) == []
 

@@ -23,7 +23,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from sitwatch.server.config import BrokerConfig, DatabaseConfig, GoalsConfig, ServerConfig
+from sitwatch.server.config import (
+    BrokerConfig,
+    DatabaseConfig,
+    GoalsConfig,
+    PrivacyConfig,
+    ServerConfig,
+)
 from sitwatch.server.db import create_schema, make_engine
 from sitwatch.server.models import DailyRollup, Device, Drill, Event, SittingSession, empty_figures
 from sitwatch.server.users import create_user
@@ -80,12 +86,14 @@ def make_app(
     mqtt_host: str = "127.0.0.1",
     mqtt_port: int = 1883,
     goals: GoalsConfig | None = None,
+    privacy: PrivacyConfig | None = None,
     **extra: Any,
 ) -> Flask:
     config = ServerConfig(
         database=DatabaseConfig(url=str(engine.url)),
         mqtt=BrokerConfig(host=mqtt_host, port=mqtt_port),
         goals=goals or GoalsConfig(),
+        privacy=privacy or PrivacyConfig(),
         timezone="UTC",
         day_start_hour=4,
         offline_after_s=900,
@@ -95,10 +103,13 @@ def make_app(
     return create_app(config, engine=engine, test_config=test_config)
 
 
-def add_user(engine: Engine, username: str = "alice", password: str = PASSWORD) -> None:
-    """As ``sitwatch-server create-user`` does."""
+def add_user(
+    engine: Engine, username: str = "alice", password: str = PASSWORD, role: str = "admin"
+) -> None:
+    """As ``sitwatch-server create-user`` does; an admin unless told otherwise, as the
+    dashboard tests look at every desk."""
     with Session(engine) as session:
-        create_user(session, username, password)
+        create_user(session, username, password, role)
         session.commit()
 
 

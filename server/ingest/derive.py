@@ -302,8 +302,12 @@ def recompute_rollups(
             connection.execute(rollups.insert(), row)
 
 
-def rebuild_all_rollups(connection: Connection, calendar: Calendar) -> int:
-    """Recompute every rollup (after changing the time zone or day start); returns the rows."""
+def rebuild_all_rollups(
+    connection: Connection, calendar: Calendar, since: date | None = None
+) -> int:
+    """Recompute every rollup (after changing the time zone or day start); returns the rows.
+    ``since``: only days from then on, as earlier days' events may have been pruned
+    (server/retention.py) and their rollups are all that is left of them."""
     pairs: set[tuple[str, date]] = set()
     for device_id, started in connection.execute(
         select(SittingSession.device_id, SittingSession.started_at)
@@ -314,6 +318,11 @@ def rebuild_all_rollups(connection: Connection, calendar: Calendar) -> int:
         select(EventRow.device_id, EventRow.ts).where(EventRow.type.in_([k.value for k in counted]))
     ):
         pairs.add((device_id, calendar.day_of(ts)))
-    connection.execute(DailyRollup.__table__.delete())
+    rollups = DailyRollup.__table__
+    if since is None:
+        connection.execute(rollups.delete())
+    else:
+        pairs = {(device_id, day) for device_id, day in pairs if day >= since}
+        connection.execute(rollups.delete().where(rollups.c.day >= since))
     recompute_rollups(connection, calendar, pairs)
     return len(pairs)

@@ -333,6 +333,25 @@ def daily_series(
     return [found.get(day, DayFigures(day=day)) for day in days]
 
 
+def desks_with_data(session: Session, scope: Scope, first: date, last: date) -> int:
+    """How many desks have a daily rollup from ``first`` to ``last`` inclusive: the desks a
+    fleet total over those days covers (office privacy mode shows it only over enough)."""
+    stmt = select(func.count(func.distinct(DailyRollup.device_id))).where(
+        DailyRollup.day >= first, DailyRollup.day <= last, *scope.on(DailyRollup.device_id)
+    )
+    return session.execute(stmt).scalar_one()
+
+
+def desks_by_day(session: Session, scope: Scope, first: date, last: date) -> dict[date, int]:
+    """For each day from ``first`` to ``last`` with data, how many desks have a rollup."""
+    stmt = (
+        select(DailyRollup.day, func.count())
+        .where(DailyRollup.day >= first, DailyRollup.day <= last, *scope.on(DailyRollup.device_id))
+        .group_by(DailyRollup.day)
+    )
+    return {day: desks for day, desks in session.execute(stmt)}
+
+
 @dataclass(frozen=True)
 class RollupRow(RollupFigures):
     """One stored DailyRollup row, as exported to CSV."""

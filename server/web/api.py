@@ -17,7 +17,7 @@ from flask import Blueprint, Response, abort, jsonify
 from sitwatch.calendar import as_utc
 from sitwatch.server.models import ROLLUP_FIGURES
 from sitwatch.server.queries import insights, stats
-from sitwatch.server.web.context import db, now, viewer_scope, web_state
+from sitwatch.server.web.context import db, now, viewer, viewer_scope, web_state
 from sitwatch.server.web.params import date_arg, device_or_404, insights_request
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -61,7 +61,9 @@ def _overview_json(found: stats.Overview) -> dict[str, Any]:
 
 @bp.get("/devices")
 def devices() -> Response:
-    rows = stats.device_statuses(db(), viewer_scope(), now(), web_state().config.offline_after_s)
+    # The desks the viewer manages (in office privacy mode an admin's are all, by name).
+    scope = viewer().manage_scope
+    rows = stats.device_statuses(db(), scope, now(), web_state().config.offline_after_s)
     return jsonify(devices=[{**to_json(row), "label": row.label} for row in rows])
 
 

@@ -1,6 +1,6 @@
 """The Flask application factory: configuration, the shared state the views read through
-``context``, the blueprints (auth, overview, devices, settings, insights, api, audit), error pages
-and the template filters."""
+``context``, the blueprints (auth, overview, devices, settings, insights, api, audit log,
+my data, users), error pages and the template filters."""
 
 from __future__ import annotations
 
@@ -20,7 +20,17 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from sitwatch.protocol import now_utc
 from sitwatch.server.config import ServerConfig, WebConfig, load_server_config
 from sitwatch.server.db import make_engine, session_factory
-from sitwatch.server.web import api, audit_log, auth, desk_settings, devices, insights, overview
+from sitwatch.server.web import (
+    api,
+    audit_log,
+    auth,
+    desk_settings,
+    devices,
+    insights,
+    my_data,
+    overview,
+    people,
+)
 from sitwatch.server.web.context import WebState, close_db, db
 from sitwatch.server.web.filters import register_filters
 
@@ -109,6 +119,8 @@ def create_app(
     app.register_blueprint(auth.bp)
     for blueprint in (overview.bp, devices.bp, desk_settings.bp, insights.bp, api.bp, audit_log.bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(my_data.bp)
+    app.register_blueprint(people.bp)
     register_filters(app)
 
     app.add_url_rule("/healthz", "healthz", healthz)

@@ -36,7 +36,7 @@ from sitwatch.server.audit import LOGIN, LOGIN_FAILED, LOGIN_LOCKED, LOGOUT
 from sitwatch.server.login_throttle import locked_until
 from sitwatch.server.models import User
 from sitwatch.server.users import end_sessions, verify_user
-from sitwatch.server.web.context import db, now, record
+from sitwatch.server.web.context import db, now, record, viewer
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +88,14 @@ def _load_user(session_id: str) -> DashboardUser | None:
 
 
 def admin_only(view: Callable[P, R]) -> Callable[P, R]:
-    """For views only admins may use (the audit log). Every logged-in user passes today, as
-    every user may do everything; roles restrict it here, in this one place."""
+    """For views only admins may use (the audit log): 401 before login, 403 for a member."""
 
     @wraps(view)
     def checked(*args: P.args, **kwargs: P.kwargs) -> R:
         if not current_user.is_authenticated:
             abort(401)
+        if not viewer().is_admin:
+            abort(403, "only an admin may do this")
         return view(*args, **kwargs)
 
     return checked

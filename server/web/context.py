@@ -1,7 +1,7 @@
 """What a request's views share, as Flask's tutorial keeps it in ``db.py``: the app's
 ``WebState`` (config, engine, sessions, calendar), the request's database session, the
-current time and the audit entry for what the request does. Blueprints import these, never
-the factory module."""
+current time, the viewer (what the logged-in user may see, server/web/access.py) and the
+audit entry for what the request does. Blueprints import these, never the factory module."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from sitwatch.calendar import Calendar, as_utc
 from sitwatch.server import audit
 from sitwatch.server.config import ServerConfig
-from sitwatch.server.queries.scope import ALL_DESKS, Scope
+from sitwatch.server.members import desks_of, shared_desks
+from sitwatch.server.models import ADMIN, User
+from sitwatch.server.queries.scope import Scope
+from sitwatch.server.web.access import Viewer
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,33 @@ def now() -> datetime:
     return as_utc(clock())
 
 
+def current_account() -> User | None:
+    """The logged-in user's row (None when nobody is logged in)."""
+    if not current_user.is_authenticated:
+        return None
+    return db().get(User, int(current_user.id))
+
+
+def viewer() -> Viewer:
+    """What the logged-in user may see and change (once per request); nobody logged in
+    sees no desk."""
+    if "viewer" not in g:
+        account = current_account()
+        privacy = web_state().config.privacy
+        if account is None:
+            g.viewer = Viewer(is_admin=False)
+        else:
+            is_admin = account.role == ADMIN
+            g.viewer = Viewer(
+                is_admin=is_admin,
+                own_desks=desks_of(db(), account.id),
+                shared_desks=shared_desks(db()) if is_admin else frozenset(),
+                office_mode=privacy.office_mode,
+                min_group=privacy.min_group,
+            )
+    return g.viewer
+
+
 def viewer_scope() -> Scope:
-    """The desks the logged-in viewer may see, which every query is given: all of them, as
-    every user may see every desk (roles will narrow it here, in one place)."""
-    return ALL_DESKS
+    """The desks whose figures the logged-in viewer may see, which every query is given."""
+    return viewer().scope

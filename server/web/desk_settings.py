@@ -27,9 +27,10 @@ from sitwatch.server.models import Device
 from sitwatch.server.queries import stats
 from sitwatch.server.queries.desk_answer import answer_to
 from sitwatch.server.queries.pauses import paused_until
-from sitwatch.server.web.context import db, now, record, viewer_scope, web_state
+from sitwatch.server.web.access import DeskAccess
+from sitwatch.server.web.context import db, now, record, viewer, web_state
 from sitwatch.server.web.filters import local_time
-from sitwatch.server.web.params import device_or_404
+from sitwatch.server.web.params import managed_device_or_404
 from sitwatch.server.web.publish import PublishError, publish_command, publish_settings
 from sitwatch.server.web.settings_form import SettingsForm
 from sitwatch.settings import SettingsError, TrackerSettings
@@ -64,7 +65,8 @@ def _stored_settings(device: Device) -> TrackerSettings:
 def _settings_page(
     device: Device, form: SettingsForm, rename: RenameForm, errors: list[str]
 ) -> str:
-    scope = viewer_scope()
+    seen = viewer()
+    scope = seen.manage_scope
     status = stats.device_statuses(
         db(), scope, now(), web_state().config.offline_after_s, device.id
     )[0]
@@ -78,12 +80,13 @@ def _settings_page(
         paused_until=paused_until(db(), scope, device, now()),
         day_start_hour=web_state().calendar.day_start_hour,
         desk_answer=answer_to(db(), scope, device.id, device.settings),
+        with_figures=seen.access(device.id) is DeskAccess.FULL,
     )
 
 
 @bp.route("/devices/<device_id>/settings", methods=["GET", "POST"])
 def page(device_id: str) -> Any:
-    device = device_or_404(device_id)
+    device = managed_device_or_404(device_id)
     form = SettingsForm()
     rename = RenameForm(data={"name": device.name})
     if not form.is_submitted():
@@ -116,7 +119,7 @@ def page(device_id: str) -> Any:
 
 @bp.post("/devices/<device_id>/rename")
 def rename(device_id: str) -> Any:
-    device = device_or_404(device_id)
+    device = managed_device_or_404(device_id)
     rename_form = RenameForm()
     if not rename_form.validate_on_submit():
         form = SettingsForm(formdata=None)
@@ -160,7 +163,7 @@ def command_for(span: str, current: datetime, calendar: Calendar) -> Command:
 @bp.post("/devices/<device_id>/pause")
 def pause(device_id: str) -> Any:
     """The pause buttons: pause prompts for an hour or until tomorrow, or resume now."""
-    device = device_or_404(device_id)
+    device = managed_device_or_404(device_id)
     pause_form = PauseForm()
     span = pause_form.span.data if pause_form.validate() else None
     if span not in SPANS:

@@ -1,5 +1,5 @@
-"""The device pages: the list of every device (/devices) and one device's figures
-(/devices/<id>, the overview for that device)."""
+"""The device pages: the list of the devices the viewer manages (/devices) and one
+device's figures (/devices/<id>, the overview for that device)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from flask import Blueprint, render_template
 
 from sitwatch.server.queries import stats
 from sitwatch.server.queries.pauses import paused_devices
-from sitwatch.server.web.context import db, now, viewer_scope, web_state
+from sitwatch.server.web.access import DeskAccess
+from sitwatch.server.web.context import db, now, viewer, web_state
 from sitwatch.server.web.overview import page_figures
 from sitwatch.server.web.params import device_or_404
 
@@ -18,11 +19,14 @@ bp = Blueprint("devices", __name__)
 def index() -> str:
     state = web_state()
     current = now()
-    scope = viewer_scope()
+    seen = viewer()
+    scope = seen.manage_scope
     rows = stats.device_statuses(db(), scope, current, state.config.offline_after_s)
     return render_template(
         "devices.html",
         devices=rows,
+        # In office privacy mode an admin manages every desk but sees the figures of few.
+        with_figures={d.id for d in rows if seen.access(d.id) is DeskAccess.FULL},
         offline_after_s=state.config.offline_after_s,
         paused=paused_devices(db(), scope, current),
     )

@@ -1,6 +1,7 @@
 """The overview page (/): today's figures, the day's timeline and the last 7 and 30 days,
-for all devices or (through ``page_figures``, for the device page) one; and the drill
-guide (/drill)."""
+for all devices or (through ``page_figures``, for the device page) one; for an admin in
+office privacy mode, the fleet's totals only (``fleet_figures``); and the drill guide
+(/drill)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from flask import Blueprint, render_template
 from sitwatch.drill import CIRCUIT
 from sitwatch.server.queries import stats
 from sitwatch.server.queries.pauses import paused_devices
+from sitwatch.server.queries.scope import ALL_DESKS
 from sitwatch.server.web.charts import WEEK_DAYS, series_chart, timeline_chart
-from sitwatch.server.web.context import db, now, viewer_scope, web_state
-from sitwatch.server.web.params import chosen_day
+from sitwatch.server.web.context import db, now, viewer, viewer_scope, web_state
+from sitwatch.server.web.params import chosen_day, fleet_withheld
 
 bp = Blueprint("overview", __name__)
 
@@ -86,8 +88,39 @@ def busiest(
     return [d for d in devices if d.id in chosen]
 
 
+def fleet_figures() -> dict[str, Any]:
+    """The fleet as an admin sees it in office privacy mode: today's totals and the last 7
+    and 30 days, each shown only where at least ``min_group`` desks have data (a day below
+    that stays empty); no desk's own figures, no timeline, no records (one person's)."""
+    state, session, current, seen = web_state(), db(), now(), viewer()
+    calendar, offline_after_s = state.calendar, state.config.offline_after_s
+    today = calendar.day_of(current)
+    desks_today = stats.desks_with_data(session, ALL_DESKS, today, today)
+    totals = None
+    if seen.may_see_total_of(desks_today):
+        totals = stats.today(session, ALL_DESKS, calendar, current, offline_after_s)
+    first = today - timedelta(days=MONTH_DAYS - 1)
+    desks = stats.desks_by_day(session, ALL_DESKS, first, today)
+    month = [
+        day if seen.may_see_total_of(desks.get(day.day, 0)) else stats.DayFigures(day=day.day)
+        for day in stats.daily_series(session, ALL_DESKS, first, today)
+    ]
+    visible = stats.device_statuses(session, viewer_scope(), current, offline_after_s)
+    return {
+        "today": totals,
+        "withheld": None if totals is not None else fleet_withheld(desks_today),
+        "min_group": seen.min_group,
+        "week": series_chart(month[-WEEK_DAYS:]),
+        "month": series_chart(month),
+        "visible_devices": visible,
+        "calendar": calendar,
+    }
+
+
 @bp.get("/")
 def index() -> str:
+    if viewer().sees_fleet_totals_only:
+        return render_template("fleet.html", f=fleet_figures())
     return render_template("overview.html", p=page_figures(None))
 
 

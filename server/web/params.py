@@ -1,6 +1,7 @@
 """What a request asks for, read from its path and query string for the pages and the API
 alike: dates (``?day=``, ``?from=``, ``?to=`` as YYYY-MM-DD), the device, and the insights
-they choose; a bad value ends the request with a 400, an unknown device with a 404."""
+they choose; a bad value ends the request with a 400, an unknown device with a 404, a
+desk the viewer may manage but not see the figures of with a 403 (server/web/access.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from flask import abort, request
 
 from sitwatch.server.models import Device
 from sitwatch.server.queries import insights
-from sitwatch.server.web.context import db, now, viewer_scope, web_state
+from sitwatch.server.queries.scope import ALL_DESKS
+from sitwatch.server.queries.stats import desks_with_data
+from sitwatch.server.web.access import DeskAccess
+from sitwatch.server.web.context import db, now, viewer, web_state
 
 DATE_ARG = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 EARLIEST_DAY = date(2000, 1, 1)  # before any sitwatch data; keeps date arithmetic in range
@@ -39,13 +43,29 @@ def chosen_day(today: date) -> date:
     return day
 
 
-def device_or_404(device_id: str) -> Device:
-    """The stored device ``device_id``; a 404 naming it if there is none, or if the viewer may
-    not see it (the same answer: a desk outside the viewer's scope is not there for them)."""
+def managed_device_or_404(device_id: str) -> Device:
+    """The stored device ``device_id`` if the viewer may change it; a 404 naming it if there
+    is none, or if the viewer may not see it (the same answer: a desk outside the viewer's
+    scope is not there for them)."""
     device = db().get(Device, device_id)
-    if device is None or not viewer_scope().allows(device_id):
+    if device is None or viewer().access(device_id) is DeskAccess.NONE:
         abort(404, f"no device {device_id[:64]!r}")
     return device
+
+
+def device_or_404(device_id: str) -> Device:
+    """As ``managed_device_or_404``, for the desk's own figures: a 403 if the viewer manages
+    the desk but may not see them (office privacy mode, not shared)."""
+    device = managed_device_or_404(device_id)
+    if viewer().access(device_id) is not DeskAccess.FULL:
+        abort(403, "office privacy mode: this desk's figures are shown only to its member")
+    return device
+
+
+def admin_or_403() -> None:
+    """Ends the request with a 403 unless an admin is logged in."""
+    if not viewer().is_admin:
+        abort(403, "only an admin may do this")
 
 
 def insights_request() -> insights.Insights:
@@ -59,12 +79,18 @@ def insights_request() -> insights.Insights:
     default_first = calendar.week_start(last) - timedelta(weeks=INSIGHT_WEEKS - 1)
     first = date_arg("from", default_first) or default_first
     device_id = request.args.get("device") or None
+    scope = viewer().scope
     if device_id is not None:
         device_or_404(device_id)
+    elif viewer().sees_fleet_totals_only:
+        scope = ALL_DESKS
+        desks = desks_with_data(db(), scope, first, last)
+        if not viewer().may_see_total_of(desks):
+            abort(403, fleet_withheld(desks))
     try:
         return insights.insights(
             db(),
-            viewer_scope(),
+            scope,
             calendar,
             first,
             last,
@@ -74,3 +100,12 @@ def insights_request() -> insights.Insights:
         )
     except ValueError as exc:
         abort(400, str(exc))
+
+
+def fleet_withheld(desks: int) -> str:
+    """Why a fleet figure is not shown (office privacy mode, fewer than min_group desks)."""
+    least = viewer().min_group
+    return (
+        f"office privacy mode: fleet figures are shown only over at least {least} desks,"
+        f" and only {desks} have data here"
+    )
