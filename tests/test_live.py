@@ -1,18 +1,23 @@
 """The live figures the pages poll (/api/v1/live, /api/v1/devices/<id>/live): their shape
-and numbers (those of the summary), login and the viewer's scope."""
+and numbers (those of the page), login and the viewer's scope; and the pages' script is a
+static file under a policy that runs nothing inline."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
-from web_fixtures import login, make_app, seeded_engine
+from sqlalchemy.orm import Session
+from web_fixtures import add_device, login, make_app, seeded_engine
 
 from sitwatch.server.queries.scope import Scope
 from sitwatch.server.web import api, params
+
+SCRIPT_TAG = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
 
 
 @pytest.fixture
@@ -91,3 +96,59 @@ def test_live_keeps_to_the_viewers_scope(
     assert body["today"]["seated_since"] is None
     assert client.get("/api/v1/devices/desk-a/live").status_code == 404
     assert client.get("/api/v1/devices/desk-b/live").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("page", "url", "title_device"),
+    [
+        ("/", "/api/v1/live?device=desk-a&amp;device=desk-b&amp;device=desk-c", None),
+        ("/devices/desk-a", "/api/v1/devices/desk-a/live", "desk-a"),
+    ],
+)
+def test_pages_load_the_static_script_and_nothing_inline(
+    client: FlaskClient, page: str, url: str, title_device: str | None
+) -> None:
+    response = client.get(page)
+    html = response.get_data(as_text=True)
+    scripts = SCRIPT_TAG.findall(html)
+    assert len(scripts) == 1
+    attributes, inline = scripts[0]
+    assert inline.strip() == ""
+    assert 'src="/static/live.js" defer' in attributes
+    assert f'data-live-url="{url}"' in attributes and 'data-poll-s="0.5"' in attributes
+    assert ("data-title-device" in attributes) is (title_device is not None)
+    if title_device:
+        assert f'data-title-device="{title_device}"' in attributes
+    # No inline handlers (onclick=...) and no javascript: links anywhere.
+    assert not re.search(r"\son[a-z]+\s*=", html) and "javascript:" not in html
+    header = response.headers["Content-Security-Policy"]
+    policy = dict(part.strip().split(" ", 1) for part in header.split(";"))
+    assert policy["script-src"] == "'self'" and policy["connect-src"] == "'self'"
+    assert policy["default-src"] == "'none'"
+    assert "unsafe-inline" not in header and "unsafe-eval" not in header
+
+
+def test_the_only_desk_is_the_one_the_title_follows(tmp_path: Path) -> None:
+    with seeded_engine("sqlite", tmp_path, with_user=True, seed=lambda _engine: None) as engine:
+        client = make_app(engine).test_client()
+        login(client)
+        html = client.get("/").get_data(as_text=True)
+        assert 'data-poll-s="5.0"' in html and "data-title-device" not in html  # no desk yet
+    (tmp_path / "one").mkdir()
+    with seeded_engine("sqlite", tmp_path / "one", with_user=True, seed=one_desk) as engine:
+        client = make_app(engine).test_client()
+        login(client)
+        assert 'data-title-device="desk-solo"' in client.get("/").get_data(as_text=True)
+
+
+def one_desk(engine: Engine) -> None:
+    with Session(engine) as session:
+        add_device(session, "desk-solo", "Solo")
+        session.commit()
+
+
+def test_the_script_is_served_as_javascript(client: FlaskClient) -> None:
+    with client.get("/static/live.js") as response:  # a file response: close it
+        assert response.status_code == 200
+        assert response.mimetype in ("text/javascript", "application/javascript")
+        assert "fetch(" in response.get_data(as_text=True)
