@@ -243,5 +243,6 @@ def test_page_is_linked_escapes_names_and_runs_no_script(
     assert HOSTILE_STEP not in html and "&lt;script&gt;alert(1)" not in html  # "other"
     assert 'href="/insights"' in client.get("/").get_data(as_text=True)  # the nav link
     headers: Any = client.get("/insights").headers
-    assert "script-src" not in headers["Content-Security-Policy"]
+    assert "script-src 'self';" in headers["Content-Security-Policy"]  # no inline script
+    assert "unsafe-inline" not in headers["Content-Security-Policy"]
     assert "default-src 'none'" in headers["Content-Security-Policy"]

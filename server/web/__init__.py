@@ -11,5 +11,7 @@
 - blueprints, one per area: ``overview`` (/ and the drill guide), ``devices``
   (/devices, /devices/<id>), ``desk_settings`` (a device's settings, rename and pause),
   ``insights`` (/insights), ``api`` (JSON and CSV under /api/v1), ``auth`` (login);
-- ``publish``: what the dashboard sends to desks over MQTT (settings, commands).
+- ``publish``: what the dashboard sends to desks over MQTT (settings, commands);
+- ``static/live.js``: the pages' one script, which polls /api/v1/live to keep the seat
+  state and today's figures current.
 """

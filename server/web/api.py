@@ -1,6 +1,7 @@
 """JSON API (/api/v1/...) and CSV export of daily rollups and insights: the same stats and
-insights functions as the pages, so the numbers agree. Login (the session cookie) is
-required like everywhere else."""
+insights functions as the pages, so the numbers agree; ``/live`` is what the pages' script
+(static/live.js) polls to keep the seat state and today's figures current. Login (the
+session cookie) is required like everywhere else."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import csv
 import dataclasses
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify
+from flask import Blueprint, Response, abort, jsonify, request
 
 from sitwatch.calendar import as_utc
 from sitwatch.server.models import ROLLUP_FIGURES
@@ -112,6 +113,53 @@ def summary() -> Response:
         **_overview_json(found),
         devices={device_id: _today_json(f) for device_id, f in per_device.items()},
     )
+
+
+def _live_json(device_id: str | None, shown: Collection[str] | None) -> dict[str, Any]:
+    """Today's figures with when the seat was taken (``seated_since``, null if free), for
+    ``device_id`` or every desk of the scope together, and each desk's among ``shown``
+    (None: all) with its online state and last sign of life. Three small queries: no
+    longest stretch or streaks, which the page does not refresh."""
+    state, session, current, scope = web_state(), db(), now(), viewer_scope()
+    calendar, offline_after_s = state.calendar, state.config.offline_after_s
+    devices = stats.device_statuses(session, scope, current, offline_after_s, device_id)
+    states = stats.seat_states(session, scope, current, offline_after_s, device_id)
+    per_device = stats.today_by_device(
+        session, scope, calendar, current, offline_after_s, device_id, states
+    )
+    today = stats.combine_today(calendar.day_of(current), list(per_device.values()))
+    # The longest stretch in progress is the one that began first.
+    seated_since = min((s.seated_since for s in states.values() if s.seated_since), default=None)
+    return {
+        "now": to_json(current),
+        "today": {**_today_json(today), "seated_since": to_json(seated_since)},
+        "devices": {
+            d.id: {
+                **_today_json(per_device[d.id]),
+                "label": d.label,
+                "is_online": states[d.id].is_online,
+                "seated_since": to_json(states[d.id].seated_since),
+                "last_seen_at": to_json(d.last_seen_at),
+            }
+            # A desk stored between the queries is in the next answer.
+            for d in devices
+            if d.id in per_device and (shown is None or d.id in shown)
+        },
+    }
+
+
+@bp.get("/live")
+def live() -> Response:
+    """Every desk of the viewer's together, and each desk's own (only those named by
+    repeated ``?device=``, if any: the cards a page shows)."""
+    shown = set(request.args.getlist("device")) or None
+    return jsonify(_live_json(None, shown))
+
+
+@bp.get("/devices/<device_id>/live")
+def device_live(device_id: str) -> Response:
+    device_or_404(device_id)
+    return jsonify(_live_json(device_id, None))
 
 
 def _csv_safe(text: str) -> str:

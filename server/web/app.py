@@ -38,12 +38,13 @@ log = logging.getLogger(__name__)
 
 csrf = CSRFProtect()
 
-# The pages run no script at all (charts are inline SVG), so the policy can forbid scripts
-# outright: even a markup injection that slipped past escaping could not execute.
+# The pages' one script is a static file of this site (static/live.js, polling the API), and
+# nothing inline may run: even a markup injection that slipped past escaping could not
+# execute, and its requests could reach no other host.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -81,8 +82,9 @@ def create_app(
     """The dashboard. ``config`` defaults to the SITWATCH_* environment over built-in
     defaults; ``engine`` defaults to one for ``config.database.url`` (the schema must exist:
     run the migrations); ``test_config`` overrides Flask settings last, e.g. SECRET_KEY,
-    WTF_CSRF_ENABLED, SITWATCH_NOW (a callable returning the current UTC time) or
-    SITWATCH_PUBLISH_TIMEOUT_S."""
+    WTF_CSRF_ENABLED, SITWATCH_NOW (a callable returning the current UTC time),
+    SITWATCH_PUBLISH_TIMEOUT_S or SITWATCH_LIVE_POLL_S (how often an open page asks for
+    its live figures, in seconds)."""
     config = config if config is not None else load_server_config()
     engine = engine if engine is not None else make_engine(config.database.url)
     test_config = dict(test_config or {})
@@ -99,6 +101,7 @@ def create_app(
         MAX_FORM_MEMORY_SIZE=64 * 1024,
         SITWATCH_NOW=now_utc,
         SITWATCH_PUBLISH_TIMEOUT_S=5.0,
+        SITWATCH_LIVE_POLL_S=5.0,
     )
     if "SECRET_KEY" not in test_config:
         app.config["SECRET_KEY"] = _secret_key(config.web)

@@ -12,7 +12,7 @@ from sitwatch.server.web.context import now, web_state
 
 
 def format_duration(seconds: float | None) -> str:
-    """1234 -> '20 min', 5400 -> '1 h 30 min', 42 -> '42 s'."""
+    """1234 -> '20 min', 5400 -> '1 h 30 min', 42 -> '42 s' (static/live.js writes alike)."""
     if seconds is None:
         return "-"
     seconds = max(0.0, float(seconds))
