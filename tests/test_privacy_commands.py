@@ -40,9 +40,12 @@ from sitwatch.server.users import find_user
 PASSWORD = "s3cret-password\n"
 # The prune command reads the real clock: the rows are dated relative to it.
 REAL_NOW = datetime.now(UTC)
-OLD = REAL_NOW - timedelta(days=500)
+# At noon, so that a stretch and its day's rollup fall on one local day whenever this runs
+# (the days start at 04:00: a stretch begun at 03:40 would straddle two).
+NOON = REAL_NOW.replace(hour=12, minute=0, second=0, microsecond=0)
+OLD = NOON - timedelta(days=500)
 CALENDAR = Calendar("UTC", 4)
-RECENT = REAL_NOW - timedelta(days=10)
+RECENT = NOON - timedelta(days=10)
 
 
 def invoke(config: Path, *args: str, input: str | None = None) -> Result:
@@ -86,7 +89,9 @@ def two_desks(engine: Engine) -> None:
                 add_session(s, desk, when, 30)
                 add_drill(s, desk, when + timedelta(minutes=31))
                 add_event(s, desk, "prompt", when + timedelta(minutes=20), level=1)
-                add_rollup(s, desk, when.date(), seated_s=1800, sessions=1, drills=1, prompts=1)
+                add_rollup(
+                    s, desk, CALENDAR.day_of(when), seated_s=1800, sessions=1, drills=1, prompts=1
+                )
             s.add(ConfigResult(device_id=desk, accepted=True, received_at=RECENT))
         s.commit()
 
