@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from sitwatch.broker import BrokerProcess, Mosquitto, NatsServer
 from sitwatch.clock import FakeClock
@@ -66,3 +68,15 @@ def mock_factory() -> Iterator[object]:
     yield factory
     factory.reset()
     Device.pin_factory = saved
+
+
+@pytest.fixture
+def sqlite_with_user(tmp_path: Path) -> Iterator[Engine]:
+    """An empty SQLite dashboard database (schema only) with one admin, web_fixtures'
+    alice."""
+    from web_fixtures import add_user, make_engine_for
+
+    engine = make_engine_for(tmp_path)
+    add_user(engine)
+    yield engine
+    engine.dispose()

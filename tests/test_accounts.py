@@ -45,7 +45,7 @@ def three_desks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engi
 
 
 @pytest.fixture
-def sqlite_with_user(tmp_path: Path) -> Iterator[Engine]:
+def three_desks_sqlite(tmp_path: Path) -> Iterator[Engine]:
     with seeded_engine("sqlite", tmp_path, with_user=True) as three_desks:
         yield three_desks
 
@@ -100,10 +100,10 @@ def test_failures_lock_the_account_until_they_age_out(
 
 
 def test_the_lock_is_per_account_and_a_login_clears_its_count(
-    sqlite_with_user: Engine, clock: FakeClock
+    three_desks_sqlite: Engine, clock: FakeClock
 ) -> None:
-    add_user(sqlite_with_user, "bob")
-    app = app_on(sqlite_with_user, clock)
+    add_user(three_desks_sqlite, "bob")
+    app = app_on(three_desks_sqlite, clock)
     client = client_from(app)
     for _ in range(ACCOUNT_FAILURES):
         login(client, "bob", "not the password")
@@ -111,7 +111,7 @@ def test_the_lock_is_per_account_and_a_login_clears_its_count(
     assert login(client, "alice").status_code == 302  # same address, other account
 
     carol = client_from(app, "10.0.0.2")
-    add_user(sqlite_with_user, "carol")
+    add_user(three_desks_sqlite, "carol")
     for _ in range(ACCOUNT_FAILURES - 1):
         login(carol, "carol", "not the password")
     assert login(carol, "carol").status_code == 302
@@ -146,8 +146,8 @@ def copy_of(client: FlaskClient, app: Flask) -> FlaskClient:
     return thief
 
 
-def test_a_copied_cookie_stops_working_after_logout(sqlite_with_user: Engine) -> None:
-    app = make_app(sqlite_with_user)
+def test_a_copied_cookie_stops_working_after_logout(three_desks_sqlite: Engine) -> None:
+    app = make_app(three_desks_sqlite)
     client = app.test_client()
     assert login(client).status_code == 302
     thief = copy_of(client, app)
@@ -180,13 +180,13 @@ def test_a_copied_cookie_stops_working_after_a_user_change(three_desks: Engine, 
     assert not is_logged_in(client)
 
 
-def test_a_disabled_user_cannot_log_in_until_enabled(sqlite_with_user: Engine) -> None:
-    client = make_app(sqlite_with_user).test_client()
-    with Session(sqlite_with_user) as session:
+def test_a_disabled_user_cannot_log_in_until_enabled(three_desks_sqlite: Engine) -> None:
+    client = make_app(three_desks_sqlite).test_client()
+    with Session(three_desks_sqlite) as session:
         set_disabled(session, "alice", True)
         session.commit()
     assert login(client).status_code == 401
-    with Session(sqlite_with_user) as session:
+    with Session(three_desks_sqlite) as session:
         set_disabled(session, "alice", False)
         session.commit()
     assert login(client).status_code == 302
@@ -229,8 +229,8 @@ def test_logins_and_desk_changes_are_audited_with_the_address(
     assert rows[4].detail == {"until": (NOW + timedelta(seconds=3660)).isoformat()}
 
 
-def test_the_audit_page_shows_the_entries_as_text(sqlite_with_user: Engine) -> None:
-    client = make_app(sqlite_with_user).test_client()
+def test_the_audit_page_shows_the_entries_as_text(three_desks_sqlite: Engine) -> None:
+    client = make_app(three_desks_sqlite).test_client()
     assert client.get("/audit").status_code == 302  # login first
     login(client, "<script>alert(1)</script>", "not the password")
     login(client)
@@ -245,8 +245,8 @@ def test_the_audit_page_shows_the_entries_as_text(sqlite_with_user: Engine) -> N
 # --- two requests that answered 500 -----------------------------------------------------------
 
 
-def test_a_newline_in_next_redirects_home(sqlite_with_user: Engine) -> None:
-    client = make_app(sqlite_with_user).test_client()
+def test_a_newline_in_next_redirects_home(three_desks_sqlite: Engine) -> None:
+    client = make_app(three_desks_sqlite).test_client()
     token = csrf_from(client.get("/login").get_data(as_text=True))
     form = {"csrf_token": token, "username": "alice", "password": PASSWORD}
     response = client.post("/login?next=/%0D%0ASet-Cookie:x", data=form)
@@ -255,8 +255,8 @@ def test_a_newline_in_next_redirects_home(sqlite_with_user: Engine) -> None:
     assert all(cookie.split("=")[0] != "x" for cookie in response.headers.getlist("Set-Cookie"))
 
 
-def test_a_200_kb_form_is_a_clean_413(sqlite_with_user: Engine) -> None:
-    client = make_app(sqlite_with_user).test_client()
+def test_a_200_kb_form_is_a_clean_413(three_desks_sqlite: Engine) -> None:
+    client = make_app(three_desks_sqlite).test_client()
     login(client)
     token = csrf_from(client.get("/devices/desk-a/settings").get_data(as_text=True))
     response = client.post(
@@ -264,5 +264,5 @@ def test_a_200_kb_form_is_a_clean_413(sqlite_with_user: Engine) -> None:
     )
     assert response.status_code == 413
     assert "413" in response.get_data(as_text=True)
-    with Session(sqlite_with_user) as session:
+    with Session(three_desks_sqlite) as session:
         assert session.scalars(select(AuditEntry.action)).all() == [audit.LOGIN]

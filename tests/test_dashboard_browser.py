@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
-from web_fixtures import PASSWORD, add_user, demo_events, make_app, make_engine_for
+from web_fixtures import PASSWORD, demo_events, make_app
 from werkzeug.serving import make_server
 
 from sitwatch import protocol
@@ -119,14 +119,6 @@ def ingest_through_mqtt(broker: Mosquitto, engine: Engine, events: list[Any]) ->
         device.disconnect()
         device.loop_stop()
         worker.stop()
-
-
-@pytest.fixture
-def sqlite_with_user(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine_for(tmp_path)
-    add_user(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import Engine
 from support.events import make_event
 from support.waiting import wait_until
-from web_fixtures import PASSWORD, add_user, make_engine_for
+from web_fixtures import PASSWORD
 from werkzeug.serving import make_server
 
 from sitwatch import protocol
@@ -63,16 +63,8 @@ def config(tmp_path: Path, private_broker: Mosquitto) -> ServerConfig:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine_for(tmp_path)
-    add_user(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def worker(config: ServerConfig, engine: Engine) -> Iterator[IngestWorker]:
-    worker = IngestWorker(config, engine, client_id="ingest-live-test").start()
+def worker(config: ServerConfig, sqlite_with_user: Engine) -> Iterator[IngestWorker]:
+    worker = IngestWorker(config, sqlite_with_user, client_id="ingest-live-test").start()
     try:
         assert worker.wait_ready(10), "ingest worker did not subscribe"
         yield worker
@@ -94,11 +86,11 @@ def desk(private_broker: Mosquitto) -> Iterator[mqtt.Client]:
 
 
 @pytest.fixture
-def served(config: ServerConfig, engine: Engine) -> Iterator[str]:
+def served(config: ServerConfig, sqlite_with_user: Engine) -> Iterator[str]:
     """The dashboard on a real HTTP server in a thread, polled every POLL_S seconds."""
     app = create_app(
         config,
-        engine=engine,
+        engine=sqlite_with_user,
         test_config={"TESTING": True, "SECRET_KEY": "test-secret", "SITWATCH_LIVE_POLL_S": POLL_S},
     )
     port = free_port()

@@ -64,24 +64,24 @@ def config(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def engine(config: Path, tmp_path: Path) -> Iterator[Engine]:
+def cli_database(config: Path, tmp_path: Path) -> Iterator[Engine]:
     made = make_engine(f"sqlite:///{tmp_path}/sw.db")
     yield made
     made.dispose()
 
 
-def count(engine: Engine, model: type, **where: str) -> int:
+def count(cli_database: Engine, model: type, **where: str) -> int:
     query = select(func.count()).select_from(model)
     for key, value in where.items():
         query = query.where(getattr(model, key) == value)
-    with Session(engine) as session:
+    with Session(cli_database) as session:
         return session.execute(query).scalar_one()
 
 
-def two_desks(engine: Engine) -> None:
+def two_desks(cli_database: Engine) -> None:
     """desk-1 and desk-2, each with a stretch, a drill and a rollup 500 days ago and 10 days
     ago, and an answer to its settings."""
-    with Session(engine) as s:
+    with Session(cli_database) as s:
         for desk in ("desk-1", "desk-2"):
             add_device(s, desk, desk.title(), last_seen=RECENT)
             s.flush()
@@ -102,34 +102,38 @@ def add_users(config: Path, *names: str) -> None:
         assert result.exit_code == 0, result.output
 
 
-def role_of(engine: Engine, username: str) -> str:
-    with Session(engine) as session:
+def role_of(cli_database: Engine, username: str) -> str:
+    with Session(cli_database) as session:
         user = find_user(session, username)
         assert user is not None
         return user.role
 
 
-def test_the_first_user_is_admin_and_later_ones_members(config: Path, engine: Engine) -> None:
+def test_the_first_user_is_admin_and_later_ones_members(config: Path, cli_database: Engine) -> None:
     add_users(config, "alice", "bob")
     result = invoke(config, "create-user", "carl", "--password-stdin", "--role", "admin",
                     input=PASSWORD)  # fmt: skip
     assert result.exit_code == 0
-    assert [role_of(engine, n) for n in ("alice", "bob", "carl")] == ["admin", "member", "admin"]
+    assert [role_of(cli_database, n) for n in ("alice", "bob", "carl")] == [
+        "admin",
+        "member",
+        "admin",
+    ]
 
 
-def test_roles_and_links_from_the_command_line(config: Path, engine: Engine) -> None:
-    two_desks(engine)
+def test_roles_and_links_from_the_command_line(config: Path, cli_database: Engine) -> None:
+    two_desks(cli_database)
     add_users(config, "alice", "bob")
     result = invoke(config, "user", "link", "bob", "desk-1", "desk-9")
     assert result.exit_code == 0, result.output
     assert "desk-1: linked to bob" in result.output
     assert "desk-9 (not reported yet): linked to bob" in result.output
     assert "already linked" in invoke(config, "user", "link", "bob", "desk-1").output
-    with Session(engine) as session:
+    with Session(cli_database) as session:
         bob = find_user(session, "bob")
         assert bob is not None and desks_of(session, bob.id) == {"desk-1", "desk-9"}
     assert invoke(config, "user", "unlink", "bob", "desk-9").exit_code == 0
-    assert count(engine, DeskLink) == 1
+    assert count(cli_database, DeskLink) == 1
 
     assert invoke(config, "user", "role", "bob", "admin").output == "bob is now admin\n"
     assert invoke(config, "user", "role", "alice", "member").exit_code == 0
@@ -139,19 +143,23 @@ def test_roles_and_links_from_the_command_line(config: Path, engine: Engine) -> 
     assert nobody.exit_code == 2 and "no user 'nobody'" in nobody.output
 
 
-def test_prune_deletes_old_events_and_keeps_the_history(config: Path, engine: Engine) -> None:
-    two_desks(engine)
-    before = count(engine, Event)
+def test_prune_deletes_old_events_and_keeps_the_history(config: Path, cli_database: Engine) -> None:
+    two_desks(cli_database)
+    before = count(cli_database, Event)
     result = invoke(config, "prune")
     assert result.exit_code == 0, result.output
     # Each desk's old stretch: seated, stood_up, prompt, drill_completed.
     assert result.output == "deleted 8 events older than 400 days\n"
-    assert count(engine, Event) == before - 8
-    with Session(engine) as session:
+    assert count(cli_database, Event) == before - 8
+    with Session(cli_database) as session:
         oldest = session.execute(select(func.min(Event.ts))).scalar_one()
     assert oldest.replace(tzinfo=UTC) > REAL_NOW - timedelta(days=400)
     # Sessions, drills and rollups of those days stay.
-    assert (count(engine, SittingSession), count(engine, Drill), count(engine, DailyRollup)) == (
+    assert (
+        count(cli_database, SittingSession),
+        count(cli_database, Drill),
+        count(cli_database, DailyRollup),
+    ) == (
         4,
         4,
         4,
@@ -159,33 +167,33 @@ def test_prune_deletes_old_events_and_keeps_the_history(config: Path, engine: En
     # A rebuild recomputes only the days whose events are still all there.
     rebuilt = invoke(config, "rebuild-rollups")
     assert rebuilt.exit_code == 0 and "earlier days' events are pruned" in rebuilt.output
-    with Session(engine) as session:
+    with Session(cli_database) as session:
         prompts = session.execute(select(DailyRollup.day, DailyRollup.prompts)).all()
     assert sorted(p for _, p in prompts) == [1, 1, 1, 1]
 
 
-def test_prune_keeps_everything_when_told_to(engine: Engine) -> None:
-    two_desks(engine)
-    with Session(engine) as session:
+def test_prune_keeps_everything_when_told_to(cli_database: Engine) -> None:
+    two_desks(cli_database)
+    with Session(cli_database) as session:
         assert prune_events(session, REAL_NOW, 0) == 0
     assert first_kept_day(REAL_NOW, 0, CALENDAR) is None
 
 
-def test_rebuild_since_leaves_earlier_rollups_alone(engine: Engine) -> None:
-    two_desks(engine)
-    with Session(engine) as session:
+def test_rebuild_since_leaves_earlier_rollups_alone(cli_database: Engine) -> None:
+    two_desks(cli_database)
+    with Session(cli_database) as session:
         prune_events(session, REAL_NOW, 400)
         session.commit()
     since = first_kept_day(REAL_NOW, 400, CALENDAR)
-    with engine.begin() as connection:
+    with cli_database.begin() as connection:
         rebuild_all_rollups(connection, CALENDAR, since)
-    assert count(engine, DailyRollup) == 4
+    assert count(cli_database, DailyRollup) == 4
 
 
 def test_export_gives_a_users_desks_as_json_and_csv(
-    config: Path, engine: Engine, tmp_path: Path
+    config: Path, cli_database: Engine, tmp_path: Path
 ) -> None:
-    two_desks(engine)
+    two_desks(cli_database)
     add_users(config, "alice", "bob")
     invoke(config, "user", "link", "bob", "desk-2")
     result = invoke(config, "export", "--user", "bob")
@@ -208,54 +216,59 @@ def test_export_gives_a_users_desks_as_json_and_csv(
     assert no_file.exit_code == 2 and "--output" in no_file.output
 
 
-def test_erase_asks_for_yes_then_removes_a_desk(config: Path, engine: Engine) -> None:
-    two_desks(engine)
+def test_erase_asks_for_yes_then_removes_a_desk(config: Path, cli_database: Engine) -> None:
+    two_desks(cli_database)
     add_users(config, "alice")
     invoke(config, "user", "link", "alice", "desk-1")
     dry = invoke(config, "erase", "--desk", "desk-1")
     assert dry.exit_code == 2 and "would erase desk desk-1 (linked to alice)" in dry.output
-    assert count(engine, Event, device_id="desk-1") == 8
+    assert count(cli_database, Event, device_id="desk-1") == 8
     result = invoke(config, "erase", "--desk", "desk-1", "--yes")
     assert result.exit_code == 0, result.output
     for model in (Event, SittingSession, Drill, DailyRollup, ConfigResult, DeskLink):
-        assert count(engine, model, device_id="desk-1") == 0, model
-        assert model is DeskLink or count(engine, model, device_id="desk-2") > 0
-    assert count(engine, Device, id="desk-1") == 0 and count(engine, User) == 1
+        assert count(cli_database, model, device_id="desk-1") == 0, model
+        assert model is DeskLink or count(cli_database, model, device_id="desk-2") > 0
+    assert count(cli_database, Device, id="desk-1") == 0 and count(cli_database, User) == 1
 
 
-def test_erase_a_person_keeps_a_desk_shared_with_someone_else(config: Path, engine: Engine) -> None:
-    two_desks(engine)
+def test_erase_a_person_keeps_a_desk_shared_with_someone_else(
+    config: Path, cli_database: Engine
+) -> None:
+    two_desks(cli_database)
     add_users(config, "alice", "bob", "carol")
     invoke(config, "user", "link", "bob", "desk-1", "desk-2")
     invoke(config, "user", "link", "carol", "desk-2")
     result = invoke(config, "erase", "--user", "bob", "--yes")
     assert result.exit_code == 0, result.output
     assert "kept desk desk-2: linked to other users too" in result.output
-    assert count(engine, Device, id="desk-1") == 0 and count(engine, Event, device_id="desk-1") == 0
-    assert count(engine, Event, device_id="desk-2") == 8
-    assert count(engine, User, username="bob") == 0
-    assert [link.device_id for link in _links(engine)] == ["desk-2"]  # carol's
+    assert (
+        count(cli_database, Device, id="desk-1") == 0
+        and count(cli_database, Event, device_id="desk-1") == 0
+    )
+    assert count(cli_database, Event, device_id="desk-2") == 8
+    assert count(cli_database, User, username="bob") == 0
+    assert [link.device_id for link in _links(cli_database)] == ["desk-2"]  # carol's
     neither = invoke(config, "erase", "--yes")
     assert neither.exit_code == 2 and "--user NAME or --desk ID" in neither.output
 
 
-def _links(engine: Engine) -> list[DeskLink]:
-    with Session(engine) as session:
+def _links(cli_database: Engine) -> list[DeskLink]:
+    with Session(cli_database) as session:
         return list(session.scalars(select(DeskLink)))
 
 
 def test_users_of_an_older_database_become_admins(tmp_path: Path) -> None:
     """Before roles every user could see and change every desk: the upgrade keeps that."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cli_database = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     try:
-        upgrade(engine, "0005")
-        with engine.begin() as connection:
+        upgrade(cli_database, "0005")
+        with cli_database.begin() as connection:
             connection.execute(
                 text("INSERT INTO users (username, password_hash) VALUES ('old', 'x')")
             )
-        upgrade(engine)
-        with Session(engine) as session:
+        upgrade(cli_database)
+        with Session(cli_database) as session:
             old = find_user(session, "old")
             assert old is not None and (old.role, old.shares_with_admins) == ("admin", False)
     finally:
-        engine.dispose()
+        cli_database.dispose()

@@ -91,7 +91,7 @@ def test_waitress_serves_the_dashboard_behind_a_tls_proxy(tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
+def migrated_with_ana(tmp_path: Path) -> Iterator[Engine]:
     with migrated_engine("sqlite", tmp_path) as engine:
         with session_factory(engine)() as session:
             create_user(session, "ana", PASSWORD)
@@ -100,10 +100,10 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 
 def test_without_the_proxy_settings_forwarded_headers_are_ignored_and_cookies_not_secure(
-    engine: Engine, caplog: pytest.LogCaptureFixture
+    migrated_with_ana: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = ServerConfig.model_validate({"web": {"secret_key": "k" * 32}})
-    app = create_app(config, engine=engine, test_config={"WTF_CSRF_ENABLED": False})
+    app = create_app(config, engine=migrated_with_ana, test_config={"WTF_CSRF_ENABLED": False})
     client = app.test_client()
     with caplog.at_level(logging.INFO):
         answer = client.post(
