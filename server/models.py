@@ -1,6 +1,6 @@
 """Database tables (SQLAlchemy 2.0 typed models): devices and their answers to settings,
 raw events, derived sessions, drills, daily rollups, dashboard users, the desks linked
-to each user and the audit log."""
+to each user, each user's own daily goal and the audit log."""
 
 from __future__ import annotations
 
@@ -243,3 +243,19 @@ class DeskLink(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class PersonalGoal(Base):
+    """The daily goal a user chose for themselves (the personal page, server/web/personal.py):
+    no sitting stretch longer than ``max_stretch_min`` minutes, and a stand-up in at least
+    ``break_hours`` different hours of the day. No row: the defaults of
+    ``server.queries.progress.Goal``."""
+
+    __tablename__ = "personal_goals"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_stretch_min: Mapped[int] = mapped_column(Integer)
+    break_hours: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,6 +4,7 @@ logged-in user; the views take their scopes from it and ``params`` answers 403 o
 ``Viewer.access``.
 
 - A member sees and changes only the desks linked to them.
+- Everyone's personal page (/my-day, /my-week) shows only their own desks, combined.
 - An admin sees and changes every desk.
 - In office privacy mode an admin still manages every desk (names, online, settings,
   pauses) but sees a desk's own figures only if it is theirs or its member shares it, and
@@ -49,6 +50,12 @@ class Viewer:
             return ALL_DESKS
         if self.is_admin:
             return Scope.of(self.own_desks | self.shared_desks)
+        return Scope.of(self.own_desks)
+
+    @property
+    def own_scope(self) -> Scope:
+        """The viewer's own desks: what their personal page combines (one person's figures,
+        in every role and mode: a desk of one's own is always ``access`` FULL)."""
         return Scope.of(self.own_desks)
 
     @property

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from sitwatch.calendar import as_utc
 from sitwatch.server.models import ROLLUP_FIGURES
 from sitwatch.server.queries import insights, stats
+from sitwatch.server.web import personal
 from sitwatch.server.web.context import db, now, viewer, viewer_scope, web_state
 from sitwatch.server.web.params import date_arg, device_or_404, insights_request
 
@@ -146,6 +147,52 @@ def _live_json(device_id: str | None, shown: Collection[str] | None) -> dict[str
             if d.id in per_device and (shown is None or d.id in shown)
         },
     }
+
+
+@bp.get("/my-day")
+def my_day() -> Response:
+    """The logged-in person's own desks combined (server/web/personal.py): today so far
+    against the same weekday last week up to the same time, the goal and its streak."""
+    if not viewer().own_desks:
+        return jsonify(desks=[], today=None)
+    goal = personal.current_goal()
+    found = personal.day_figures(goal)["view"]
+    today = found.today
+    return jsonify(
+        now=to_json(now()),
+        desks=sorted(viewer().own_desks),
+        today={
+            "day": today.day.isoformat(),
+            "seated_s": round(today.progress.seated_s),
+            "longest_s": round(today.progress.longest_s),
+            "break_hours": today.progress.break_hours,
+            "goal_met": today.met,
+            "seated_now": found.seated_now,
+        },
+        same_day_last_week={
+            "day": found.same_day_last_week.day.isoformat(),
+            "until": to_json(found.same_time_last_week),
+            "seated_s": round(found.same_day_last_week.seated_s),
+        },
+        change_s=round(found.today_vs_last_week.change_s),
+        trend=found.today_vs_last_week.direction,
+        goal=to_json(found.goal),
+        streak=to_json(found.streak),
+        week=personal.week_json(found.week, goal),
+    )
+
+
+@bp.get("/my-week")
+def my_week() -> Response:
+    """The weekly summary: ?week=YYYY-MM-DD (any day of it; default this week), each day
+    beside the same weekday the week before, totals and the trend."""
+    week_start = personal.chosen_week(web_state().calendar.day_of(now()))
+    if not viewer().own_desks:
+        return jsonify(desks=[], week=None)
+    found = personal.week_figures(week_start)
+    return jsonify(
+        desks=sorted(viewer().own_desks), week=personal.week_json(found["week"], found["goal"])
+    )
 
 
 @bp.get("/live")

@@ -30,6 +30,7 @@ from sitwatch.server.web import (
     my_data,
     overview,
     people,
+    personal,
 )
 from sitwatch.server.web.context import WebState, close_db, db
 from sitwatch.server.web.filters import register_filters
@@ -123,6 +124,7 @@ def create_app(
     for blueprint in (overview.bp, devices.bp, desk_settings.bp, insights.bp, api.bp, audit_log.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(my_data.bp)
+    app.register_blueprint(personal.bp)
     app.register_blueprint(people.bp)
     register_filters(app)
 

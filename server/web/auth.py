@@ -34,7 +34,7 @@ from wtforms.validators import InputRequired, Length
 
 from sitwatch.server.audit import LOGIN, LOGIN_FAILED, LOGIN_LOCKED, LOGOUT
 from sitwatch.server.login_throttle import locked_until
-from sitwatch.server.models import User
+from sitwatch.server.models import ADMIN, User
 from sitwatch.server.users import end_sessions, verify_user
 from sitwatch.server.web.context import db, now, record, viewer
 
@@ -101,10 +101,11 @@ def admin_only(view: Callable[P, R]) -> Callable[P, R]:
     return checked
 
 
-def _safe_next(target: str | None) -> str:
+def _safe_next(target: str | None, home: str | None = None) -> str:
     """Only a path on this site: never an open redirect to another host, and nothing a
-    Location header cannot carry (a CR or LF would be a header injection)."""
-    home = url_for("overview.index")
+    Location header cannot carry (a CR or LF would be a header injection); else ``home``
+    (default the overview)."""
+    home = home or url_for("overview.index")
     if not target or not target.startswith("/") or target.startswith("//"):
         return home
     parts = urlsplit(target)
@@ -174,7 +175,9 @@ def login() -> Any:
     record(LOGIN, actor=user.username)
     db().commit()
     log.info("user %r logged in from %s", user.username, address)
-    return redirect(_safe_next(request.args.get("next")))
+    # A member lands on their own day; an admin on the fleet's overview.
+    home = url_for("overview.index" if user.role == ADMIN else "personal.page")
+    return redirect(_safe_next(request.args.get("next"), home))
 
 
 @bp.post("/logout")

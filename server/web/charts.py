@@ -2,7 +2,7 @@
 computed from the figures and drawn by the templates (``_macros.html``, ``insights.html``):
 the day's timeline and the daily bars of the overview and device pages, and the Insights
 page's funnel and exercise bars, bout histogram, hour x weekday heatmap and seat-time
-budget per day.
+budget per day; the personal page's week beside last week and its goal ring.
 
 Charts are inline SVG drawn by Jinja from the geometry computed here, not a JavaScript chart
 library: the pages work with scripts off, there is no 200 kB vendored file to keep current,
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from flask import url_for
 
-from sitwatch.server.queries import insights, stats
+from sitwatch.server.queries import insights, progress, stats
 from sitwatch.server.web.filters import format_duration, local_time, percent
 
 WEEK_DAYS = 7  # a longer series labels its days by number only
@@ -189,6 +189,100 @@ def series_chart(days: list[stats.DayFigures]) -> BarChart:
         y_ticks,
         total_seated_s=sum(d.seated_s for d in days),
         total_drills=sum(d.drills for d in days),
+    )
+
+
+@dataclass(frozen=True)
+class PairChart:
+    """Each weekday's bar beside last week's: this week filled, last week outlined and
+    hatched, every bar labelled with its hours (readable without hovering)."""
+
+    width: int
+    height: int
+    x0: float
+    x1: float
+    base_y: float
+    bars: list[Rect]
+    values: list[Tick]
+    x_labels: list[Tick]
+    y_ticks: list[Tick]
+    so_far: list[Rect]  # last week's share "by this time" on today's weekday (a line)
+
+
+def _hours_text(seconds: float) -> str:
+    return f"{seconds / 3600:.1f}"
+
+
+def week_pair_chart(week: progress.WeekComparison) -> PairChart:
+    """This week's days beside last week's, seated hours per day."""
+    x0, x1 = float(BC_LEFT), float(BC_WIDTH - 10)
+    base_y = float(BC_HEIGHT - BC_BOTTOM)
+    plot_h = base_y - BC_TOP - 14  # room for the value above the tallest bar
+    top_hours = max(
+        [d.this.progress.seated_s / 3600 for d in week.days]
+        + [d.last.seated_s / 3600 for d in week.days]
+    )
+    step = hour_step(top_hours)
+    y_max = max(step, math.ceil(top_hours / step) * step)
+    slot = (x1 - x0) / 7
+    width = slot * 0.36
+    bars, values, labels, so_far = [], [], [], []
+
+    def height_of(seconds: float) -> float:
+        return round(plot_h * (seconds / 3600) / y_max, 1)
+
+    for index, day in enumerate(week.days):
+        left = x0 + index * slot + slot * 0.12
+        this, last = day.this.progress, day.last
+        for shift, seconds, css, when in (
+            (0.0, last.seated_s, "bar last-week", f"{last.day:%a %d %b} (last week)"),
+            (width, this.seated_s, "bar this-week", f"{this.day:%a %d %b}"),
+        ):
+            if css.endswith("this-week") and day.is_future:
+                continue
+            height = height_of(seconds)
+            title = f"{when}: {format_duration(seconds)} seated"
+            x = round(left + shift, 1)
+            bars.append(Rect(x, base_y - height, round(width - 2, 1), height, title, css))
+            values.append(
+                Tick(round(x + width / 2 - 1, 1), base_y - height - 4, _hours_text(seconds))
+            )
+        if day.last_so_far.seated_s != last.seated_s and not day.is_future:
+            height = height_of(day.last_so_far.seated_s)
+            title = f"{last.day:%a %d %b} by this time: {format_duration(day.last_so_far.seated_s)}"
+            so_far.append(
+                Rect(round(left, 1), base_y - height, round(width - 2, 1), 0, title, "so-far")
+            )
+        labels.append(
+            Tick(round(x0 + index * slot + slot / 2, 1), base_y + 16, f"{this.day:%a %d}")
+        )
+    y_ticks = [
+        Tick(x0 - 8, round(base_y - plot_h * hours / y_max, 1), f"{hours} h")
+        for hours in range(0, y_max + 1, step)
+    ]
+    return PairChart(
+        BC_WIDTH, BC_HEIGHT - 20, x0, x1, base_y, bars, values, labels, y_ticks, so_far
+    )
+
+
+@dataclass(frozen=True)
+class Ring:
+    """A progress ring: a circle of ``circumference`` whose first ``filled`` is drawn."""
+
+    radius: float
+    circumference: float
+    filled: float
+    share: float
+
+
+RING_RADIUS = 42.0
+
+
+def goal_ring(day: progress.GoalDay) -> Ring:
+    """Today's stand-up hours against the goal's, as a ring."""
+    circumference = round(2 * math.pi * RING_RADIUS, 2)
+    return Ring(
+        RING_RADIUS, circumference, round(circumference * day.break_share, 2), day.break_share
     )
 
 
