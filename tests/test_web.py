@@ -303,8 +303,14 @@ def test_security_headers(client: FlaskClient) -> None:
 def test_overview_shows_today_and_charts(logged_in: FlaskClient) -> None:
     body = logged_in.get("/").get_data(as_text=True)
     assert "1 of 3 seated now" in body
-    assert 'data-figure="seated_s" data-value="9900"' in body  # 2 h 45 min
-    assert "2 h 45 min" in body
+    # Several desks are several people: the card shows the average desk that sat today
+    # (desk-a 2 h 15 min and desk-b 30 min; desk-c did not sit), never their sum.
+    assert "Per desk today" in body and "All devices today" not in body
+    assert 'data-figure="seated_s" data-value="4950"' in body  # (8100 + 1800) / 2
+    assert "1 h 22 min" in body and "2 h 45 min" not in body
+    assert 'data-figure="desks_in_use" data-value="2"' in body
+    assert 'data-figure="drills" data-value="1.5"' in body  # (2 + 1) / 2
+    assert "average per desk that sat that day" in body
     assert body.count('class="session"') == 4  # desk-a 3 + desk-b 1 finished
     assert body.count('class="session open"') == 1  # desk-a since 14:50
     assert body.count('<rect class="bar"') == 7 + 30
@@ -397,6 +403,7 @@ def test_a_fleet_overview_shows_the_busiest_devices_and_links_to_all(
     assert f"all {fleet + 3} devices" in body
     # The header's figures still cover every device.
     everyone_s = 9900 + sum(36_000 + n for n in range(fleet))
-    assert f'data-figure="seated_s" data-value="{everyone_s}"' in body
+    per_desk_s = round(everyone_s / (fleet + 2))  # every desk that sat: all but desk-c
+    assert f'data-figure="seated_s" data-value="{per_desk_s}"' in body
     everyone = logged_in.get("/devices").get_data(as_text=True)
     assert everyone.count('class="pill ') == fleet + 3

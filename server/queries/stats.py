@@ -270,6 +270,39 @@ def today(
     return combine_today(calendar.day_of(now), list(per_device.values()))
 
 
+@dataclass(frozen=True)
+class PerDesk:
+    """Today's figures of the average desk in use (one that sat today: a finished or a
+    running stretch), for a page that shows several desks, where a sum over desks would
+    add up different people. ``desks``: how many desks the average is over (0: none sat,
+    all figures 0)."""
+
+    day: date
+    desks: int
+    seated_s: float = 0.0
+    sessions: float = 0.0
+    breaks: float = 0.0
+    prompts: float = 0.0
+    prompts_answered: float = 0.0
+    prompts_answered_by_drill: float = 0.0
+    drills: float = 0.0
+
+
+def per_desk_today(day: date, per_device: Sequence[TodayFigures]) -> PerDesk:
+    """The average of ``per_device`` over the desks that sat today (to 0.1)."""
+    used = [f for f in per_device if f.seated_s > 0 or f.current_stretch_s > 0]
+    if not used:
+        return PerDesk(day=day, desks=0)
+    return PerDesk(
+        day=day,
+        desks=len(used),
+        **{
+            name: round(sum(getattr(f, name) for f in used) / len(used), 1)
+            for name in _TODAY_FIGURES
+        },
+    )
+
+
 # --- days, weeks, months --------------------------------------------------------------------
 
 
@@ -350,6 +383,50 @@ def desks_by_day(session: Session, scope: Scope, first: date, last: date) -> dic
         .group_by(DailyRollup.day)
     )
     return {day: desks for day, desks in session.execute(stmt)}
+
+
+@dataclass(frozen=True)
+class AverageDay:
+    """A day's seated time and drills of the average desk that sat that day (``desks`` of
+    them; 0: none, figures 0)."""
+
+    day: date
+    desks: int
+    seated_s: float = 0.0
+    drills: float = 0.0
+
+
+def daily_average_series(
+    session: Session, scope: Scope, first: date, last: date
+) -> list[AverageDay]:
+    """daily_series over the scope's desks, per desk that sat each day (seated_s > 0)."""
+    totals = daily_series(session, scope, first, last)
+    stmt = (
+        select(DailyRollup.day, func.count())
+        .where(
+            DailyRollup.day >= first,
+            DailyRollup.day <= last,
+            DailyRollup.seated_s > 0,
+            *scope.on(DailyRollup.device_id),
+        )
+        .group_by(DailyRollup.day)
+    )
+    sat = {day: desks for day, desks in session.execute(stmt)}
+    averages = []
+    for total in totals:
+        desks = sat.get(total.day, 0)
+        if not desks:
+            averages.append(AverageDay(day=total.day, desks=0))
+            continue
+        averages.append(
+            AverageDay(
+                day=total.day,
+                desks=desks,
+                seated_s=total.seated_s / desks,
+                drills=round(total.drills / desks, 1),
+            )
+        )
+    return averages
 
 
 @dataclass(frozen=True)

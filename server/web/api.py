@@ -61,6 +61,14 @@ def _overview_json(found: stats.Overview) -> dict[str, Any]:
     }
 
 
+def _per_desk_json(day: date, per_device: dict[str, stats.TodayFigures]) -> dict[str, Any]:
+    """The average desk that sat today (stats.PerDesk), named as in ``today``: what the
+    overview shows for several desks instead of their sums."""
+    body = to_json(stats.per_desk_today(day, list(per_device.values())))
+    body["answered_by_drill"] = body.pop("prompts_answered_by_drill")
+    return body
+
+
 @bp.get("/devices")
 def devices() -> Response:
     # The desks the viewer manages (in office privacy mode an admin's are all, by name).
@@ -112,6 +120,7 @@ def summary() -> Response:
         timezone=calendar.timezone,
         day_start_hour=calendar.day_start_hour,
         **_overview_json(found),
+        today_per_desk=_per_desk_json(calendar.day_of(current), per_device),
         devices={device_id: _today_json(f) for device_id, f in per_device.items()},
     )
 
@@ -134,6 +143,8 @@ def _live_json(device_id: str | None, shown: Collection[str] | None) -> dict[str
     return {
         "now": to_json(current),
         "today": {**_today_json(today), "seated_since": to_json(seated_since)},
+        # The average desk that sat today: what a page showing several desks shows.
+        "today_per_desk": _per_desk_json(today.day, per_device),
         "devices": {
             d.id: {
                 **_today_json(per_device[d.id]),

@@ -12,6 +12,7 @@ every bar carries a <title> tooltip, and tests can count bars in the HTML itself
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -123,7 +124,7 @@ class BarChart:
     x_labels: list[Tick]
     y_ticks: list[Tick]
     total_seated_s: float
-    total_drills: int
+    total_drills: float
 
 
 # Sized for a half-width card so the 12 px chart text shows at about 12 px.
@@ -148,8 +149,9 @@ def count_step(top: float) -> int:
     return next(m * magnitude for m in (1, 2, 5, 10) if top <= m * magnitude * 4)
 
 
-def series_chart(days: list[stats.DayFigures]) -> BarChart:
-    """Seated hours per day as bars; drills per day as numbered badges under each bar."""
+def series_chart(days: Sequence[stats.DayFigures | stats.AverageDay]) -> BarChart:
+    """Seated hours per day as bars; drills per day as numbered badges under each bar (the
+    average desk's, to 0.1, for ``AverageDay``)."""
     x0, x1 = float(BC_LEFT), float(BC_WIDTH - 10)
     base_y = float(BC_HEIGHT - BC_BOTTOM)
     plot_h = base_y - BC_TOP
@@ -166,13 +168,13 @@ def series_chart(days: list[stats.DayFigures]) -> BarChart:
         height = round(plot_h * (day.seated_s / 3600) / y_max, 1)
         title = (
             f"{day.day:%a %d %b}: {format_duration(day.seated_s)} seated, "
-            f"{day.drills} drill{'s' if day.drills != 1 else ''}"
+            f"{day.drills:g} drill{'s' if day.drills != 1 else ''}"
         )
         bars.append(Rect(round(left, 1), base_y - height, round(width, 1), height, title, "bar"))
         text = f"{day.day:%d}" if long_axis else f"{day.day:%a %d}"
         labels.append(Tick(centre, base_y + 16, text))
         if day.drills:
-            badges.append(Marker(centre, base_y + 34, title, "drill-badge", str(day.drills)))
+            badges.append(Marker(centre, base_y + 34, title, "drill-badge", f"{day.drills:g}"))
     y_ticks = [
         Tick(x0 - 8, round(base_y - plot_h * hours / y_max, 1), f"{hours} h")
         for hours in range(0, y_max + 1, step)
@@ -188,7 +190,7 @@ def series_chart(days: list[stats.DayFigures]) -> BarChart:
         labels,
         y_ticks,
         total_seated_s=sum(d.seated_s for d in days),
-        total_drills=sum(d.drills for d in days),
+        total_drills=round(sum(d.drills for d in days), 1),
     )
 
 

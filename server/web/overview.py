@@ -1,11 +1,12 @@
 """The overview page (/): today's figures, the day's timeline and the last 7 and 30 days,
-for all devices or (through ``page_figures``, for the device page) one; for an admin in
+for all devices (several desks: per desk that sat, never sums over people) or (through
+``page_figures``, for the device page) one; for an admin in
 office privacy mode, the fleet's totals only (``fleet_figures``); and the drill guide
 (/drill)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -44,17 +45,21 @@ def page_figures(device_id: str | None) -> dict[str, Any]:
     timeline = stats.day_timeline(
         session, scope, calendar, day, current, offline_after_s, device_id, among, states
     )
-    week = stats.daily_series(
-        session, scope, today - timedelta(days=WEEK_DAYS - 1), today, device_id
+    # Several desks are several people: their day is shown per desk, not summed.
+    several = device_id is None and len(devices) > 1
+    first_of_month = today - timedelta(days=MONTH_DAYS - 1)
+    month: Sequence[stats.DayFigures | stats.AverageDay] = (
+        stats.daily_average_series(session, scope, first_of_month, today)
+        if several
+        else stats.daily_series(session, scope, first_of_month, today, device_id)
     )
-    month = stats.daily_series(
-        session, scope, today - timedelta(days=MONTH_DAYS - 1), today, device_id
-    )
+    week = month[-WEEK_DAYS:]
     return {
         "overview": stats.overview(
             session, scope, calendar, current, offline_after_s, device_id, per_device, states
         ),
         "per_device": per_device,
+        "per_desk": stats.per_desk_today(today, list(per_device.values())) if several else None,
         "paused": paused_devices(session, scope, current, device_id),
         "devices": devices,
         "shown_devices": shown,

@@ -56,7 +56,9 @@
     setText(element, text);
   }
 
-  function showToday(card, today) {
+  // A card marked data-per-desk shows the average desk's figures (today_per_desk); its
+  // seat count and stretch stay the whole scope's.
+  function showToday(card, today, perDesk) {
     const seated = today.seated_now;
     const now = card.querySelector(".now");
     now.classList.toggle("is-seated", seated);
@@ -69,16 +71,18 @@
       today.devices_seated + " of " + today.devices + " seated now"
     );
     card.querySelector(".stretch").hidden = !seated;
-    setFigure(card, "seated_s", Math.round(today.seated_s), formatDuration(today.seated_s));
+    const figures = card.dataset.perDesk && perDesk ? perDesk : today;
+    setFigure(card, "seated_s", Math.round(figures.seated_s), formatDuration(figures.seated_s));
     for (const name of ["breaks", "prompts", "prompts_answered", "drills"]) {
-      setFigure(card, name, today[name], String(today[name]));
+      setFigure(card, name, figures[name], String(figures[name]));
     }
-    setFigure(card, "answered_by_drill", today.answered_by_drill, "");
-    setText(card.querySelector('[data-extra="seated_s"]'), plural(today.sessions, "session"));
+    setFigure(card, "answered_by_drill", figures.answered_by_drill, "");
+    setText(card.querySelector('[data-extra="seated_s"]'), plural(figures.sessions, "session"));
     setText(
       card.querySelector('[data-extra="prompts_answered"]'),
-      today.answered_by_drill + " by a drill"
+      figures.answered_by_drill + " by a drill"
     );
+    if (figures === perDesk) setFigure(card, "desks_in_use", perDesk.desks, String(perDesk.desks));
   }
 
   function showDevice(element, desk) {
@@ -125,7 +129,9 @@
   function show(answer) {
     latest = answer;
     skewMs = Date.now() - Date.parse(answer.now);
-    for (const card of document.querySelectorAll('[data-live="today"]')) showToday(card, answer.today);
+    for (const card of document.querySelectorAll('[data-live="today"]')) {
+      showToday(card, answer.today, answer.today_per_desk);
+    }
     for (const element of document.querySelectorAll("[data-device]")) {
       const desk = answer.devices[element.dataset.device];
       if (desk) showDevice(element, desk);
