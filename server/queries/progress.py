@@ -83,12 +83,14 @@ def by_day(calendar: Calendar, stretches: Iterable[Stretch]) -> dict[date, list[
 
 def _hour_of(calendar: Calendar, ts: datetime) -> datetime:
     """The start of the local clock hour ``ts`` falls in, as a UTC instant (so the hour
-    repeated when the clocks go back counts as two hours, as it lasts two)."""
+    repeated when the clocks go back counts as two hours, as it lasts two). Taken off the
+    UTC instant: wall-clock arithmetic on the local time would lose which of the two it
+    was."""
     local = as_utc(ts).astimezone(calendar.zone)
-    start = local - timedelta(
+    into_hour = timedelta(
         minutes=local.minute, seconds=local.second, microseconds=local.microsecond
     )
-    return as_utc(start)
+    return as_utc(ts) - into_hour
 
 
 def day_progress(
