@@ -1,7 +1,7 @@
 """A person's data, for the GDPR's access and erasure (docs/privacy.md): everything stored
 about the desks linked to a user (desk rows and settings, the desks' answers to them, raw
-events, sessions, drills, daily rollups) and the account itself, exported as JSON or as
-CSV files in a zip; and erased, by desk or by person."""
+events, sessions, drills, daily rollups) and the account itself with its daily goal,
+exported as JSON or as CSV files in a zip; and erased, by desk or by person."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from sitwatch.server.models import (
     Device,
     Drill,
     Event,
+    PersonalGoal,
     SittingSession,
     User,
 )
@@ -76,7 +77,16 @@ def export_of(session: Session, user: User) -> dict[str, Any]:
         "daily_rollups": _rows(session, DailyRollup, desks),
     }
     found["account"]["desks"] = sorted(desks)
+    found["goal"] = _goal_rows(session, user)
     return found
+
+
+def _goal_rows(session: Session, user: User) -> list[dict[str, Any]]:
+    """The daily goal the user chose (none: an empty table)."""
+    table: Table = PersonalGoal.__table__
+    keys = [c for c in table.c if c.name != "user_id"]
+    query = select(*keys).where(table.c.user_id == user.id)
+    return [{k: _plain(v) for k, v in row._mapping.items()} for row in session.execute(query)]
 
 
 def export_json(found: dict[str, Any]) -> str:
@@ -146,6 +156,7 @@ def erase_user(session: Session, user: User) -> Erased:
         erased.append(device_id)
     name = user.username
     session.execute(delete(DeskLink).where(DeskLink.user_id == user.id))
+    session.execute(delete(PersonalGoal).where(PersonalGoal.user_id == user.id))
     session.delete(user)
     session.flush()
     totals["users"] = 1
