@@ -73,7 +73,10 @@ def expected_today(events: list[Any]) -> dict[str, Any]:
     ]
     seated_now = [e for e in last_seat.values() if e.type is EventType.SEATED]
     todays = [e for e in events if calendar.day_of(e.ts) == today]
+    # The overview shows several desks per desk that sat today, not summed (stats.PerDesk).
+    sat = {e.device_id for e in started_today} | {e.device_id for e in seated_now}
     return {
+        "desks_sat": len(sat),
         "seated_s": sum(e.data["session_s"] for e in started_today),
         "drills": sum(e.type is EventType.DRILL_COMPLETED and drill_counts(e) for e in todays),
         "prompts": sum(e.type is EventType.PROMPT for e in todays),
@@ -185,14 +188,14 @@ def test_ingested_day_renders_in_chromium(
 
             page.goto(f"{served}/")
             seated = page.locator('[data-figure="seated_s"]').first
-            assert seated.get_attribute("data-value") == str(round(expected["seated_s"]))
-            assert seated.inner_text() == format_duration(expected["seated_s"])
-            assert page.locator('[data-figure="drills"]').first.inner_text() == str(
-                expected["drills"]
-            )
-            assert page.locator('[data-figure="prompts"]').first.inner_text() == str(
-                expected["prompts"]
-            )
+            desks = expected["desks_sat"]
+            per_desk_s = round(expected["seated_s"] / desks, 1)
+            assert seated.get_attribute("data-value") == str(round(per_desk_s))
+            assert seated.inner_text() == format_duration(per_desk_s)
+            assert page.locator('[data-figure="desks_in_use"]').inner_text() == str(desks)
+            for name in ("drills", "prompts"):
+                shown = page.locator(f'[data-figure="{name}"]').first.inner_text()
+                assert shown == f"{round(expected[name] / desks, 1):g}", name
             assert "2 of 3 seated now" in page.locator(".today .now").first.inner_text()
             assert "Anna's desk" in page.locator(".device-cards").inner_text()
 

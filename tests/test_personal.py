@@ -1,83 +1,29 @@
 """The personal page (/my-day), the weekly summary (/my-week) and their JSON, over real
 HTTP on SQLite and PostgreSQL: one person's desks combined, today and this week against
 last week, the goal they choose and its streak, and who sees what. Figures worked out by
-hand next to the data (``bob_and_alice``)."""
+hand next to the data (``web_fixtures.seed_personal``)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from web_fixtures import (
-    PASSWORD,
-    TODAY,
-    add_device,
-    add_event,
-    add_session,
-    add_user,
-    at,
-    csrf_from,
-    login,
-    make_app,
-    seeded_engine,
-)
+from web_fixtures import PASSWORD, csrf_from, login, make_app, seed_personal, seeded_engine
 
 from sitwatch.server.config import PrivacyConfig
-from sitwatch.server.members import link_desk
 from sitwatch.server.models import PersonalGoal
 from sitwatch.server.personal_data import erase_user
 from sitwatch.server.users import find_user
 
-WEEK_AGO = timedelta(days=7)
-MON, TUE = TODAY - timedelta(days=2), TODAY - timedelta(days=1)  # Wednesday's week
-
-
-def bob_and_alice(engine: Engine) -> None:
-    """bob (member) has desk-a and desk-b; alice (admin) has desk-c; NOW is Wednesday
-    2026-11-25 15:30 UTC, days start 04:00 UTC.
-
-    bob today: desk-a 09:00-09:40, 10:00-11:10, 13:00-13:25 and seated since 14:50; desk-b
-    11:05-11:30, which overlaps desk-a's: 40 + 90 + 25 + 40 = 195 min (11700 s), longest
-    90 min, stand-ups in hours 09, 11 and 13. Last Wednesday: 09:00-10:00 and 14:00-16:00,
-    of which 60 + 90 = 150 min (9000 s) by 15:30. Monday 45 min, Tuesday 30 min; last
-    Monday 60 min. This week so far 270 min against 210 (16200 s against 12600 s).
-    alice today: desk-c 08:00-13:00 (300 min)."""
-    with Session(engine) as s:
-        add_device(s, "desk-a", "Desk A", last_seen=at(TODAY, 15, 29))
-        add_device(s, "desk-b", "Desk B", last_seen=at(TODAY, 15, 29))
-        add_device(s, "desk-c", "Desk C", last_seen=at(TODAY, 15, 29))
-        s.flush()
-        add_session(s, "desk-a", at(TODAY, 9), 40)
-        add_session(s, "desk-a", at(TODAY, 10), 70)
-        add_session(s, "desk-a", at(TODAY, 13), 25)
-        add_event(s, "desk-a", "seated", at(TODAY, 14, 50))
-        add_session(s, "desk-b", at(TODAY, 11, 5), 25)
-        add_session(s, "desk-a", at(TODAY - WEEK_AGO, 9), 60)
-        add_session(s, "desk-b", at(TODAY - WEEK_AGO, 14), 120)
-        add_session(s, "desk-a", at(MON, 9), 45)
-        add_session(s, "desk-a", at(TUE, 9), 30)
-        add_session(s, "desk-a", at(MON - WEEK_AGO, 9), 60)
-        add_session(s, "desk-c", at(TODAY, 8), 300)
-        s.commit()
-    add_user(engine, "alice")
-    add_user(engine, "bob", role="member")
-    add_user(engine, "carol", role="member")
-    with Session(engine) as session:
-        link_desk(session, "bob", "desk-a")
-        link_desk(session, "bob", "desk-b")
-        link_desk(session, "alice", "desk-c")
-        session.commit()
-
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def people(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with seeded_engine(request.param, tmp_path, seed=bob_and_alice) as engine:
+    with seeded_engine(request.param, tmp_path, seed=seed_personal) as engine:
         yield engine
 
 
@@ -103,6 +49,7 @@ def test_a_member_sees_their_desks_combined_against_last_week(people: Engine) ->
     ]
     assert chart.count('class="bar last-week"') == 7 and chart.count('class="bar this-week"') == 3
     assert '<text class="value"' in chart and ">3.2</text>" in chart  # today 3.25 h
+    assert ">3</text>" in chart  # all of last Wednesday: 3 h
     assert 'class="so-far"' in chart  # last Wednesday by this time: 2.5 h of 3
     # The default goal (50 min, 6 hours): 3 of 6 hours, the 90 min stretch is over.
     assert 'data-chart="goal-ring" data-share="0.50"' in page

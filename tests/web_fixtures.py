@@ -2,6 +2,7 @@
 and two data sets inserted straight through the models.
 
 ``seed_small`` is tiny and its figures are worked out by hand in tests/test_stats.py;
+``seed_personal`` is one person with two desks (tests/test_personal.py);
 ``seed_week`` is one working week of two desks whose insights (tests/test_insights.py) are
 worked out by hand; ``demo_events`` is weeks of plausible office days for the browser test.
 """
@@ -258,6 +259,48 @@ def seed_small(engine: Engine) -> None:
             add_rollup(s, "desk-a", day, seated_s=seated, sessions=sessions, longest_s=longest,
                        breaks=sessions - 1, drills=drills)  # fmt: skip
         s.commit()
+
+
+# --- one person's desks for the personal page, worked out in tests/test_personal.py --------
+
+
+def seed_personal(engine: Engine) -> None:
+    """bob (member) has desk-a and desk-b; alice (admin) has desk-c; NOW is Wednesday
+    2026-11-25 15:30 UTC, days start 04:00 UTC.
+
+    bob today: desk-a 09:00-09:40, 10:00-11:10, 13:00-13:25 and seated since 14:50; desk-b
+    11:05-11:30, which overlaps desk-a's: 40 + 90 + 25 + 40 = 195 min (11700 s), longest
+    90 min, stand-ups in hours 09, 11 and 13. Last Wednesday: 09:00-10:00 and 14:00-16:00,
+    of which 60 + 90 = 150 min (9000 s) by 15:30. Monday 45 min, Tuesday 30 min; last
+    Monday 60 min. This week so far 270 min against 210 (16200 s against 12600 s).
+    alice today: desk-c 08:00-13:00 (300 min)."""
+    with Session(engine) as s:
+        add_device(s, "desk-a", "Desk A", last_seen=at(TODAY, 15, 29))
+        add_device(s, "desk-b", "Desk B", last_seen=at(TODAY, 15, 29))
+        add_device(s, "desk-c", "Desk C", last_seen=at(TODAY, 15, 29))
+        s.flush()
+        add_session(s, "desk-a", at(TODAY, 9), 40)
+        add_session(s, "desk-a", at(TODAY, 10), 70)
+        add_session(s, "desk-a", at(TODAY, 13), 25)
+        add_event(s, "desk-a", "seated", at(TODAY, 14, 50))
+        add_session(s, "desk-b", at(TODAY, 11, 5), 25)
+        add_session(s, "desk-a", at(TODAY - timedelta(days=7), 9), 60)
+        add_session(s, "desk-b", at(TODAY - timedelta(days=7), 14), 120)
+        add_session(s, "desk-a", at(TODAY - timedelta(days=2), 9), 45)
+        add_session(s, "desk-a", at(TODAY - timedelta(days=1), 9), 30)
+        add_session(s, "desk-a", at(TODAY - timedelta(days=9), 9), 60)
+        add_session(s, "desk-c", at(TODAY, 8), 300)
+        s.commit()
+    add_user(engine, "alice")
+    add_user(engine, "bob", role="member")
+    add_user(engine, "carol", role="member")
+    from sitwatch.server.members import link_desk
+
+    with Session(engine) as session:
+        link_desk(session, "bob", "desk-a")
+        link_desk(session, "bob", "desk-b")
+        link_desk(session, "alice", "desk-c")
+        session.commit()
 
 
 # --- a working week for the insights, worked out by hand in tests/test_insights.py --------

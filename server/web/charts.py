@@ -212,7 +212,8 @@ class PairChart:
 
 
 def _hours_text(seconds: float) -> str:
-    return f"{seconds / 3600:.1f}"
+    """Hours to one decimal, whole ones without it: "2.5", "3", "0"."""
+    return f"{round(seconds / 3600, 1):g}"
 
 
 def week_pair_chart(week: progress.WeekComparison) -> PairChart:
@@ -227,14 +228,14 @@ def week_pair_chart(week: progress.WeekComparison) -> PairChart:
     step = hour_step(top_hours)
     y_max = max(step, math.ceil(top_hours / step) * step)
     slot = (x1 - x0) / 7
-    width = slot * 0.36
+    width = slot * 0.42
     bars, values, labels, so_far = [], [], [], []
 
     def height_of(seconds: float) -> float:
         return round(plot_h * (seconds / 3600) / y_max, 1)
 
     for index, day in enumerate(week.days):
-        left = x0 + index * slot + slot * 0.12
+        left = x0 + index * slot + slot * 0.08
         this, last = day.this.progress, day.last
         for shift, seconds, css, when in (
             (0.0, last.seated_s, "bar last-week", f"{last.day:%a %d %b} (last week)"),
