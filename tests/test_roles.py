@@ -346,7 +346,9 @@ def test_office_mode_shows_fleet_totals_over_enough_desks_only(tmp_path: Path) -
         login(client)
         page = client.get("/").get_data(as_text=True)
         assert 'data-fleet="totals"' in page
-        assert 'data-figure="seated_s" data-value="10800"' in page  # 6 x 30 min
+        # The average desk that sat (6 x 30 min / 6), not the sum over six people.
+        assert 'data-figure="seated_s" data-value="1800"' in page
+        assert 'data-figure="desks_in_use" data-value="6"' in page
         assert not any(f"Person {n}" in page for n in range(6))
         # Yesterday only two desks sat: that day's bar stays empty (0 h) in the week chart.
         assert "3600" not in page and "2.0 h" not in page

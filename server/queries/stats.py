@@ -375,16 +375,6 @@ def desks_with_data(session: Session, scope: Scope, first: date, last: date) -> 
     return session.execute(stmt).scalar_one()
 
 
-def desks_by_day(session: Session, scope: Scope, first: date, last: date) -> dict[date, int]:
-    """For each day from ``first`` to ``last`` with data, how many desks have a rollup."""
-    stmt = (
-        select(DailyRollup.day, func.count())
-        .where(DailyRollup.day >= first, DailyRollup.day <= last, *scope.on(DailyRollup.device_id))
-        .group_by(DailyRollup.day)
-    )
-    return {day: desks for day, desks in session.execute(stmt)}
-
-
 @dataclass(frozen=True)
 class AverageDay:
     """A day's seated time and drills of the average desk that sat that day (``desks`` of

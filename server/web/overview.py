@@ -1,8 +1,8 @@
 """The overview page (/): today's figures, the day's timeline and the last 7 and 30 days,
-for all devices (several desks: per desk that sat, never sums over people) or (through
-``page_figures``, for the device page) one; for an admin in
-office privacy mode, the fleet's totals only (``fleet_figures``); and the drill guide
-(/drill)."""
+for all devices (several desks: the average desk that sat, never sums over people) or
+(through ``page_figures``, for the device page) one; for an admin in office privacy mode,
+the fleet only as such averages over enough desks (``fleet_figures``); and the drill
+guide (/drill)."""
 
 from __future__ import annotations
 
@@ -94,26 +94,32 @@ def busiest(
 
 
 def fleet_figures() -> dict[str, Any]:
-    """The fleet as an admin sees it in office privacy mode: today's totals and the last 7
-    and 30 days, each shown only where at least ``min_group`` desks have data (a day below
-    that stays empty); no desk's own figures, no timeline, no records (one person's)."""
+    """The fleet as an admin sees it in office privacy mode: today and the last 7 and 30
+    days per desk that sat (an average, never a sum over people), each shown only where at
+    least ``min_group`` desks have data and sat (a day below that stays empty); no desk's own
+    figures, no timeline, no records (one person's)."""
     state, session, current, seen = web_state(), db(), now(), viewer()
     calendar, offline_after_s = state.calendar, state.config.offline_after_s
     today = calendar.day_of(current)
-    desks_today = stats.desks_with_data(session, ALL_DESKS, today, today)
-    totals = None
-    if seen.may_see_total_of(desks_today):
-        totals = stats.today(session, ALL_DESKS, calendar, current, offline_after_s)
+    counted = stats.desks_with_data(session, ALL_DESKS, today, today)
+    totals = per_desk = None
+    if seen.may_see_total_of(counted):
+        per_device = stats.today_by_device(session, ALL_DESKS, calendar, current, offline_after_s)
+        average = stats.per_desk_today(today, list(per_device.values()))
+        counted = average.desks  # the average is over the desks that sat
+        if seen.may_see_total_of(counted):
+            totals = stats.combine_today(today, list(per_device.values()))
+            per_desk = average
     first = today - timedelta(days=MONTH_DAYS - 1)
-    desks = stats.desks_by_day(session, ALL_DESKS, first, today)
     month = [
-        day if seen.may_see_total_of(desks.get(day.day, 0)) else stats.DayFigures(day=day.day)
-        for day in stats.daily_series(session, ALL_DESKS, first, today)
+        day if seen.may_see_total_of(day.desks) else stats.AverageDay(day=day.day, desks=0)
+        for day in stats.daily_average_series(session, ALL_DESKS, first, today)
     ]
     visible = stats.device_statuses(session, viewer_scope(), current, offline_after_s)
     return {
         "today": totals,
-        "withheld": None if totals is not None else fleet_withheld(desks_today),
+        "per_desk": per_desk,
+        "withheld": None if totals is not None else fleet_withheld(counted),
         "min_group": seen.min_group,
         "week": series_chart(month[-WEEK_DAYS:]),
         "month": series_chart(month),
