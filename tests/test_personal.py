@@ -110,7 +110,8 @@ def test_a_person_chooses_their_goal_with_plain_errors(people: Engine) -> None:
     assert response.status_code == 400
     page = response.get_data(as_text=True)
     assert re.search(r'data-error-for="max_stretch_min">Choose 10 to 240 minutes<', page)
-    assert 'data-error-for="break_hours"' in page and "Traceback" not in page
+    assert re.search(r'data-error-for="break_hours">Enter a whole number<', page)
+    assert "Traceback" not in page
     assert 'aria-invalid="true"' in page
     no_token = {"max_stretch_min": "100", "break_hours": "3"}
     assert bob.post("/my-day/goal", data=no_token).status_code == 400
@@ -178,3 +179,15 @@ def test_the_goal_goes_with_its_person(people: Engine) -> None:
         erase_user(session, user)
         session.commit()
         assert session.query(PersonalGoal).count() == 0
+
+
+def test_the_overview_averages_only_over_other_peoples_desks(people: Engine) -> None:
+    # bob's two desks are his own: his overview adds them up (My day combines them);
+    # alice sees three desks, two of them bob's: per desk, never a sum over people.
+    bob = client_of(people, "bob").get("/").get_data(as_text=True)
+    assert "All devices today" in bob and 'data-per-desk="average"' not in bob
+    alice = client_of(people, "alice").get("/").get_data(as_text=True)
+    assert "Per desk today" in alice and 'data-per-desk="average"' in alice
+    live = client_of(people, "alice").get("/api/v1/live").get_json()
+    assert set(live["today_per_desk"]) >= {"seated_s", "desks", "answered_by_drill"}
+    assert "seated_s" in live["today"]  # the existing fields stay

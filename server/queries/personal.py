@@ -118,7 +118,7 @@ def personal_view(
         week=compare_weeks(calendar, calendar.week_start(today), grouped, now, goal),
         streak=goal_streak(days, today),
         goal=goal,
-        seated_now=any(s.is_open for s in grouped.get(today, ())),
+        seated_now=any(s.is_open for s in timeline),
     )
 
 

@@ -45,8 +45,10 @@ def page_figures(device_id: str | None) -> dict[str, Any]:
     timeline = stats.day_timeline(
         session, scope, calendar, day, current, offline_after_s, device_id, among, states
     )
-    # Several desks are several people: their day is shown per desk, not summed.
-    several = device_id is None and len(devices) > 1
+    # Several desks that are not all the viewer's own are several people: their day is
+    # shown per desk, not summed (one person's own desks combine on their personal page).
+    own = viewer().own_desks
+    several = device_id is None and len(devices) > 1 and not {d.id for d in devices} <= own
     first_of_month = today - timedelta(days=MONTH_DAYS - 1)
     month: Sequence[stats.DayFigures | stats.AverageDay] = (
         stats.daily_average_series(session, scope, first_of_month, today)

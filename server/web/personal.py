@@ -25,10 +25,21 @@ from sitwatch.server.web.params import date_arg
 bp = Blueprint("personal", __name__)
 
 
+class WholeNumberField(IntegerField):
+    """A whole number, with a plain-word error for anything else ("Enter a whole number",
+    not WTForms' "Not a valid integer value")."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            raise ValueError("Enter a whole number") from exc
+
+
 class GoalForm(FlaskForm):
     """The daily goal, in the words the page uses."""
 
-    max_stretch_min = IntegerField(
+    max_stretch_min = WholeNumberField(
         "Longest stretch, at most",
         validators=[
             InputRequired("Enter a number of minutes"),
@@ -37,7 +48,7 @@ class GoalForm(FlaskForm):
         render_kw={"inputmode": "numeric", "autocomplete": "off"},
         description="minutes in one go before you stand up",
     )
-    break_hours = IntegerField(
+    break_hours = WholeNumberField(
         "Stand up in at least",
         validators=[
             InputRequired("Enter a number of hours"),
