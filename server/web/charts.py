@@ -60,6 +60,7 @@ class Tick:
     y: float
     label: str
     css: str = ""
+    line2: str = ""  # a second line under the label (a phone has no room beside it)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class BarChart:
         return [bar.title for bar in self.bars]
 
 
-BC_HEIGHT, BC_TOP, BC_BOTTOM = 210, 12, 56
+BC_HEIGHT, BC_TOP, BC_BOTTOM = 220, 12, 64
 HOUR_STEPS = (1, 2, 3, 4, 6, 8, 12)
 
 
@@ -189,12 +190,17 @@ def series_chart(days: list[stats.DayFigures]) -> BarChart:
             f"{day.drills} drill{'s' if day.drills != 1 else ''}"
         )
         bars.append(Rect(round(left, 2), base_y - height, round(width, 2), height, title, "bar"))
-        text = f"{day.day:%d}" if long_axis else f"{day.day:%a %d}"
-        # Counted back from today, so that the newest day is always labelled.
-        minor = long_axis and (len(days) - 1 - index) % 5 != 0
-        labels.append(Tick(centre, base_y + 18, text, "minor" if minor else ""))
+        # Every other day (a phone: every sixth), counted back from today, so that the
+        # newest day is always labelled.
+        from_last = len(days) - 1 - index
+        if long_axis and from_last % 2 == 0:
+            minor = "minor" if from_last % 6 else ""
+            labels.append(Tick(centre, base_y + 18, f"{day.day:%d}", minor))
+        elif not long_axis:
+            labels.append(Tick(centre, base_y + 17, f"{day.day:%a}", line2=f"{day.day:%d}"))
+        badge_y = base_y + (34 if long_axis else 48)
         if day.drills:
-            badges.append(Marker(centre, base_y + 38, title, "drill-badge", str(day.drills)))
+            badges.append(Marker(centre, badge_y, title, "drill-badge", str(day.drills)))
     y_ticks = [
         Tick(0, round(base_y - plot_h * hours / y_max, 1), f"{hours} h")
         for hours in range(0, y_max + 1, step)
@@ -323,7 +329,7 @@ def exercise_chart(exercises: list[insights.ExerciseCount]) -> RowChart:
     return row_chart([(e.key, e.title, e.count, str(e.count)) for e in shown], css="hbar exercise")
 
 
-CC_HEIGHT, CC_TOP, CC_BOTTOM = 210, 20, 34
+CC_HEIGHT, CC_TOP, CC_BOTTOM = 220, 20, 44
 
 
 def _column_frame(count: int) -> tuple[float, float, float]:
@@ -345,7 +351,7 @@ def histogram_chart(bouts: tuple[int, ...]) -> ColumnChart:
         bars.append(
             Rect(round(centre - width / 2, 2), base_y - height, width, height, title, "bar")
         )
-        labels.append(Tick(centre, base_y + 18, f"{label} min"))
+        labels.append(Tick(centre, base_y + 17, label, line2="min"))
         values.append(Tick(centre, base_y - height - 5, str(count)))
     y_ticks = [
         Tick(0, round(base_y - plot_h * n / y_max, 1), str(n)) for n in range(0, y_max + 1, step)
