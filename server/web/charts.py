@@ -198,7 +198,9 @@ def series_chart(days: list[stats.DayFigures]) -> BarChart:
             labels.append(Tick(centre, base_y + 18, f"{day.day:%d}", minor))
         elif not long_axis:
             labels.append(Tick(centre, base_y + 17, f"{day.day:%a}", line2=f"{day.day:%d}"))
-        badge_y = base_y + (34 if long_axis else 48)
+        # A month's badges alternate between two rows, so that two-digit counts of
+        # neighbouring days do not overlap.
+        badge_y = base_y + (34 + 18 * (index % 2) if long_axis else 48)
         if day.drills:
             badges.append(Marker(centre, badge_y, title, "drill-badge", str(day.drills)))
     y_ticks = [
