@@ -215,7 +215,7 @@ def test_ingested_day_renders_in_chromium(
             page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
 
             check_insights_page(page, served, events, shots / "insights.png")
-            check_drill_guide_on_a_phone(browser, page.context, served)
+            check_drill_guide_on_a_phone(browser, page.context, served, shots / "phone.png")
 
             # A hostile name is shown as text and runs nothing.
             with Session(sqlite_with_user) as session:
@@ -231,11 +231,15 @@ def test_ingested_day_renders_in_chromium(
             browser.close()
     assert (shots / "dashboard.png").stat().st_size > 10_000
     assert (shots / "insights.png").stat().st_size > 10_000
+    assert (shots / "phone.png").stat().st_size > 10_000
 
 
-def check_drill_guide_on_a_phone(browser: Any, logged_in: Any, served: str) -> None:
+def check_drill_guide_on_a_phone(
+    browser: Any, logged_in: Any, served: str, screenshot: Path
+) -> None:
     """The drill guide at a phone's 390 px: every exercise's drawing loaded and shown above
-    its text, the text at least 14 px."""
+    its text, the text at least 14 px; then the overview's picture on a phone for the
+    README (tests/test_phone_and_a11y.py checks the phone layout itself)."""
     phone = browser.new_context(
         viewport={"width": 390, "height": 844}, storage_state=logged_in.storage_state()
     )
@@ -255,6 +259,9 @@ def check_drill_guide_on_a_phone(browser: Any, logged_in: Any, served: str) -> N
             for part in step.locator("h2, p").all():
                 size = part.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
                 assert size >= 14, (CIRCUIT[index].key, size)
+        page.goto(f"{served}/")
+        page.locator('section[aria-label="Day timeline"]').evaluate("e => e.scrollIntoView()")
+        page.screenshot(path=str(screenshot))  # one screenful: the day and the week
     finally:
         phone.close()
 

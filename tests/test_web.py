@@ -310,7 +310,7 @@ def test_overview_shows_today_and_charts(logged_in: FlaskClient) -> None:
     assert "1 h 22 min" in body and "2 h 45 min" not in body
     assert 'data-figure="desks_in_use" data-value="2"' in body
     assert 'data-figure="drills" data-value="1.5"' in body  # (2 + 1) / 2
-    assert "average per desk that sat that day" in body
+    assert "the average desk that sat that day" in body
     assert body.count('class="session"') == 4  # desk-a 3 + desk-b 1 finished
     assert body.count('class="session open"') == 1  # desk-a since 14:50
     assert body.count('<rect class="bar"') == 7 + 30

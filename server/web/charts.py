@@ -7,6 +7,13 @@ budget per day; the personal page's week beside last week and its goal ring.
 Charts are inline SVG drawn by Jinja from the geometry computed here, not a JavaScript chart
 library: the pages work with scripts off, there is no 200 kB vendored file to keep current,
 every bar carries a <title> tooltip, and tests can count bars in the HTML itself.
+
+Phone first: an SVG scaled by a viewBox shrinks its text with it (4 px labels at 390 px), so
+the charts have no viewBox. Across, positions and widths are percentages of the plot's width
+(``x``, ``width``: 0-100, drawn with a ``%``); down, they are CSS pixels. Text therefore keeps
+the stylesheet's size at any width, and what needs a fixed width (the desks' names, the
+y-axis labels) is drawn beside the plot, not in it. Every chart's values are also listed in
+words (``items``/``titles``) for a "Show the numbers" list under it: readable without a mouse.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ WEEK_DAYS = 7  # a longer series labels its days by number only
 
 @dataclass(frozen=True)
 class Rect:
+    """A bar: ``x`` and ``width`` in % of the plot's width, ``y`` and ``height`` in px."""
+
     x: float
     y: float
     width: float
@@ -45,24 +54,32 @@ class Marker:
 
 @dataclass(frozen=True)
 class Tick:
+    """A label: ``x`` in % of the plot's width (unused beside the plot), ``y`` in px;
+    ``css`` "minor" for those a phone leaves out to keep the rest apart."""
+
     x: float
     y: float
     label: str
+    css: str = ""
+    line2: str = ""  # a second line under the label (a phone has no room beside it)
 
 
 @dataclass(frozen=True)
 class RowLabel:
+    """One desk's row of the timeline: its name (a link, beside the plot) and its day in
+    words, in time order."""
+
     y: float
     text: str
     href: str
+    items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class TimelineChart:
-    width: int
     height: int
-    x0: float
-    x1: float
+    top: int  # px above the first row, for the hour labels
+    row_height: int
     rows: list[RowLabel]
     bars: list[Rect]
     marks: list[Marker]
@@ -70,54 +87,55 @@ class TimelineChart:
     now_x: float | None
 
 
-TL_WIDTH, TL_LABEL_W, TL_TOP, TL_ROW_H = 960, 150, 22, 36
+# A row is as tall as a touch target: its name beside it is the link to the desk's day.
+TL_TOP, TL_ROW_H = 26, 44
 
 
 def timeline_chart(
     timeline: stats.Timeline, devices: list[stats.DeviceStatus], current: datetime
 ) -> TimelineChart:
     """One row per device on a 24 h axis starting at the day's start hour."""
-    x0, x1 = float(TL_LABEL_W), float(TL_WIDTH - 12)
     span_s = (timeline.end - timeline.start).total_seconds()
 
     def x_of(ts: datetime) -> float:
         offset = (ts - timeline.start).total_seconds()
-        return round(x0 + (x1 - x0) * min(max(offset / span_s, 0.0), 1.0), 1)
+        return round(100 * min(max(offset / span_s, 0.0), 1.0), 2)
 
     rows, bars, marks = [], [], []
     for index, device in enumerate(devices):
         top = TL_TOP + index * TL_ROW_H
         href = url_for("devices.device", device_id=device.id, day=timeline.day.isoformat())
-        rows.append(RowLabel(top + TL_ROW_H / 2, device.label, href))
+        told: list[tuple[datetime, str]] = []
         for bar in timeline.bars_of(device.id):
             left, right = x_of(bar.start), x_of(bar.end)
             state = "so far" if bar.is_open else f"to {local_time(bar.end)}"
             title = f"{local_time(bar.start)} {state}: {format_duration(bar.duration_s)} seated"
             css = "session open" if bar.is_open else "session"
-            bars.append(Rect(left, top + 9, max(right - left, 1.5), TL_ROW_H - 18, title, css))
+            bars.append(Rect(left, top + 11, max(right - left, 0.2), TL_ROW_H - 22, title, css))
+            told.append((bar.start, title))
         for mark in timeline.marks_of(device.id):
-            y = top + 6 if mark.kind == "prompt" else top + TL_ROW_H - 6
+            y = top + 7 if mark.kind == "prompt" else top + TL_ROW_H - 6
             what = "Prompt" if mark.kind == "prompt" else "Drill"
             title = f"{what} at {local_time(mark.ts)}" + (
                 f" ({mark.detail})" if mark.detail else ""
             )
             css = mark.kind if mark.counted else f"{mark.kind} not-counted"
             marks.append(Marker(x_of(mark.ts), y, title, css))
+            told.append((mark.ts, title))
+        items = tuple(title for _, title in sorted(told, key=lambda item: item[0]))
+        rows.append(RowLabel(top + TL_ROW_H / 2, device.label, href, items))
     ticks = []
     for hours in range(0, 24, 3):  # the closing 24:00 line is drawn by the template
         at = timeline.start + timedelta(hours=hours)
-        ticks.append(Tick(x_of(at), TL_TOP - 8, local_time(at)))
+        ticks.append(Tick(x_of(at), TL_TOP - 10, local_time(at), "minor" if hours % 6 else ""))
     now_x = x_of(current) if timeline.start <= current < timeline.end else None
     height = TL_TOP + max(len(devices), 1) * TL_ROW_H + 4
-    return TimelineChart(TL_WIDTH, height, x0, x1, rows, bars, marks, ticks, now_x)
+    return TimelineChart(height, TL_TOP, TL_ROW_H, rows, bars, marks, ticks, now_x)
 
 
 @dataclass(frozen=True)
 class BarChart:
-    width: int
     height: int
-    x0: float
-    x1: float
     base_y: float
     bars: list[Rect]
     badges: list[Marker]
@@ -125,10 +143,14 @@ class BarChart:
     y_ticks: list[Tick]
     total_seated_s: float
     total_drills: float
+    is_long: bool = False  # more days than a phone has room for badges
+
+    @property
+    def titles(self) -> list[str]:
+        return [bar.title for bar in self.bars]
 
 
-# Sized for a half-width card so the 12 px chart text shows at about 12 px.
-BC_WIDTH, BC_HEIGHT, BC_LEFT, BC_TOP, BC_BOTTOM = 560, 210, 40, 10, 52
+BC_HEIGHT, BC_TOP, BC_BOTTOM = 220, 12, 64
 HOUR_STEPS = (1, 2, 3, 4, 6, 8, 12)
 
 
@@ -152,38 +174,43 @@ def count_step(top: float) -> int:
 def series_chart(days: Sequence[stats.DayFigures | stats.AverageDay]) -> BarChart:
     """Seated hours per day as bars; drills per day as numbered badges under each bar (the
     average desk's, to 0.1, for ``AverageDay``)."""
-    x0, x1 = float(BC_LEFT), float(BC_WIDTH - 10)
     base_y = float(BC_HEIGHT - BC_BOTTOM)
     plot_h = base_y - BC_TOP
     top_hours = max((d.seated_s / 3600 for d in days), default=0.0)
     step = hour_step(top_hours)
     y_max = max(step, math.ceil(top_hours / step) * step)
-    slot = (x1 - x0) / max(len(days), 1)
+    slot = 100 / max(len(days), 1)
     width = slot * 0.66
     long_axis = len(days) > WEEK_DAYS
     bars, badges, labels = [], [], []
     for index, day in enumerate(days):
-        left = x0 + index * slot + (slot - width) / 2
-        centre = round(x0 + index * slot + slot / 2, 1)
+        left = index * slot + (slot - width) / 2
+        centre = round(index * slot + slot / 2, 2)
         height = round(plot_h * (day.seated_s / 3600) / y_max, 1)
         title = (
             f"{day.day:%a %d %b}: {format_duration(day.seated_s)} seated, "
             f"{day.drills:g} drill{'s' if day.drills != 1 else ''}"
         )
-        bars.append(Rect(round(left, 1), base_y - height, round(width, 1), height, title, "bar"))
-        text = f"{day.day:%d}" if long_axis else f"{day.day:%a %d}"
-        labels.append(Tick(centre, base_y + 16, text))
+        bars.append(Rect(round(left, 2), base_y - height, round(width, 2), height, title, "bar"))
+        # Every other day (a phone: every sixth), counted back from today, so that the
+        # newest day is always labelled.
+        from_last = len(days) - 1 - index
+        if long_axis and from_last % 2 == 0:
+            minor = "minor" if from_last % 6 else ""
+            labels.append(Tick(centre, base_y + 18, f"{day.day:%d}", minor))
+        elif not long_axis:
+            labels.append(Tick(centre, base_y + 17, f"{day.day:%a}", line2=f"{day.day:%d}"))
+        # A month's badges alternate between two rows, so that two-digit counts of
+        # neighbouring days do not overlap.
+        badge_y = base_y + (34 + 18 * (index % 2) if long_axis else 48)
         if day.drills:
-            badges.append(Marker(centre, base_y + 34, title, "drill-badge", f"{day.drills:g}"))
+            badges.append(Marker(centre, badge_y, title, "drill-badge", f"{day.drills:g}"))
     y_ticks = [
-        Tick(x0 - 8, round(base_y - plot_h * hours / y_max, 1), f"{hours} h")
+        Tick(0, round(base_y - plot_h * hours / y_max, 1), f"{hours} h")
         for hours in range(0, y_max + 1, step)
     ]
     return BarChart(
-        BC_WIDTH,
         BC_HEIGHT,
-        x0,
-        x1,
         base_y,
         bars,
         badges,
@@ -191,6 +218,7 @@ def series_chart(days: Sequence[stats.DayFigures | stats.AverageDay]) -> BarChar
         y_ticks,
         total_seated_s=sum(d.seated_s for d in days),
         total_drills=round(sum(d.drills for d in days), 1),
+        is_long=long_axis,
     )
 
 
@@ -211,6 +239,10 @@ class PairChart:
     so_far: list[Rect]  # last week's share "by this time" on today's weekday (a line)
 
 
+# The pair chart still scales with its viewBox (its own width and left margin).
+PAIR_WIDTH, PAIR_LEFT = 560, 40
+
+
 def _hours_text(seconds: float) -> str:
     """Hours to one decimal, whole ones without it: "2.5", "3", "0"."""
     return f"{round(seconds / 3600, 1):g}"
@@ -218,7 +250,7 @@ def _hours_text(seconds: float) -> str:
 
 def week_pair_chart(week: progress.WeekComparison) -> PairChart:
     """This week's days beside last week's, seated hours per day."""
-    x0, x1 = float(BC_LEFT), float(BC_WIDTH - 10)
+    x0, x1 = float(PAIR_LEFT), float(PAIR_WIDTH - 10)
     base_y = float(BC_HEIGHT - BC_BOTTOM)
     plot_h = base_y - BC_TOP - 14  # room for the value above the tallest bar
     top_hours = max(
@@ -264,7 +296,7 @@ def week_pair_chart(week: progress.WeekComparison) -> PairChart:
         for hours in range(0, y_max + 1, step)
     ]
     return PairChart(
-        BC_WIDTH, BC_HEIGHT - 20, x0, x1, base_y, bars, values, labels, y_ticks, so_far
+        PAIR_WIDTH, BC_HEIGHT - 20, x0, x1, base_y, bars, values, labels, y_ticks, so_far
     )
 
 
@@ -308,18 +340,17 @@ class Row:
 
 @dataclass(frozen=True)
 class RowChart:
-    width: int
     height: int
-    x0: float
     rows: list[Row]
+
+    @property
+    def titles(self) -> list[str]:
+        return [row.bar.title for row in self.rows]
 
 
 @dataclass(frozen=True)
 class ColumnChart:
-    width: int
     height: int
-    x0: float
-    x1: float
     base_y: float
     bars: list[Rect]
     x_labels: list[Tick]
@@ -327,6 +358,11 @@ class ColumnChart:
     values: list[Tick]  # the count above each bar
     line_y: float | None = None  # a reference line (the budget)
     line_label: str = ""
+    is_long: bool = False
+
+    @property
+    def titles(self) -> list[str]:
+        return [bar.title for bar in self.bars]
 
 
 @dataclass(frozen=True)
@@ -344,29 +380,34 @@ class HeatCell:
 
 @dataclass(frozen=True)
 class HeatGrid:
-    width: int
     height: int
     cells: list[HeatCell]
     row_labels: list[Tick]
     col_labels: list[Tick]
     peak_s: float
 
+    @property
+    def titles(self) -> list[str]:
+        """The hours anybody sat, in words (the empty ones would be 100 lines of "0 min")."""
+        return [cell.title for cell in self.cells if cell.level]
 
-def row_chart(
-    items: list[tuple[str, str, int, str]], css: str = "hbar", width: int = 560
-) -> RowChart:
-    """Horizontal bars scaled to the largest value; ``items`` are (key, label, value,
-    value text)."""
-    x0, right, top, step = 200.0, 90.0, 6.0, 34.0
+
+RC_LONGEST = 72.0  # % of the width for the largest bar; its value text goes after it
+
+
+def row_chart(items: list[tuple[str, str, int, str]], css: str = "hbar") -> RowChart:
+    """Horizontal bars scaled to the largest value, each under its label (a phone has no
+    room beside it); ``items`` are (key, label, value, value text)."""
+    top, step = 2.0, 50.0
     most = max((value for _, _, value, _ in items), default=0) or 1
     rows = []
     for index, (key, label, value, text) in enumerate(items):
         y = top + index * step
-        length = round((width - x0 - right) * value / most, 1)
+        length = round(RC_LONGEST * value / most, 2)
         title = f"{label}: {text}"
-        bar = Rect(x0, y, max(length, 1.5 if value else 0.0), 22.0, title, css)
-        rows.append(Row(y + 15, label, text, bar, key, value))
-    return RowChart(width, int(top + len(items) * step), x0, rows)
+        bar = Rect(0.0, y + 20, max(length, 0.3 if value else 0.0), 22.0, title, css)
+        rows.append(Row(y + 14, label, text, bar, key, value))
+    return RowChart(int(top + len(items) * step), rows)
 
 
 def funnel_chart(funnel: insights.Funnel) -> RowChart:
@@ -391,42 +432,41 @@ def exercise_chart(exercises: list[insights.ExerciseCount]) -> RowChart:
     return row_chart([(e.key, e.title, e.count, str(e.count)) for e in shown], css="hbar exercise")
 
 
-CC_WIDTH, CC_HEIGHT, CC_LEFT, CC_TOP, CC_BOTTOM = 560, 210, 44, 18, 34
+CC_HEIGHT, CC_TOP, CC_BOTTOM = 220, 20, 44
 
 
-def _column_frame(count: int) -> tuple[float, float, float, float, float]:
-    x0, x1 = float(CC_LEFT), float(CC_WIDTH - 10)
+def _column_frame(count: int) -> tuple[float, float, float]:
     base_y = float(CC_HEIGHT - CC_BOTTOM)
-    slot = (x1 - x0) / max(count, 1)
-    return x0, x1, base_y, base_y - CC_TOP, slot
+    slot = 100 / max(count, 1)
+    return base_y, base_y - CC_TOP, slot
 
 
 def histogram_chart(bouts: tuple[int, ...]) -> ColumnChart:
-    x0, x1, base_y, plot_h, slot = _column_frame(len(bouts))
+    base_y, plot_h, slot = _column_frame(len(bouts))
     step = count_step(max(bouts, default=0))
     y_max = max(step, math.ceil(max(bouts, default=0) / step) * step)
     bars, labels, values = [], [], []
     for index, (label, count) in enumerate(zip(insights.BOUT_LABELS, bouts, strict=True)):
-        centre = round(x0 + index * slot + slot / 2, 1)
+        centre = round(index * slot + slot / 2, 2)
         height = round(plot_h * count / y_max, 1)
-        width = round(slot * 0.7, 1)
+        width = round(slot * 0.7, 2)
         title = f"{label} min: {count} bout{'s' if count != 1 else ''}"
         bars.append(
-            Rect(round(centre - width / 2, 1), base_y - height, width, height, title, "bar")
+            Rect(round(centre - width / 2, 2), base_y - height, width, height, title, "bar")
         )
-        labels.append(Tick(centre, base_y + 18, f"{label} min"))
+        labels.append(Tick(centre, base_y + 17, label, line2="min"))
         values.append(Tick(centre, base_y - height - 5, str(count)))
     y_ticks = [
-        Tick(x0 - 8, round(base_y - plot_h * n / y_max, 1), str(n))
-        for n in range(0, y_max + 1, step)
+        Tick(0, round(base_y - plot_h * n / y_max, 1), str(n)) for n in range(0, y_max + 1, step)
     ]
-    return ColumnChart(CC_WIDTH, CC_HEIGHT, x0, x1, base_y, bars, labels, y_ticks, values)
+    return ColumnChart(CC_HEIGHT, base_y, bars, labels, y_ticks, values)
 
 
 def budget_chart(days: list[insights.DayInsight], goals: insights.Goals) -> ColumnChart:
     """Seated hours per day (per device that sat, when several did) against the budget
-    line; over-budget days in red, goal days marked."""
-    x0, x1, base_y, plot_h, slot = _column_frame(len(days))
+    line; over-budget days hatched in red and marked "!", goal days green and marked with a
+    tick (told apart by more than colour)."""
+    base_y, plot_h, slot = _column_frame(len(days))
     per_device = [d.seated_s / d.devices_sat if d.devices_sat else 0.0 for d in days]
     budget_h = goals.seat_budget_s / 3600
     top_h = max([h / 3600 for h in per_device] + [budget_h])
@@ -435,9 +475,9 @@ def budget_chart(days: list[insights.DayInsight], goals: insights.Goals) -> Colu
     long_axis = len(days) > 10
     bars, labels, values = [], [], []
     for index, (day, seated_s) in enumerate(zip(days, per_device, strict=True)):
-        centre = round(x0 + index * slot + slot / 2, 1)
+        centre = round(index * slot + slot / 2, 2)
         height = round(plot_h * (seated_s / 3600) / y_max, 1)
-        width = round(slot * 0.66, 1)
+        width = round(slot * 0.66, 2)
         css = "bar over" if day.over_budget else ("bar goal" if day.meets_goals else "bar")
         who = (
             f" a device ({day.devices_sat} sat, {day.devices_over_budget} over budget)"
@@ -449,21 +489,21 @@ def budget_chart(days: list[insights.DayInsight], goals: insights.Goals) -> Colu
             + (", over budget" if day.over_budget else "")
             + (", goals met" if day.meets_goals else "")
         )
-        bars.append(Rect(round(centre - width / 2, 1), base_y - height, width, height, title, css))
-        if not long_axis or index % 2 == 0 or index == len(days) - 1:
-            labels.append(Tick(centre, base_y + 18, f"{day.day:%d}"))
+        bars.append(Rect(round(centre - width / 2, 2), base_y - height, width, height, title, css))
+        from_last = len(days) - 1 - index
+        if not long_axis or from_last % 2 == 0:
+            minor = long_axis and from_last % 6 != 0
+            labels.append(Tick(centre, base_y + 18, f"{day.day:%d}", "minor" if minor else ""))
         if day.over_budget:
-            values.append(Tick(centre, base_y - height - 5, "!"))
+            values.append(Tick(centre, base_y - height - 5, "!", "over"))
+        elif day.meets_goals:
+            values.append(Tick(centre, base_y - height - 5, "✓", "goal"))
     y_ticks = [
-        Tick(x0 - 8, round(base_y - plot_h * h / y_max, 1), f"{h} h")
-        for h in range(0, y_max + 1, step)
+        Tick(0, round(base_y - plot_h * h / y_max, 1), f"{h} h") for h in range(0, y_max + 1, step)
     ]
     line_y = round(base_y - plot_h * budget_h / y_max, 1)
     return ColumnChart(
-        CC_WIDTH,
         CC_HEIGHT,
-        x0,
-        x1,
         base_y,
         bars,
         labels,
@@ -471,10 +511,11 @@ def budget_chart(days: list[insights.DayInsight], goals: insights.Goals) -> Colu
         values,
         line_y,
         f"budget {format_duration(goals.seat_budget_s)}",
+        is_long=long_axis,
     )
 
 
-HM_LEFT, HM_TOP, HM_CELL_W, HM_CELL_H = 44, 22, 38, 26
+HM_TOP, HM_CELL_H = 22, 26
 
 
 def heat_level(seated_s: float, peak_s: float) -> int:
@@ -485,23 +526,26 @@ def heat_level(seated_s: float, peak_s: float) -> int:
 
 
 def heatmap_chart(heatmap: insights.Heatmap) -> HeatGrid:
+    """Weekdays down, the day's 24 hours across (``x``, ``size_w`` in %, as every chart)."""
     peak = heatmap.peak_s
+    cell_w = 100 / 24
     cells, rows, cols = [], [], []
     for column, hour in enumerate(heatmap.hours):
-        x = HM_LEFT + column * HM_CELL_W
-        cols.append(Tick(x + HM_CELL_W / 2, HM_TOP - 8, f"{hour:02d}"))
+        x = column * cell_w
+        minor = "minor" if column % 3 else ""
+        cols.append(Tick(round(x + cell_w / 2, 2), HM_TOP - 8, f"{hour:02d}", minor))
     for weekday, name in enumerate(insights.WEEKDAYS):
         y = HM_TOP + weekday * HM_CELL_H
-        rows.append(Tick(HM_LEFT - 8, y + HM_CELL_H / 2 + 4, name))
+        rows.append(Tick(0, y + HM_CELL_H / 2 + 4, name))
         for column, hour in enumerate(heatmap.hours):
             seconds = heatmap.seated_s[weekday][hour]
             title = f"{name} {hour:02d}:00-{(hour + 1) % 24:02d}:00: {format_duration(seconds)}"
-            x = HM_LEFT + column * HM_CELL_W
+            x = column * cell_w
             cells.append(
                 HeatCell(
-                    x + 1,
+                    round(x + 0.1, 2),
                     y + 1,
-                    HM_CELL_W - 2,
+                    round(cell_w - 0.2, 2),
                     HM_CELL_H - 2,
                     heat_level(seconds, peak),
                     title,
@@ -510,6 +554,5 @@ def heatmap_chart(heatmap: insights.Heatmap) -> HeatGrid:
                     seconds,
                 )
             )
-    width = HM_LEFT + 24 * HM_CELL_W + 4
     height = HM_TOP + 7 * HM_CELL_H + 4
-    return HeatGrid(width, height, cells, rows, cols, peak)
+    return HeatGrid(height, cells, rows, cols, peak)
