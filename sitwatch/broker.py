@@ -111,6 +111,7 @@ class SysCounters:
         self.values: dict[str, int] = {}
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sitwatch-sys")
         self._client.on_message = self._when_message
+        wait_for_port(host, port)  # the broker opens its listeners one after another
         self._client.connect(host, port)
         self._client.subscribe(self.TOPIC)
         self._client.loop_start()
