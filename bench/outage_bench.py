@@ -3,8 +3,9 @@
 reconnect at once to a Mosquitto on the shipped configuration
 (examples/mosquitto-sitwatch.conf: its listeners, logins, ACL, TLS for the desks and its
 queue limits), and one ingest worker stores on SQLite or PostgreSQL. Measured: seconds from
-the reconnect until every outbox is empty. Checked: every event stored exactly once, the
-broker dropped nothing (its $SYS dropped counter), and no desk had to send an event twice.
+the reconnect until every outbox is empty. Checked: every event stored exactly once and the
+broker dropped nothing (its $SYS dropped counter); counted: the events a desk sent twice (a
+resend when the server's ack had not come within 30 s).
 
 The desks run in a few processes of their own, each with many real ``MqttLink``s; each desk
 is a paho client with its own TLS connection and login, as on a Pi:
@@ -345,6 +346,7 @@ def outage(desks: int, url: str, workdir: Path, processes: int, day: date) -> di
         "distinct_event_ids": distinct,
         "missing": len(ids - stored_ids),
         "ingest": worker,
+        "sent_twice": worker.get("duplicates"),
         "fill_seconds_max": max(r["fill_seconds"] for r in reports),
         "outboxes_on": "tmpfs" if on_ram else "disk",
         "cpu_seconds": cpu,
@@ -352,12 +354,14 @@ def outage(desks: int, url: str, workdir: Path, processes: int, day: date) -> di
 
 
 def checks(run: dict[str, Any]) -> dict[str, bool]:
+    """What must hold whatever the speed. An event sent twice is not among them: a desk
+    resends what is not acknowledged after 30 s, so a drain longer than that has resends,
+    which the ingest stores once and acknowledges again (``ingest.duplicates``)."""
     return {
         "every outbox empty": run["left_in_outboxes"] == 0 and run["drained"] == run["desks"],
         "every event stored once": run["missing"] == 0
         and run["rows"] == run["distinct_event_ids"] == run["events"],
         "nothing dropped by the broker": run["broker_dropped"] == 0,
-        "no event sent twice": run["ingest"].get("duplicates", 1) == 0,
         "nothing rejected": run["ingest"].get("rejected", 1) == 0
         and run["ingest"].get("db_errors", 1) == 0,
     }
