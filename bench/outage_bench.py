@@ -309,14 +309,14 @@ def outage(desks: int, url: str, workdir: Path, processes: int, day: date) -> di
             worker = ingest.finish()
             for child in children:
                 child.finish()
+            ids: set[str] = set()
+            for path in desk_folder.glob("ids-*.txt"):
+                ids |= set(path.read_text().split())
         finally:
             counters.close()
             for child in [ingest, *children]:
                 child.kill()
-    ids: set[str] = set()
-    for path in desk_folder.glob("ids-*.txt"):
-        ids |= set(path.read_text().split())
-    shutil.rmtree(desk_folder, ignore_errors=True)
+            shutil.rmtree(desk_folder, ignore_errors=True)
     rows, distinct, stored_ids = _stored(url)
     connected = [t - start for r in reports for t in r["connected_at"] if t is not None]
     drained = [t - start for r in reports for t in r["drained_at"] if t is not None]
