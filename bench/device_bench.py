@@ -248,3 +248,73 @@ def button_to_broker(presses: int, workdir: Path) -> dict[str, Any]:
         "p95_s": sorted(latencies)[int(0.95 * (len(latencies) - 1))] if latencies else None,
         "max_s": max(latencies) if latencies else None,
     }
+
+
+def agent_startup(trials: int, workdir: Path) -> dict[str, Any]:
+    """``sitwatch-device simulate`` started ``trials`` times against its own Mosquitto: real
+    seconds from the process's start to its retained "online" status reaching a subscriber
+    (imports, config, outbox, mock pins, a plain TCP connection), and its peak RSS by then. Also
+    ``sitwatch-device --help``'s wall time, which imports no config models."""
+    from sitwatch.protocol import parse_status
+
+    seconds: list[float] = []
+    peaks: list[float] = []
+    with fresh_broker() as broker:
+        for n in range(trials):
+            device_id = f"bench-start-{n}"
+            online = threading.Event()
+
+            def on_message(
+                _c: object, _u: object, message: mqtt.MQTTMessage, online: threading.Event = online
+            ) -> None:
+                if parse_status(message.payload).state == "online":
+                    online.set()
+
+            watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-w{n}")
+            watcher.on_message = on_message
+            watcher.connect(broker.host, broker.port)
+            watcher.subscribe(f"sitwatch/{device_id}/status", qos=1)
+            watcher.loop_start()
+            place = workdir / f"start-{n}"
+            command = [
+                *device_command(),
+                "simulate",
+                "--data-dir",
+                str(place),
+                "--device-id",
+                device_id,
+                "--mqtt-host",
+                broker.host,
+                "--mqtt-port",
+                str(broker.port),
+                "--log-level",
+                "WARNING",
+            ]
+            start = time.perf_counter()
+            process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            try:
+                if online.wait(30):
+                    seconds.append(time.perf_counter() - start)
+                    peaks.append(memory_kb(process.pid).get("VmHWM", 0) / 1024)
+            finally:
+                process.terminate()
+                process.communicate(timeout=15)
+                watcher.disconnect()
+                watcher.loop_stop()
+    helps = []
+    for _ in range(trials):
+        start = time.perf_counter()
+        subprocess.run([*device_command(), "--help"], capture_output=True, check=True)
+        helps.append(time.perf_counter() - start)
+    return {
+        "trials": trials,
+        "connected": len(seconds),
+        "median_s": statistics.median(seconds) if seconds else None,
+        "max_s": max(seconds) if seconds else None,
+        "samples_s": seconds,
+        "peak_rss_at_connect_mb": statistics.median(peaks) if peaks else None,
+        "help_median_s": statistics.median(helps),
+        "help_samples_s": helps,
+    }

@@ -40,11 +40,12 @@ POLL_S = 0.01
 
 
 class Child:
-    """A bench/procs.py process: waits for its ``ready``, talks over stdin/stdout."""
+    """A bench/procs.py process (or another ``script``): waits for its ``ready``, talks over
+    stdin/stdout."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, script: str = PROCS) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, PROCS, *args],
+            [sys.executable, script, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

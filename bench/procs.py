@@ -5,6 +5,7 @@ sitwatch ingest worker). Both print ``ready`` when connected, then wait on stdin
     python bench/procs.py publish --port P --payloads FILE [--inflight 100]
         reads "go" on stdin, publishes every payload at QoS 1, prints {"published", "seconds"}
     python bench/procs.py ingest --port P --url DB_URL --client-id ID [--share-group G]
+            [--username U --password-file F]
         stores until stdin closes, then prints the worker's counters as JSON
 """
 
@@ -43,7 +44,14 @@ def publish(port: int, payloads: str, inflight: int) -> None:
     print(json.dumps({"published": len(infos), "seconds": seconds}), flush=True)
 
 
-def ingest(port: int, url: str, client_id: str, share_group: str | None) -> None:
+def ingest(
+    port: int,
+    url: str,
+    client_id: str,
+    share_group: str | None,
+    username: str | None = None,
+    password_file: str | None = None,
+) -> None:
     import logging
 
     from sitwatch.server.config import ServerConfig
@@ -59,6 +67,8 @@ def ingest(port: int, url: str, client_id: str, share_group: str | None) -> None
                 "port": port,
                 "client_id": client_id,
                 "share_group": share_group,
+                "username": username,
+                "password": password_file and open(password_file).read().strip(),  # noqa: SIM115
             },
         }
     )
@@ -72,7 +82,15 @@ def ingest(port: int, url: str, client_id: str, share_group: str | None) -> None
     engine.dispose()
     counters = {
         name: getattr(worker, name)
-        for name in ("stored", "duplicates", "rejected", "db_errors", "batches", "handled")
+        for name in (
+            "stored",
+            "duplicates",
+            "rejected",
+            "db_errors",
+            "batches",
+            "handled",
+            "received",
+        )
     }
     print(json.dumps(counters), flush=True)
 
@@ -89,11 +107,20 @@ def main() -> None:
     ing.add_argument("--url", required=True)
     ing.add_argument("--client-id", required=True)
     ing.add_argument("--share-group")
+    ing.add_argument("--username")
+    ing.add_argument("--password-file", help="a file holding the password (not in ps)")
     args = parser.parse_args()
     if args.command == "publish":
         publish(args.port, args.payloads, args.inflight)
     else:
-        ingest(args.port, args.url, args.client_id, args.share_group)
+        ingest(
+            args.port,
+            args.url,
+            args.client_id,
+            args.share_group,
+            args.username,
+            args.password_file,
+        )
 
 
 if __name__ == "__main__":

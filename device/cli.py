@@ -11,18 +11,15 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sitwatch import __version__
-from sitwatch.clock import ScaledClock, SystemClock
-from sitwatch.device.config import (
-    DEFAULT_PATH,
-    ConfigError,
-    DeviceConfig,
-    missing_files,
-    parse_config,
-    read_config_file,
-)
+from sitwatch.device import DEFAULT_CONFIG_PATH as DEFAULT_PATH
+
+# ``--help`` and option errors import nothing more: the config models (pydantic), the
+# simulator and gpiozero are imported once a command runs (a second on a Pi Zero).
+if TYPE_CHECKING:
+    from sitwatch.device.config import DeviceConfig
 
 log = logging.getLogger("sitwatch.device")
 # The command-line options that set a config key, so an error names what the user typed.
@@ -44,6 +41,8 @@ class Settings:
     built-in default."""
 
     def __init__(self, config_path: str | None) -> None:
+        from sitwatch.device.config import parse_config, read_config_file
+
         if config_path is None and DEFAULT_PATH.exists():
             config_path = str(DEFAULT_PATH)
         self.path = None if config_path is None else Path(config_path)
@@ -55,6 +54,8 @@ class Settings:
 
     def override(self, **changes: object) -> None:
         """Command-line options win over the file; validated like the file."""
+        from sitwatch.device.config import parse_config
+
         data = self.config.model_dump()
         for dotted, value in changes.items():
             if value is None:
@@ -140,9 +141,12 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def _simulate_options(parser: argparse.ArgumentParser, shown: bool = True) -> None:
-    from sitwatch.device.simulator import SCRIPTS
+# The simulator's scripted people (the keys of sitwatch.device.simulator.SCRIPTS, which a
+# test holds to this list): named here so that --help need not import the simulator.
+PEOPLE = ("answers", "odd-hours", "snoozes")
 
+
+def _simulate_options(parser: argparse.ArgumentParser, shown: bool = True) -> None:
     def say(text: str) -> str:
         return text if shown else argparse.SUPPRESS
 
@@ -153,7 +157,7 @@ def _simulate_options(parser: argparse.ArgumentParser, shown: bool = True) -> No
     )
     parser.add_argument(
         "--person",
-        choices=sorted(SCRIPTS),
+        choices=PEOPLE,
         help=say("With --scripted: who (default answers: answers every nudge with a drill)."),
     )
     parser.add_argument(
@@ -302,6 +306,8 @@ def _open_pins(settings: Settings, config: DeviceConfig, *, simulate: bool) -> A
 
 def main(argv: list[str] | None = None) -> None:
     parsed = _parser().parse_args(argv)
+    from sitwatch.device.config import ConfigError, missing_files
+
     args = argparse.Namespace(**{**COMMON_DEFAULTS, "command": None, **vars(parsed)})
     command = _command(args)
     simulate = command == "simulate"
@@ -410,6 +416,7 @@ def run_agent(
     person: str = "answers",
 ) -> None:
     """The agent on ``pin_factory`` (a MockFactory when ``simulate``)."""
+    from sitwatch.clock import ScaledClock, SystemClock
     from sitwatch.device.service import DeviceService
 
     factory = pin_factory

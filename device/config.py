@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sitwatch import protocol
+from sitwatch.device import DEFAULT_CONFIG_PATH
 from sitwatch.mqtt import MqttSettings
 from sitwatch.settings import TrackerSettings, describe_errors
 from sitwatch.toml_file import TomlFileError, read_toml
 
-DEFAULT_PATH = Path("/etc/sitwatch/device.toml")
+DEFAULT_PATH = DEFAULT_CONFIG_PATH
 BCM_PIN = Field(ge=0, le=27, description="BCM GPIO number")
 PIN_KEYS = ("mat", "button", "buzzer", "led")  # each needs a pin of its own
 

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 
 class BrokerError(RuntimeError):
@@ -46,6 +46,85 @@ def find_nats_server() -> str | None:
         (p for p in ("/usr/sbin/nats-server", "/usr/local/bin/nats-server") if os.path.exists(p)),
         None,
     )
+
+
+def config_keys(text: str) -> set[str]:
+    """The keys a Mosquitto configuration text sets (the first word of each line that is
+    not a comment)."""
+    return {
+        line.split()[0]
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    }
+
+
+def render_config(conf: str, ports: list[int], files: dict[str, Path]) -> str:
+    """A Mosquitto configuration (such as the shipped examples/mosquitto-sitwatch.conf) with
+    its listeners moved to loopback ``ports``, in order, and each file it names taken from
+    ``files`` by its name; every other line as it is (its queue limits among them)."""
+    lines = []
+    free = iter(ports)
+    for line in conf.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "listener":
+            line = f"listener {next(free)} 127.0.0.1"
+        elif key in ("certfile", "keyfile", "password_file", "acl_file"):
+            line = f"{key} {files[Path(value).name]}"
+        lines.append(line)
+    if next(free, None) is not None:
+        raise BrokerError("the configuration has fewer listeners than ports given")
+    return "\n".join(lines)
+
+
+def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """(certificate, key) for a TLS listener on ``host``, made by openssl, valid one day."""
+    cert, key = folder / "sitwatch.crt", folder / "sitwatch.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}"]
+        + ["-addext", f"subjectAltName=IP:{host}"],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def monitor_listener(port: int) -> str:
+    """Config lines for one more loopback listener, anonymous and without an ACL, from which
+    tests and benches read Mosquitto's $SYS counters (``SysCounters``) every second: to be
+    appended to a configuration with ``per_listener_settings true``, such as the shipped one."""
+    return f"listener {port} 127.0.0.1\nallow_anonymous true\nsys_interval 1"
+
+
+class SysCounters:
+    """The latest values of Mosquitto's $SYS/broker/publish/messages/* counters, read from a
+    ``monitor_listener`` port: ``received`` (PUBLISHes from clients), ``sent`` and
+    ``dropped`` (messages thrown away because a client's queue was full:
+    max_queued_messages). Mosquitto updates them once a second, all in the same tick, so
+    once ``received`` counts a burst, ``dropped`` counts what the burst lost."""
+
+    TOPIC = "$SYS/broker/publish/messages/+"
+
+    def __init__(self, host: str, port: int) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.values: dict[str, int] = {}
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sitwatch-sys")
+        self._client.on_message = self._when_message
+        wait_for_port(host, port)  # the broker opens its listeners one after another
+        self._client.connect(host, port)
+        self._client.subscribe(self.TOPIC)
+        self._client.loop_start()
+
+    def _when_message(self, _client: object, _userdata: object, message: Any) -> None:
+        self.values[message.topic.rsplit("/", 1)[-1]] = int(message.payload)
+
+    def get(self, name: str) -> int:
+        return self.values.get(name, 0)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
 
 
 class BrokerProcess:
@@ -141,16 +220,23 @@ class Mosquitto(BrokerProcess):
     def _write_config(self) -> Path:
         conf = self.workdir / "mosquitto.conf"
         anonymous = [f"listener {self.port} {self.host}", "allow_anonymous true"]
+        given = self.listeners or "\n".join(anonymous)
+        # The queue limits of a test broker, unless the given text sets its own (the shipped
+        # configuration does): Mosquitto takes the last value of a key.
+        limits = [
+            line
+            for line in ("max_queued_messages 100000", "max_inflight_messages 100")
+            if line.split()[0] not in config_keys(given)
+        ]
         lines = [
             # First: per_listener_settings must come before any other security setting.
-            self.listeners or "\n".join(anonymous),
+            given,
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
-            "max_queued_messages 100000",
+            *limits,
             # As root, mosquitto drops to its own user and then cannot write our private
             # folder, so persistence would silently not save: stay root in that case.
             *(["user root"] if os.geteuid() == 0 else []),
-            "max_inflight_messages 100",
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -30,12 +30,16 @@ SQLITE_FIGURES = {
     "device.peak_rss",
     "device.prompt_delay",
     "device.button_to_broker",
+    "device.startup",
+    "device.help",
+    "outage.sqlite",
 }
 POSTGRES_FIGURES = {
     "ingest.postgres_2w",
     "ingest.postgres_1w",
     "stats.desk_page.postgresql",
     "stats.fleet_overview.postgresql",
+    "outage.postgresql",
 }
 
 

@@ -5,7 +5,6 @@ normal flow still works, and ``sitwatch-server desk add/revoke`` gives and takes
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 import tomllib
 import uuid
@@ -23,7 +22,7 @@ from support.events import make_event
 from support.waiting import wait_until
 
 from sitwatch import protocol
-from sitwatch.broker import Mosquitto, free_port
+from sitwatch.broker import Mosquitto, free_port, render_config, self_signed_certificate
 from sitwatch.clock import FakeClock
 from sitwatch.device.config import DeviceConfig, MqttConfig
 from sitwatch.device.service import DeviceService
@@ -65,34 +64,6 @@ class OfficeBroker:
     host = "127.0.0.1"
 
 
-def render(conf: str, ports: list[int], files: dict[str, Path]) -> str:
-    """The shipped config with its listeners on loopback test ports, in order, and each file
-    it names taken from ``files`` by its name."""
-    lines = []
-    free = iter(ports)
-    for line in conf.splitlines():
-        key, _, value = line.partition(" ")
-        if key == "listener":
-            line = f"listener {next(free)} 127.0.0.1"
-        elif key in ("certfile", "keyfile", "password_file", "acl_file"):
-            line = f"{key} {files[Path(value).name]}"
-        lines.append(line)
-    assert next(free, None) is None, "the shipped config has fewer listeners than expected"
-    return "\n".join(lines)
-
-
-def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    cert, key = folder / "sitwatch.crt", folder / "sitwatch.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
-        + ["-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 @pytest.fixture(scope="module")
 def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfficeBroker]:
     workdir = tmp_path_factory.mktemp("office-broker")
@@ -110,7 +81,7 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfficeBroker]:
         "sitwatch.key": key,
     }
     server_port, desk_port = free_port(), free_port()
-    conf = render(
+    conf = render_config(
         (EXAMPLES / "mosquitto-sitwatch.conf").read_text(), [server_port, desk_port], files
     )
     with Mosquitto(port=server_port, workdir=str(workdir), listeners=conf) as mosquitto:

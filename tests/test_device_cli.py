@@ -138,6 +138,37 @@ def test_help_lists_the_commands() -> None:
     assert "--samples" in run_device("calibrate", "--help").stdout
 
 
+# What ``--help`` must not import: a second or two on a Pi Zero, for a page of text.
+HEAVY_MODULES = (
+    "pydantic",
+    "sitwatch.device.config",
+    "sitwatch.device.simulator",
+    "gpiozero",
+    "paho",
+)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["simulate", "--help"], ["--mqtt-port", "0"]])
+def test_help_and_option_errors_import_no_config_models(args: list[str]) -> None:
+    """The parser answers on its own; the config models come in once a command runs."""
+    code = (
+        "import sys\n"
+        "from sitwatch.device.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        f"heavy = {HEAVY_MODULES!r}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_scripted_people_are_the_simulators() -> None:
+    from sitwatch.device.cli import PEOPLE
+    from sitwatch.device.simulator import SCRIPTS
+
+    assert sorted(PEOPLE) == sorted(SCRIPTS)
+
+
 def test_version() -> None:
     assert run_device("--version").stdout.startswith("sitwatch-device ")
 
