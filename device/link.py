@@ -156,6 +156,11 @@ class MqttLink:
     def is_connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def broker(self) -> str:
+        """The broker connected to, or last tried (one of ``mqtt.hosts`` with a list)."""
+        return address_of(self._client) if self._client.host else self._where
+
     def start(self, desk: Desk | None = None) -> None:
         """Begin connecting in the background; never raises because the broker is down.
         ``desk`` is told of remote settings, commands and the connection; without one the
