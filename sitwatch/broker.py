@@ -168,7 +168,9 @@ class NatsServer(BrokerProcess):
 
     As a node of a cluster (``NatsCluster`` makes them) it also listens for routes on
     ``cluster_port``, routes to ``routes`` (the nodes' cluster ports) and keeps the MQTT
-    streams and consumers in ``replicas`` copies."""
+    streams and consumers in ``replicas`` copies. ``ack_wait_s``: how long its MQTT side waits
+    for a subscriber's PUBACK before it delivers a message again (NATS's default is 30 s;
+    docs/deploy.md, "A broker cluster", says why a cluster's nodes get 5 s)."""
 
     name = "nats-server"
 
@@ -181,6 +183,7 @@ class NatsServer(BrokerProcess):
         cluster_port: int | None = None,
         routes: tuple[int, ...] = (),
         replicas: int = 1,
+        ack_wait_s: float | None = None,
     ) -> None:
         binary = find_nats_server()
         if binary is None:
@@ -191,6 +194,7 @@ class NatsServer(BrokerProcess):
         self.cluster_port = cluster_port
         self.routes = routes
         self.replicas = replicas
+        self.ack_wait_s = ack_wait_s
 
     def _write_config(self) -> Path:
         conf = self.workdir / "nats-server.conf"
@@ -210,6 +214,8 @@ class NatsServer(BrokerProcess):
             # Sessions, queued messages and each subscription's consumer in as many copies
             # as there are nodes (up to 3): a lost node's clients find theirs on another.
             mqtt += [f"stream_replicas: {self.replicas}", f"consumer_replicas: {self.replicas}"]
+        if self.ack_wait_s is not None:
+            mqtt.append(f'ack_wait: "{self.ack_wait_s:g}s"')
         # The MQTT port opens last, once JetStream is up: listening there means ready (a
         # cluster's node is ready when it also answers an MQTT CONNECT, see NatsCluster).
         lines.append(f"mqtt {{ {', '.join(mqtt)} }}")
@@ -241,13 +247,20 @@ def mqtt_handshake(host: str, port: int, timeout_s: float = 2.0) -> bool:
     return answer[0] == 0x20 and answer[3] == 0
 
 
+# A NATS MQTT message whose delivery got no PUBACK is delivered again after this long:
+# under a burst from many desks a few take that path (docs/deploy.md, "A broker cluster").
+ACK_WAIT_S = 5.0
+
+
 class NatsCluster:
     """``size`` nats-server nodes routed to each other on loopback, JetStream and MQTT on
     each (``nodes[i].port`` is node i's MQTT port), for tests and benches of failover:
     ``kill(i)`` SIGKILLs a node, ``start_node(i)`` brings it back with its store.
     ``hosts(first)`` is a client's list of brokers, starting with node ``first``."""
 
-    def __init__(self, size: int = 3, workdir: str | None = None) -> None:
+    def __init__(
+        self, size: int = 3, workdir: str | None = None, ack_wait_s: float | None = ACK_WAIT_S
+    ) -> None:
         if size < 1:
             raise ValueError("a cluster has at least one node")
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sitwatch-nats-cluster-"))
@@ -259,6 +272,7 @@ class NatsCluster:
                 cluster_port=cluster_ports[n],
                 routes=cluster_ports,
                 replicas=min(size, 3),
+                ack_wait_s=ack_wait_s,
             )
             for n in range(size)
         ]
