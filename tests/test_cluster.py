@@ -238,7 +238,8 @@ def test_a_node_sigkilled_mid_burst_loses_nothing_and_stores_nothing_twice(
         # Acks the lost node held never arrive: one resend interval of the desks' own
         # clocks (and the sender's wake-up) makes those events due again.
         for desk in desks:
-            desk.clock.advance(desk.link.config.mqtt.resend_after_s + IDLE_WAKE_S)  # type: ignore[attr-defined]
+            assert isinstance(desk.clock, FakeClock)
+            desk.clock.advance(desk.link.config.mqtt.resend_after_s + IDLE_WAKE_S)
             desk.link.notify()
         wait_until(
             lambda: not any(queued(desks).values()),
