@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import cluster_bench
 import common
 import device_bench
 import ingest_bench
@@ -33,7 +34,7 @@ import stats_bench
 from common import Figure, median_ms, p95_ms
 from workload import last_weekday
 
-SECTIONS = ("ingest", "stats", "device")
+SECTIONS = ("ingest", "stats", "device", "cluster")
 RSS_TARGET_MB = 32  # the device agent's peak RSS (issue 16: the Pi's share)
 
 
@@ -538,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
                 report.attempt("stats PostgreSQL", stats_postgres)
         if "device" in sections:
             bench_device(report, plan, workdir)
+        if "cluster" in sections:
+            cluster_bench.bench(report, args.quick, workdir, end)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -56,15 +56,18 @@ class Settings:
         """Command-line options win over the file; validated like the file."""
         from sitwatch.device.config import parse_config
 
-        data = self.config.model_dump()
+        # Only what was set: the defaults come back, and mqtt.hosts is not met by a host.
+        data = self.config.model_dump(exclude_unset=True)
         for dotted, value in changes.items():
             if value is None:
                 continue
             table = data
             *parents, leaf = dotted.split(".")
             for key in parents:
-                table = table[key]
+                table = table.setdefault(key, {})
             table[leaf] = value
+            if dotted == "mqtt.host":  # --mqtt-host names the one broker instead of a list
+                table.pop("hosts", None)
             self.options.add(dotted)
         self.config = parse_config(data, where="command line")
 

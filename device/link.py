@@ -32,6 +32,7 @@ from sitwatch.mqtt import (
     MessageHandler,
     Will,
     add_handler,
+    address_of,
     connect,
     make_client,
     topic_name,
@@ -155,6 +156,11 @@ class MqttLink:
     def is_connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def broker(self) -> str:
+        """The broker connected to, or last tried (one of ``mqtt.hosts`` with a list)."""
+        return address_of(self._client) if self._client.host else self._where
+
     def start(self, desk: Desk | None = None) -> None:
         """Begin connecting in the background; never raises because the broker is down.
         ``desk`` is told of remote settings, commands and the connection; without one the
@@ -232,7 +238,11 @@ class MqttLink:
         properties: object,
     ) -> None:
         if reason_code.is_failure:
-            log.error("broker at %s refused the connection: %s; retrying", self._where, reason_code)
+            log.error(
+                "broker at %s refused the connection: %s; retrying",
+                address_of(client),
+                reason_code,
+            )
             return
         self._unreachable_logged = False
         client.subscribe([(topic, 1) for topic, _handle, _what in self._handlers])
@@ -254,7 +264,7 @@ class MqttLink:
         self._outbox.forget_sent()
         log.info(
             "connected to MQTT broker at %s (session present: %s); %d events queued",
-            self._where,
+            address_of(client),
             flags.session_present,
             len(self._outbox),
         )
@@ -264,13 +274,13 @@ class MqttLink:
 
     def _when_connect_failed(self, client: mqtt.Client, userdata: object) -> None:
         if self._unreachable_logged:
-            log.debug("broker at %s still unreachable", self._where)
+            log.debug("broker at %s still unreachable", address_of(client))
             return
         self._unreachable_logged = True
         log.warning(
             "broker unreachable at %s, buffering events (%d queued); retrying"
             " with backoff up to %d s",
-            self._where,
+            address_of(client) if len(self._mqtt.addresses) == 1 else self._where,
             len(self._outbox),
             RECONNECT_MAX_S,
         )
@@ -286,17 +296,18 @@ class MqttLink:
         was_connected = self._connected.is_set()
         self._connected.clear()
         if self._stopping.is_set():
-            log.info("disconnected from MQTT broker at %s", self._where)
+            log.info("disconnected from MQTT broker at %s", address_of(client))
             return
         if not was_connected:
             return
         # One warning per outage: the failed reconnects that follow log at DEBUG.
         self._unreachable_logged = True
         log.warning(
-            "lost the MQTT broker at %s (%s), buffering events; reconnecting"
+            "lost the MQTT broker at %s (%s), buffering events; reconnecting%s"
             " with backoff up to %d s",
-            self._where,
+            address_of(client),
             reason_code,
+            " to the next broker" if len(self._mqtt.addresses) > 1 else "",
             RECONNECT_MAX_S,
         )
         if self._desk is not None:

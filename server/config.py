@@ -162,6 +162,7 @@ ENV_OVERRIDES = {
     "SITWATCH_DATABASE_URL": ("database", "url"),
     "SITWATCH_MQTT_HOST": ("mqtt", "host"),
     "SITWATCH_MQTT_PORT": ("mqtt", "port"),
+    "SITWATCH_MQTT_HOSTS": ("mqtt", "hosts"),  # comma-separated host:port
     "SITWATCH_MQTT_USERNAME": ("mqtt", "username"),
     "SITWATCH_MQTT_PASSWORD": ("mqtt", "password"),
     "SITWATCH_MQTT_CLIENT_ID": ("mqtt", "client_id"),
@@ -171,6 +172,8 @@ ENV_OVERRIDES = {
     "SITWATCH_SECRET_KEY": ("web", "secret_key"),
     "SITWATCH_TIMEZONE": ("timezone",),
 }
+# An environment variable naming the broker replaces the file's other way of naming it.
+REPLACES = {"SITWATCH_MQTT_HOST": "hosts", "SITWATCH_MQTT_HOSTS": "host"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -220,6 +223,8 @@ def load_server_config(
         for key in keys[:-1]:
             table = table.setdefault(key, {})
         table[keys[-1]] = value
+        if name in REPLACES:
+            table.pop(REPLACES[name], None)
     try:
         return ServerConfig.model_validate(data)
     except ValidationError as exc:

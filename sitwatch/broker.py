@@ -1,4 +1,5 @@
-"""Starts a private Mosquitto broker on a free loopback port (for tests, benches and the demo)."""
+"""Starts a private broker on free loopback ports (for tests, benches and the demo): Mosquitto,
+nats-server alone or a cluster of them, or the embedded amqtt."""
 
 from __future__ import annotations
 
@@ -249,28 +250,160 @@ class NatsServer(BrokerProcess):
     """nats-server with its MQTT listener (which keeps sessions and retained messages in
     JetStream, so JetStream and a server name are required), on free loopback ports with
     its store in ``workdir``: never the system's own NATS. Its MQTT side has no shared
-    subscriptions (2.9 accepts ``$share/...`` and delivers nothing) and no QoS 2."""
+    subscriptions (2.9 accepts ``$share/...`` and delivers nothing) and no QoS 2.
+
+    As a node of a cluster (``NatsCluster`` makes them) it also listens for routes on
+    ``cluster_port``, routes to ``routes`` (the nodes' cluster ports) and keeps the MQTT
+    streams and consumers in ``replicas`` copies. ``ack_wait_s``: how long its MQTT side waits
+    for a subscriber's PUBACK before it delivers a message again (NATS's default is 30 s;
+    docs/deploy.md, "A broker cluster", says why a cluster's nodes get 5 s)."""
 
     name = "nats-server"
 
-    def __init__(self, port: int | None = None, workdir: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        workdir: str | None = None,
+        *,
+        server_name: str | None = None,
+        cluster_port: int | None = None,
+        routes: tuple[int, ...] = (),
+        replicas: int = 1,
+        ack_wait_s: float | None = None,
+    ) -> None:
         binary = find_nats_server()
         if binary is None:
             raise BrokerError("nats-server not found: install it (apt-get install nats-server)")
         super().__init__(binary, port, workdir)
         self.nats_port = free_port()  # its own protocol's port, which it always opens
+        self.server_name = server_name or f"sitwatch-test-{self.port}"
+        self.cluster_port = cluster_port
+        self.routes = routes
+        self.replicas = replicas
+        self.ack_wait_s = ack_wait_s
 
     def _write_config(self) -> Path:
         conf = self.workdir / "nats-server.conf"
         store = self.workdir / "jetstream"
-        conf.write_text(
-            f"listen: {self.host}:{self.nats_port}\n"
-            f"server_name: sitwatch-test-{self.port}\n"
-            f'jetstream {{ store_dir: "{store}", max_memory_store: 256MB, max_file_store: 2GB }}\n'
-            # The MQTT port opens last, once JetStream is up: listening there means ready.
-            f"mqtt {{ listen: {self.host}:{self.port} }}\n"
-        )
+        lines = [
+            f"listen: {self.host}:{self.nats_port}",
+            f"server_name: {self.server_name}",
+            f'jetstream {{ store_dir: "{store}", max_memory_store: 256MB, max_file_store: 2GB }}',
+        ]
+        mqtt = [f"listen: {self.host}:{self.port}"]
+        if self.cluster_port is not None:
+            routes = ", ".join(f"nats-route://{self.host}:{port}" for port in self.routes)
+            lines.append(
+                f"cluster {{ name: sitwatch, listen: {self.host}:{self.cluster_port},"
+                f" routes: [{routes}] }}"
+            )
+            # Sessions, queued messages and each subscription's consumer in as many copies
+            # as there are nodes (up to 3): a lost node's clients find theirs on another.
+            mqtt += [f"stream_replicas: {self.replicas}", f"consumer_replicas: {self.replicas}"]
+        if self.ack_wait_s is not None:
+            mqtt.append(f'ack_wait: "{self.ack_wait_s:g}s"')
+        # The MQTT port opens last, once JetStream is up: listening there means ready (a
+        # cluster's node is ready when it also answers an MQTT CONNECT, see NatsCluster).
+        lines.append(f"mqtt {{ {', '.join(mqtt)} }}")
+        conf.write_text("\n".join(lines) + "\n")
         return conf
+
+
+def mqtt_handshake(host: str, port: int, timeout_s: float = 2.0) -> bool:
+    """Whether the broker answers an MQTT 3.1.1 CONNECT (clean session) with a CONNACK that
+    accepts it; the connection is closed again. A NATS node answers only once its cluster
+    has a JetStream leader and the MQTT streams exist."""
+    client_id = b"sitwatch-ready-probe"
+    variable = b"\x00\x04MQTT\x04\x02\x00\x3c"
+    payload = len(client_id).to_bytes(2, "big") + client_id
+    body = variable + payload
+    packet = bytes([0x10, len(body)]) + body
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(packet)
+            answer = b""
+            while len(answer) < 4:
+                chunk = sock.recv(4 - len(answer))
+                if not chunk:
+                    return False
+                answer += chunk
+            sock.sendall(b"\xe0\x00")  # DISCONNECT: no Last Will
+    except OSError:
+        return False
+    return answer[0] == 0x20 and answer[3] == 0
+
+
+# A NATS MQTT message whose delivery got no PUBACK is delivered again after this long:
+# under a burst from many desks a few take that path (docs/deploy.md, "A broker cluster").
+ACK_WAIT_S = 5.0
+
+
+class NatsCluster:
+    """``size`` nats-server nodes routed to each other on loopback, JetStream and MQTT on
+    each (``nodes[i].port`` is node i's MQTT port), for tests and benches of failover:
+    ``kill(i)`` SIGKILLs a node, ``start_node(i)`` brings it back with its store.
+    ``hosts(first)`` is a client's list of brokers, starting with node ``first``."""
+
+    def __init__(
+        self, size: int = 3, workdir: str | None = None, ack_wait_s: float | None = ACK_WAIT_S
+    ) -> None:
+        if size < 1:
+            raise ValueError("a cluster has at least one node")
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sitwatch-nats-cluster-"))
+        cluster_ports = tuple(free_port() for _ in range(size))
+        self.nodes = [
+            NatsServer(
+                workdir=str(self.workdir / f"node-{n}"),
+                server_name=f"sitwatch-node-{n}",
+                cluster_port=cluster_ports[n],
+                routes=cluster_ports,
+                replicas=min(size, 3),
+                ack_wait_s=ack_wait_s,
+            )
+            for n in range(size)
+        ]
+
+    def start(self, timeout_s: float = 30.0) -> Self:
+        for node in self.nodes:
+            node.start(timeout_s)
+        self.wait_ready(timeout_s)
+        return self
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Until every running node answers an MQTT CONNECT (JetStream has a leader)."""
+        deadline = time.monotonic() + timeout_s
+        for node in self.nodes:
+            while node.is_running and not mqtt_handshake(node.host, node.port):
+                if time.monotonic() > deadline:
+                    raise BrokerError(
+                        f"nats-server node on {node.port} did not accept MQTT clients within"
+                        f" {timeout_s:.0f} s; see {node.workdir}"
+                    )
+                time.sleep(0.1)
+
+    def kill(self, n: int) -> None:
+        """SIGKILL node ``n``: what only it held in memory is lost."""
+        self.nodes[n].kill()
+
+    def start_node(self, n: int, timeout_s: float = 30.0) -> None:
+        self.nodes[n].start(timeout_s)
+        self.wait_ready(timeout_s)
+
+    def hosts(self, first: int = 0) -> list[str]:
+        """Every node's MQTT address as ``host:port``, node ``first`` first."""
+        order = self.nodes[first:] + self.nodes[:first]
+        return [f"{node.host}:{node.port}" for node in order]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class EmbeddedBroker:

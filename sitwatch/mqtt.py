@@ -1,6 +1,7 @@
 """The one place paho is configured, for the device and the server alike: the connection
-settings both sides read from their ``[mqtt]`` table, the client factory, and per-topic
-message handlers with one exception policy."""
+settings both sides read from their ``[mqtt]`` table (one broker, or a list of a cluster's
+nodes to fail over between), the client factory, and per-topic message handlers with one
+exception policy."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import paho.mqtt.client as mqtt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sitwatch.toml_file import why_unreadable
 
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
 TLS_FILE_KEYS = ("ca_certs", "certfile", "keyfile")
+MAX_BROKERS = 16  # a cluster's nodes, not a scan of a network
 
 MessageHandler = Callable[[mqtt.MQTTMessage], None]
 # Told of a message its handler could not use: (message, what the handler raised).
@@ -39,22 +41,101 @@ class TlsSettings(BaseModel):
     insecure: bool = False  # skip host name check; for self-signed test brokers only
 
 
+def split_address(entry: str, default_port: int) -> tuple[str, int]:
+    """``"host:port"``, ``"host"`` (``default_port``), ``"[v6]:port"`` or ``"[v6]"`` as
+    (host, port); raises ValueError saying in one line what is wrong with ``entry`` (the
+    message leaves the entry out: the error that reports it names the key and value)."""
+    text = entry.strip()
+    if not text:
+        raise ValueError("an empty broker address")
+    if "://" in text or "/" in text:
+        raise ValueError("not host:port: no scheme or path (e.g. 'nats-1:1883')")
+    if any(c.isspace() for c in text):
+        raise ValueError("not host:port: it contains a space")
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or not host or (rest and not rest.startswith(":")):
+            raise ValueError("not [IPv6 address]:port")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") > 1:
+        raise ValueError("write an IPv6 address in brackets, e.g. '[::1]:1883'")
+    else:
+        host, colon, port_text_or_empty = text.partition(":")
+        port_text = port_text_or_empty if colon else None
+        if not host:
+            raise ValueError("no host before the port")
+    if port_text is None:
+        return host, default_port
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
+        raise ValueError("the port must be a whole number from 1 to 65535")
+    return host, int(port_text)
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port`` as a log line shows it, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _valid_address(entry: str) -> str:
+    split_address(entry, 1883)
+    return entry.strip()
+
+
+BrokerAddress = Annotated[str, AfterValidator(_valid_address)]
+
+
 class MqttSettings(BaseModel):
     """How to reach the broker: the keys that mean the same in the device's and the server's
-    ``[mqtt]`` table; each side extends it with its own."""
+    ``[mqtt]`` table; each side extends it with its own. ``hosts`` lists a cluster's nodes
+    (``"host:port"``, or ``"host"`` for ``port``) instead of the one ``host``: the client
+    connects to the first and, whenever it loses or cannot reach one, tries the next
+    (``addresses``, ``make_client``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = "localhost"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    hosts: (
+        Annotated[tuple[BrokerAddress, ...], Field(min_length=1, max_length=MAX_BROKERS)] | None
+    ) = None
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
     tls: TlsSettings | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
 
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # An environment variable (SITWATCH_MQTT_HOSTS) holds the list as "a:1883,b:1883".
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()] or [value]
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError("list at least one broker (or leave hosts out and set host)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_the_broker(self) -> Self:
+        if self.hosts is None:
+            return self
+        if "host" in self.model_fields_set:
+            raise ValueError("set either host or hosts (a list of brokers), not both")
+        addresses = self.addresses
+        repeated = sorted({a for a in addresses if addresses.count(a) > 1})
+        if repeated:
+            raise ValueError(f"hosts names {format_address(*repeated[0])} more than once")
+        return self
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """The brokers to try, in order, as (host, port): ``hosts``, else ``host``:``port``."""
+        if self.hosts is None:
+            return ((self.host, self.port),)
+        return tuple(split_address(entry, self.port) for entry in self.hosts)
+
     @property
     def where(self) -> str:
-        return f"{self.host}:{self.port}"
+        """The broker, or the list of them, for a log line."""
+        return ", ".join(format_address(*address) for address in self.addresses)
 
     def named_files(self) -> list[tuple[str, str]]:
         """The files these settings name, as (key under ``[mqtt]``, path)."""
@@ -98,6 +179,37 @@ class _PahoLog(logging.LoggerAdapter[logging.Logger]):
         super().log(logging.DEBUG, msg, *args, **kwargs)
 
 
+class BrokerRotation:
+    """paho's ``on_pre_connect`` for a list of brokers: each connection attempt, the first
+    and every reconnect after a loss or a failed attempt, goes to the next broker in the
+    list, round and round. The client keeps its session (its client id, unacknowledged
+    QoS 1 messages, and with a persistent session the broker's subscriptions), so a
+    cluster that shares sessions between its nodes (NATS's JetStream) carries on where
+    the lost node stopped; callers renew subscriptions in ``on_connect`` anyway.
+
+    paho reconnects only to the one host it was given and refuses to change it
+    (``Client.host``) while it is reconnecting, so the rotation sets the address paho's
+    ``reconnect`` is about to open, in the one moment it is called for: pinned to the
+    paho version in constraints.txt and covered by tests/test_cluster.py."""
+
+    def __init__(self, addresses: tuple[tuple[str, int], ...]) -> None:
+        self.addresses = addresses
+        self._next = 0
+        self.attempts = 0
+
+    def __call__(self, client: mqtt.Client, _userdata: object) -> None:
+        host, port = self.addresses[self._next]
+        self._next = (self._next + 1) % len(self.addresses)
+        self.attempts += 1
+        client._host = host  # noqa: SLF001 - see the class docstring
+        client._port = port  # noqa: SLF001
+
+
+def address_of(client: mqtt.Client) -> str:
+    """The broker ``client`` is connected to, or last tried, as ``host:port``."""
+    return format_address(client.host, client.port)
+
+
 def make_client(
     settings: MqttSettings,
     client_id: str,
@@ -110,7 +222,9 @@ def make_client(
     """A paho 2.x client for ``settings`` (credentials, TLS with CA and client certificate,
     reconnect backoff, optional Last Will), logging under ``logger``.paho. Connect it with
     ``connect``. ``persistent_session``: the broker keeps its subscriptions and queued
-    messages while it is away. Raises CertificateError for TLS files ssl cannot load."""
+    messages while it is away. With several brokers (``settings.hosts``) every connection
+    attempt goes to the next one (``BrokerRotation``; ``address_of`` says which one the
+    callbacks are about). Raises CertificateError for TLS files ssl cannot load."""
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -130,6 +244,8 @@ def make_client(
     if connect_timeout_s is not None:
         client.connect_timeout = connect_timeout_s
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    if len(settings.addresses) > 1:
+        client.on_pre_connect = BrokerRotation(settings.addresses)
     # Whatever a callback raises is logged (see _PahoLog) instead of ending paho's thread.
     client.suppress_exceptions = True
     client.enable_logger(_PahoLog(logger.getChild("paho")))
@@ -137,13 +253,29 @@ def make_client(
 
 
 def connect(client: mqtt.Client, settings: MqttSettings, *, background: bool) -> None:
-    """Connect to the broker ``settings`` name: at once (raises OSError if unreachable),
-    or in the background with ``loop_start``, retrying until it answers."""
+    """Connect to the broker ``settings`` name: at once (raises OSError if none of the
+    brokers is reachable, naming each), or in the background with ``loop_start``, retrying
+    (and going round the list) until one answers."""
+    host, port = settings.addresses[0]
     if background:
-        client.connect_async(settings.host, settings.port, settings.keepalive_s)
-    else:
-        client.connect(settings.host, settings.port, settings.keepalive_s)
-    client.loop_start()
+        client.connect_async(host, port, settings.keepalive_s)
+        client.loop_start()
+        return
+    if len(settings.addresses) == 1:
+        client.connect(host, port, settings.keepalive_s)
+        client.loop_start()
+        return
+    failures = []
+    # A client from make_client moves to the next broker on each attempt (BrokerRotation).
+    for host, port in settings.addresses:
+        try:
+            client.connect(host, port, settings.keepalive_s)
+        except OSError as exc:
+            failures.append(f"{format_address(host, port)} {exc.strerror or exc}")
+            continue
+        client.loop_start()
+        return
+    raise OSError("; ".join(failures))
 
 
 def deliver(handle: MessageHandler, message: mqtt.MQTTMessage, when_rejected: WhenRejected) -> None:

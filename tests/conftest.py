@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from sitwatch.broker import BrokerProcess, Mosquitto, NatsServer
+from sitwatch.broker import BrokerProcess, Mosquitto, NatsCluster, NatsServer, find_nats_server
 from sitwatch.clock import FakeClock
 
 
@@ -33,6 +33,16 @@ def nats_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
     its own JetStream store (never the machine's own NATS)."""
     with NatsServer(workdir=str(tmp_path_factory.mktemp("nats"))) as running:
         yield running
+
+
+@pytest.fixture
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """Three nats-server nodes of the test's own, routed to each other on loopback, with
+    JetStream and MQTT on each (a test may SIGKILL one); stopped and removed afterwards."""
+    if find_nats_server() is None:
+        pytest.skip("nats-server is not installed (scripts/test installs it: apt nats-server)")
+    with NatsCluster(3, workdir=str(tmp_path_factory.mktemp("nats-cluster"))) as cluster:
+        yield cluster
 
 
 @pytest.fixture(params=["mosquitto", "nats"])

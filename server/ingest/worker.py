@@ -33,6 +33,7 @@ from sitwatch.mqtt import (
     RECONNECT_MAX_S,
     MessageHandler,
     add_handler,
+    address_of,
     connect,
     deliver,
     make_client,
@@ -293,7 +294,11 @@ class IngestWorker:
 
     @property
     def broker(self) -> str:
-        return f"{self.config.mqtt.host}:{self.config.mqtt.port}"
+        """The broker connected to or last tried; before the first attempt, every one the
+        config lists."""
+        if self._client.host:
+            return address_of(self._client)
+        return self.config.mqtt.where
 
     def _when_connected(
         self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any
@@ -342,7 +347,8 @@ class IngestWorker:
             log.debug("MQTT broker %s: connection closed (%s)", self.broker, reason)
             return
         self._outage_logged = True
-        log.warning("lost MQTT broker %s (%s); reconnecting", self.broker, reason)
+        next_one = " to the next broker" if len(self.config.mqtt.addresses) > 1 else ""
+        log.warning("lost MQTT broker %s (%s); reconnecting%s", self.broker, reason, next_one)
 
     def _when_subscribed(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         failed = [code for code in codes if code.is_failure]

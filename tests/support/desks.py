@@ -103,10 +103,12 @@ class LinkDesk:
             device_id=device_id,
             name="Desk <b>one</b>",
             data_dir=str(data_dir),
-            mqtt=MqttConfig(host=host, port=port, **options),
+            # With a list of brokers (hosts=[...]) ``host`` is not set: one or the other.
+            mqtt=MqttConfig(**({} if "hosts" in mqtt else {"host": host}), port=port, **options),
         )
         self.settings_path = config.settings_path
-        self.link = MqttLink(config, BOOT, self.outbox, clock or SystemClock())
+        self.clock = clock or SystemClock()
+        self.link = MqttLink(config, BOOT, self.outbox, self.clock)
 
     def start(self) -> None:
         self.link.start(self)
