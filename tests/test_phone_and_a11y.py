@@ -429,6 +429,51 @@ def test_a_phone_reads_every_chart(browser: Any, served: str) -> None:
 
 @needs_chromium
 @pytest.mark.browser
+def test_a_phone_reads_the_personal_pages_in_the_dark(browser: Any, served: str) -> None:
+    """At 390 px in dark mode: the week pair chart fits, its text is real size, last week is
+    hatched and outlined (not only another colour), its values are listed one tap away; the
+    goal ring and the stretch bar are drawn at a readable size; /my-week's days stack."""
+    screen = Screen("phone-dark", PHONE, "dark")
+    context, page = logged_in(browser, served, screen)
+    try:
+        page.goto(f"{served}/my-day")
+        chart = page.locator('svg.chart[data-chart="week-pair"]')
+        assert chart.get_attribute("viewBox") is None
+        box = chart.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+        assert chart.locator("rect.last-week").count() == 7
+        last = chart.locator("rect.last-week").first
+        assert "hatch-last-week" in last.evaluate("e => getComputedStyle(e).fill")
+        assert last.evaluate("e => getComputedStyle(e).strokeWidth") != "0px"
+        smallest = measure(page, phone=True)["smallest_text"]
+        assert smallest is not None and smallest["px"] >= CHART_TEXT_PX, smallest
+        words = page.locator("section[aria-label='This week and last week'] details.numbers")
+        words.locator("summary").click()
+        assert words.locator("li").count() == 7
+        assert words.locator("li").first.inner_text().startswith("Mon 23 Nov: ")
+        ring = page.locator('svg[data-chart="goal-ring"]')
+        ring_box = ring.bounding_box()
+        assert ring_box is not None and ring_box["width"] >= 100
+        ring_text = ring.locator("text.ring-label").evaluate(
+            "t => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a"
+        )
+        assert ring_text >= CHART_TEXT_PX
+        bar = page.locator('svg[data-chart="stretch-bar"]').bounding_box()
+        assert bar is not None and bar["height"] >= 12 and bar["width"] >= 200
+
+        page.goto(f"{served}/my-week")
+        row = page.locator("table.week-days tbody tr").first
+        day, seated = row.locator("th").bounding_box(), row.locator("td").first.bounding_box()
+        assert day is not None and seated is not None
+        assert seated["y"] >= day["y"] + day["height"] - 1  # under, not beside
+        label = row.locator("td").first.evaluate("td => getComputedStyle(td, '::before').content")
+        assert label == '"Seated"'
+    finally:
+        context.close()
+
+
+@needs_chromium
+@pytest.mark.browser
 def test_the_menu_opens_without_scripts_and_dark_mode_follows_the_system(
     browser: Any, served: str
 ) -> None:
