@@ -51,6 +51,20 @@ def test_a_member_sees_their_desks_combined_against_last_week(people: Engine) ->
     assert '<text class="value"' in chart and ">3.2</text>" in chart  # today 3.25 h
     assert ">3</text>" in chart  # all of last Wednesday: 3 h
     assert 'class="so-far"' in chart  # last Wednesday by this time: 2.5 h of 3
+    assert "viewBox" not in chart  # drawn in % across and px down, as every chart
+    # A day's two values (about 17 px apart on a phone) never share a line: at close
+    # heights one is set above the other.
+    values = re.findall(r'<text class="value" x="([\d.]+)%" y="([\d.]+)"', chart)
+    slot = 100 / 7
+    for (x_a, y_a), (x_b, y_b) in zip(values, values[1:], strict=False):
+        if int(float(x_a) // slot) == int(float(x_b) // slot):
+            assert abs(float(y_a) - float(y_b)) >= 14, (x_a, y_a, x_b, y_b)
+    # Its values in words under it, each day with the week before's.
+    assert (
+        "<li>Wed 25 Nov: 3 h 15 min seated; the week before, Wed 18 Nov: 3 h 00 min"
+        " (2 h 30 min by this time)</li>" in page
+    )
+    assert "<li>Thu 26 Nov: not yet; the week before, Thu 19 Nov: 0 s</li>" in page
     # The default goal (50 min, 6 hours): 3 of 6 hours, the 90 min stretch is over.
     assert 'data-chart="goal-ring" data-share="0.50"' in page
     assert "over the limit" in page and 'data-goal-met="false"' in page

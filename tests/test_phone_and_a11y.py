@@ -47,7 +47,10 @@ PAGES = (
     "/me",
     "/users",
     "/audit",
+    "/my-day",  # alice's own desk-a (seed_small's figures)
+    "/my-week",
 )
+NO_DESK_PAGES = ("/my-day", "/my-week")  # carol, a member with no desk: the empty state
 
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None,
@@ -178,12 +181,20 @@ def serve(app: Flask) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    """seed_small's three desks and admin alice, shared by the module's read-only checks."""
+    """seed_small's three desks, admin alice with desk-a linked to her (her personal
+    pages have figures) and member carol with no desk, shared by the module's checks."""
+    from sqlalchemy.orm import Session
     from web_fixtures import add_user
+
+    from sitwatch.server.members import link_desk
 
     engine = make_engine_for(tmp_path_factory.mktemp("a11y"))
     add_user(engine)
+    add_user(engine, "carol", role="member")
     seed_small(engine)
+    with Session(engine) as session:
+        link_desk(session, "alice", "desk-a")
+        session.commit()
     yield engine
     engine.dispose()
 
@@ -230,19 +241,27 @@ SCREENS = [
 ]
 
 
-def logged_in(browser: Any, base: str, screen: Screen, axe: str | None = None, **extra: Any) -> Any:
-    """A new context at ``screen``'s size and colour scheme, logged in as alice through the
-    form; axe-core is added to its pages before their own scripts (the CSP still holds for
-    the site's)."""
+def logged_in(
+    browser: Any,
+    base: str,
+    screen: Screen,
+    axe: str | None = None,
+    username: str = "alice",
+    **extra: Any,
+) -> Any:
+    """A new context at ``screen``'s size and colour scheme, logged in as ``username``
+    (alice, an admin, lands on the overview; a member on /my-day) through the form;
+    axe-core is added to its pages before their own scripts (the CSP still holds for the
+    site's)."""
     context = browser.new_context(viewport=screen.viewport, color_scheme=screen.scheme, **extra)
     if axe is not None:
         context.add_init_script(script=axe)
     page = context.new_page()
     page.goto(f"{base}/login")
-    page.fill("input[name=username]", "alice")
+    page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/")
+    page.wait_for_url(f"{base}/" if username == "alice" else f"{base}/my-day")
     return context, page
 
 
@@ -305,9 +324,18 @@ def test_every_page_passes_axe_and_fits(
         for path in PAGES:
             page.goto(f"{served}{path}")
             problems.update(check_page(page, path, screen))
+        problems.update(check_goal_error(page, served, screen))
         page.context.clear_cookies()
         page.goto(f"{served}/login")
         problems.update(check_page(page, "/login", screen))
+    finally:
+        context.close()
+    context, page = logged_in(browser, served, screen, axe_script, username="carol")
+    try:
+        for path in NO_DESK_PAGES:
+            page.goto(f"{served}{path}")
+            assert page.locator('[data-personal="no-desk"]').count() == 1, path
+            problems.update(check_page(page, f"{path} (no desk)", screen))
     finally:
         context.close()
     context, page = logged_in(browser, office, screen, axe_script)
@@ -317,6 +345,18 @@ def test_every_page_passes_axe_and_fits(
     finally:
         context.close()
     assert problems == {}
+
+
+def check_goal_error(page: Any, base: str, screen: Screen) -> dict[str, Any]:
+    """The goal form sent with too short a stretch: the page again, with the error shown
+    by its field, checked as every page is."""
+    page.goto(f"{base}/my-day")
+    page.fill("input[name=max_stretch_min]", "5")
+    page.click("input[value='Save my goal']")
+    page.wait_for_url(f"{base}/my-day/goal")
+    error = page.locator('[data-error-for="max_stretch_min"]')
+    assert error.is_visible() and error.inner_text() == "Choose 10 to 240 minutes"
+    return check_page(page, "/my-day/goal (an error)", screen)
 
 
 def check_page(page: Any, path: str, screen: Screen) -> dict[str, Any]:
@@ -382,6 +422,51 @@ def test_a_phone_reads_every_chart(browser: Any, served: str) -> None:
         assert first is not None and second is not None
         assert second["y"] >= first["y"] + first["height"] - 1  # under, not beside
         label = cells.nth(1).evaluate("td => getComputedStyle(td, '::before').content")
+        assert label == '"Seated"'
+    finally:
+        context.close()
+
+
+@needs_chromium
+@pytest.mark.browser
+def test_a_phone_reads_the_personal_pages_in_the_dark(browser: Any, served: str) -> None:
+    """At 390 px in dark mode: the week pair chart fits, its text is real size, last week is
+    hatched and outlined (not only another colour), its values are listed one tap away; the
+    goal ring and the stretch bar are drawn at a readable size; /my-week's days stack."""
+    screen = Screen("phone-dark", PHONE, "dark")
+    context, page = logged_in(browser, served, screen)
+    try:
+        page.goto(f"{served}/my-day")
+        chart = page.locator('svg.chart[data-chart="week-pair"]')
+        assert chart.get_attribute("viewBox") is None
+        box = chart.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= PHONE["width"]
+        assert chart.locator("rect.last-week").count() == 7
+        last = chart.locator("rect.last-week").first
+        assert "hatch-last-week" in last.evaluate("e => getComputedStyle(e).fill")
+        assert last.evaluate("e => getComputedStyle(e).strokeWidth") != "0px"
+        smallest = measure(page, phone=True)["smallest_text"]
+        assert smallest is not None and smallest["px"] >= CHART_TEXT_PX, smallest
+        words = page.locator("section[aria-label='This week and last week'] details.numbers")
+        words.locator("summary").click()
+        assert words.locator("li").count() == 7
+        assert words.locator("li").first.inner_text().startswith("Mon 23 Nov: ")
+        ring = page.locator('svg[data-chart="goal-ring"]')
+        ring_box = ring.bounding_box()
+        assert ring_box is not None and ring_box["width"] >= 100
+        ring_text = ring.locator("text.ring-label").evaluate(
+            "t => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a"
+        )
+        assert ring_text >= CHART_TEXT_PX
+        bar = page.locator('svg[data-chart="stretch-bar"]').bounding_box()
+        assert bar is not None and bar["height"] >= 12 and bar["width"] >= 200
+
+        page.goto(f"{served}/my-week")
+        row = page.locator("table.week-days tbody tr").first
+        day, seated = row.locator("th").bounding_box(), row.locator("td").first.bounding_box()
+        assert day is not None and seated is not None
+        assert seated["y"] >= day["y"] + day["height"] - 1  # under, not beside
+        label = row.locator("td").first.evaluate("td => getComputedStyle(td, '::before').content")
         assert label == '"Seated"'
     finally:
         context.close()

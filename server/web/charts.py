@@ -225,22 +225,22 @@ def series_chart(days: Sequence[stats.DayFigures | stats.AverageDay]) -> BarChar
 @dataclass(frozen=True)
 class PairChart:
     """Each weekday's bar beside last week's: this week filled, last week outlined and
-    hatched, every bar labelled with its hours (readable without hovering)."""
+    hatched (told apart by more than colour), every bar labelled with its hours (readable
+    without hovering). Drawn as the bar charts are: ``x``, ``width`` in %, ``y`` in px."""
 
-    width: int
     height: int
-    x0: float
-    x1: float
     base_y: float
     bars: list[Rect]
     values: list[Tick]
     x_labels: list[Tick]
     y_ticks: list[Tick]
     so_far: list[Rect]  # last week's share "by this time" on today's weekday (a line)
+    items: list[str]  # each day in words, for the "Show the numbers" list
+    is_long: bool = False  # always a week: the bar frame's phone rules for a month do not apply
 
 
-# The pair chart still scales with its viewBox (its own width and left margin).
-PAIR_WIDTH, PAIR_LEFT = 560, 40
+PC_HEIGHT = 200
+PC_VALUE_PX = 14  # a value label's line: two closer than this are set one above the other
 
 
 def _hours_text(seconds: float) -> str:
@@ -248,56 +248,66 @@ def _hours_text(seconds: float) -> str:
     return f"{round(seconds / 3600, 1):g}"
 
 
+def _apart(upper: float, lower: float) -> float:
+    """``upper``'s label baseline moved up until it clears ``lower``'s (a phone has about
+    17 px per bar: two values at one height would run into each other)."""
+    return min(upper, lower - PC_VALUE_PX)
+
+
 def week_pair_chart(week: progress.WeekComparison) -> PairChart:
-    """This week's days beside last week's, seated hours per day."""
-    x0, x1 = float(PAIR_LEFT), float(PAIR_WIDTH - 10)
+    """This week's days beside last week's, seated hours per day: in each day's slot last
+    week's bar on the left, this week's on the right (none for days still to come)."""
     base_y = float(BC_HEIGHT - BC_BOTTOM)
-    plot_h = base_y - BC_TOP - 14  # room for the value above the tallest bar
+    plot_h = base_y - BC_TOP - 2 * PC_VALUE_PX  # room for two stacked values above a bar
     top_hours = max(
         [d.this.progress.seated_s / 3600 for d in week.days]
         + [d.last.seated_s / 3600 for d in week.days]
     )
     step = hour_step(top_hours)
     y_max = max(step, math.ceil(top_hours / step) * step)
-    slot = (x1 - x0) / 7
-    width = slot * 0.42
-    bars, values, labels, so_far = [], [], [], []
+    slot = 100 / 7
+    width = round(slot * 0.4, 2)
+    bars, values, labels, so_far, items = [], [], [], [], []
 
     def height_of(seconds: float) -> float:
         return round(plot_h * (seconds / 3600) / y_max, 1)
 
     for index, day in enumerate(week.days):
-        left = x0 + index * slot + slot * 0.08
+        left = index * slot + slot * 0.08
         this, last = day.this.progress, day.last
-        for shift, seconds, css, when in (
-            (0.0, last.seated_s, "bar last-week", f"{last.day:%a %d %b} (last week)"),
-            (width, this.seated_s, "bar this-week", f"{this.day:%a %d %b}"),
-        ):
-            if css.endswith("this-week") and day.is_future:
-                continue
+        shown = [(0.0, last.seated_s, "bar last-week", f"{last.day:%a %d %b} (last week)")]
+        if not day.is_future:
+            shown.append((slot * 0.44, this.seated_s, "bar this-week", f"{this.day:%a %d %b}"))
+        tops = []
+        for shift, seconds, css, when in shown:
             height = height_of(seconds)
+            x = round(left + shift, 2)
             title = f"{when}: {format_duration(seconds)} seated"
-            x = round(left + shift, 1)
-            bars.append(Rect(x, base_y - height, round(width - 2, 1), height, title, css))
-            values.append(
-                Tick(round(x + width / 2 - 1, 1), base_y - height - 4, _hours_text(seconds))
-            )
+            bars.append(Rect(x, base_y - height, width, height, title, css))
+            tops.append((round(x + width / 2, 2), base_y - height - 4, _hours_text(seconds)))
+        if len(tops) == 2 and abs(tops[0][1] - tops[1][1]) < PC_VALUE_PX:
+            (x_a, y_a, text_a), (x_b, y_b, text_b) = tops
+            if y_a <= y_b:
+                tops = [(x_a, _apart(y_a, y_b), text_a), (x_b, y_b, text_b)]
+            else:
+                tops = [(x_a, y_a, text_a), (x_b, _apart(y_b, y_a), text_b)]
+        values.extend(Tick(x, y, text) for x, y, text in tops)
+        words = f"{last.day:%a %d %b}: {format_duration(last.seated_s)}"
         if day.last_so_far.seated_s != last.seated_s and not day.is_future:
             height = height_of(day.last_so_far.seated_s)
-            title = f"{last.day:%a %d %b} by this time: {format_duration(day.last_so_far.seated_s)}"
-            so_far.append(
-                Rect(round(left, 1), base_y - height, round(width - 2, 1), 0, title, "so-far")
-            )
-        labels.append(
-            Tick(round(x0 + index * slot + slot / 2, 1), base_y + 16, f"{this.day:%a %d}")
-        )
+            by_then = format_duration(day.last_so_far.seated_s)
+            title = f"{last.day:%a %d %b} by this time: {by_then}"
+            so_far.append(Rect(round(left, 2), base_y - height, width, 0, title, "so-far"))
+            words += f" ({by_then} by this time)"
+        now = "not yet" if day.is_future else f"{format_duration(this.seated_s)} seated"
+        items.append(f"{this.day:%a %d %b}: {now}; the week before, {words}")
+        centre = round(index * slot + slot / 2, 2)
+        labels.append(Tick(centre, base_y + 17, f"{this.day:%a}", line2=f"{this.day:%d}"))
     y_ticks = [
-        Tick(x0 - 8, round(base_y - plot_h * hours / y_max, 1), f"{hours} h")
+        Tick(0, round(base_y - plot_h * hours / y_max, 1), f"{hours} h")
         for hours in range(0, y_max + 1, step)
     ]
-    return PairChart(
-        PAIR_WIDTH, BC_HEIGHT - 20, x0, x1, base_y, bars, values, labels, y_ticks, so_far
-    )
+    return PairChart(PC_HEIGHT, base_y, bars, values, labels, y_ticks, so_far, items)
 
 
 @dataclass(frozen=True)
