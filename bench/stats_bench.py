@@ -32,7 +32,7 @@ from sqlalchemy import Engine, Table, func, select, text, update
 from workload import last_weekday
 
 from sitwatch.device.history import history
-from sitwatch.protocol import Event
+from sitwatch.protocol import Event, EventType
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine
 from sitwatch.server.ingest.derive import (
@@ -41,13 +41,27 @@ from sitwatch.server.ingest.derive import (
     rollup_deltas,
     session_rows,
 )
+from sitwatch.server.ingest.insight_rows import (
+    NUDGE_TYPES,
+    StoredEvent,
+    daily_insight_rows,
+    nudges_of,
+)
 from sitwatch.server.ingest.worker import Batch, store_batch
 from sitwatch.server.migrate import upgrade
-from sitwatch.server.models import DailyRollup, Device, Drill, SittingSession
+from sitwatch.server.models import (
+    DailyInsight,
+    DailyRollup,
+    Device,
+    Drill,
+    Nudge,
+    SittingSession,
+)
 from sitwatch.server.models import Event as EventRow
 
 YEAR_DAYS = 365
-STATS_TABLES = (DailyRollup, SittingSession, Drill, EventRow)
+STATS_TABLES = (DailyRollup, SittingSession, Drill, Nudge, DailyInsight, EventRow)
+FLEET_TABLES = ("daily_rollups", "sitting_sessions", "drills", "nudges", "daily_insights", "events")
 TEMPLATE_SEED = 11
 
 
@@ -189,6 +203,30 @@ def _converter(table: Table, engine: Engine, columns: list[str]) -> Callable[[di
     )
 
 
+def template_nudges(events: list[Event], calendar: Any) -> list[dict[str, Any]]:
+    """A desk-year's nudges, as ingest derives them (``insight_rows.nudges_of``)."""
+    stored = [
+        StoredEvent(e.id, e.boot_id, e.seq, e.type.value, e.ts, e.data)
+        for e in events
+        if e.type in NUDGE_TYPES
+    ]
+    return nudges_of(events[0].device_id, stored, calendar)
+
+
+def template_insights(events: list[Event], calendar: Any) -> list[dict[str, Any]]:
+    """A desk-year's DailyInsight rows, as ingest counts them (``daily_insight_rows``)."""
+    sessions = [(r["started_at"], r["ended_at"], r["duration_s"]) for r in session_rows(events)]
+    drills = sorted(
+        (e for e in events if e.type in (EventType.DRILL_STEP, EventType.DRILL_COMPLETED)),
+        key=lambda e: (e.ts, e.seq or 0),
+    )
+    days = {calendar.day_of(e.ts) for e in drills}
+    for started, ended, _length in sessions:
+        days.add(calendar.day_of(started))
+        days |= {day for day, _hour, _s in calendar.hour_pieces(started, ended)}
+    return daily_insight_rows(events[0].device_id, days, sessions, drills, calendar)
+
+
 class TemplateRows:
     """One tracker-made desk-year as converted tuples, ready to copy to other device ids."""
 
@@ -216,6 +254,8 @@ class TemplateRows:
             (DailyRollup, rollup_deltas(events, rules)),
             (SittingSession, session_rows(events)),
             (Drill, drill_rows(events)),
+            (Nudge, template_nudges(events, rules)),
+            (DailyInsight, template_insights(events, rules)),
             (EventRow, recent),
         ):
             table: Table = model.__table__  # type: ignore[assignment]
@@ -285,7 +325,7 @@ def load_fleet(
     _bulk_insert(engine, device_table, columns, [convert(row) for row in device_rows])
     chunk = 50
     for first in range(0, desks, chunk):
-        for name in ("daily_rollups", "sitting_sessions", "drills", "events"):
+        for name in FLEET_TABLES:
             table, columns, _rows = models[0].tables[name]
             rows: list[tuple] = []
             for n in range(first, min(desks, first + chunk)):
@@ -293,14 +333,14 @@ def load_fleet(
             _bulk_insert(engine, table, columns, rows)
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:  # what autovacuum would soon do (our tables only)
-            names = ", ".join(table.__tablename__ for table in (Device, *STATS_TABLES))
+            names = ", ".join(table.__table__.name for table in (Device, *STATS_TABLES))
             connection.execution_options(isolation_level="AUTOCOMMIT").execute(
                 text(f"ANALYZE {names}")
             )
     with engine.connect() as connection:
         counts = {
-            table.__tablename__: connection.scalar(select(func.count()).select_from(table))
-            for table in (Device, EventRow, SittingSession, Drill, DailyRollup)
+            table.__table__.name: connection.scalar(select(func.count()).select_from(table))
+            for table in (Device, *STATS_TABLES)
         }
     return {
         "desks": desks,

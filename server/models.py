@@ -198,7 +198,7 @@ class Nudge(Base):
     __tablename__ = "nudges"
     __table_args__ = (
         Index("ix_nudges_device_start", "device_id", "started_at"),
-        Index("ix_nudges_day", "day", "stand_s"),  # fleet-wide: a range of days
+        Index("ix_nudges_day", "day", "stand_s", "drill_s"),  # fleet-wide, all it reads
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

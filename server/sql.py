@@ -1,6 +1,6 @@
 """The SQL toolkit the ingest and the queries share, with each difference between SQLite
 and PostgreSQL written once: as a construct compiled per dialect with SQLAlchemy's
-``@compiles`` (``epoch_ms``, ``day_number``, ``greatest``, ``least``), or as one small function (the
+``@compiles`` (``epoch_ms``, ``greatest``, ``least``), or as one small function (the
 dialect's ``INSERT ... ON CONFLICT`` and how many rows travel in it). Also the reusable
 criteria: counting rows where a condition holds, and the per-device filter.
 
@@ -166,22 +166,3 @@ def insert_rows(
         .render_derived(name="r", with_types=True)
     )
     return connection.execute(finish(stmt.from_select(names, select(*source.c))))
-
-
-class day_number(FunctionElement[int]):
-    """A stored date as whole days since 1970-01-01."""
-
-    type = BigInteger()
-    inherit_cache = True
-
-
-@compiles(day_number, "postgresql")
-def _day_number_postgresql(element: day_number, compiler: SQLCompiler, **kw: Any) -> str:
-    (day,) = element.clauses
-    return f"({compiler.process(day, **kw)} - DATE '1970-01-01')"
-
-
-@compiles(day_number, "sqlite")
-def _day_number_sqlite(element: day_number, compiler: SQLCompiler, **kw: Any) -> str:
-    (day,) = element.clauses
-    return compiler.process(cast(func.julianday(day) - _JULIAN_EPOCH + 0.5, BigInteger), **kw)

@@ -249,8 +249,7 @@ def recount_insights(
     kept = 0
     for device_id, days in sorted(days_of.items()):
         start, end = calendar.bounds(min(days))[0], calendar.bounds(max(days))[1]
-        rows = {day: {"device_id": device_id, "day": day, **_zeros()} for day in days}
-        for started, ended, length in connection.execute(
+        sessions = connection.execute(
             select(
                 SittingSession.started_at, SittingSession.ended_at, SittingSession.duration_s
             ).where(
@@ -259,22 +258,49 @@ def recount_insights(
                 SittingSession.started_at < end,
                 SittingSession.ended_at > start,
             )
-        ):
-            first_day = calendar.day_of(started)
-            if first_day in rows:
-                rows[first_day][bout_column(length)] += 1
-            for day, hour, seconds in calendar.hour_pieces(started, ended):
-                if day in rows:
-                    rows[day][HOUR_COLUMNS[hour]] += seconds
-        _count_steps(connection, calendar, device_id, start, end, rows)
+        ).all()
+        drill_events = connection.execute(
+            select(EventRow.boot_id, EventRow.seq, EventRow.type, EventRow.ts, EventRow.data)
+            .where(
+                EventRow.device_id == device_id,
+                EventRow.ts >= start,
+                EventRow.ts < end + timedelta(seconds=LONGEST_CIRCUIT_S),
+                EventRow.type.in_((EventType.DRILL_STEP.value, EventType.DRILL_COMPLETED.value)),
+            )
+            .order_by(EventRow.ts, EventRow.seq)
+        ).all()
+        full = daily_insight_rows(device_id, days, sessions, drill_events, calendar)
         connection.execute(
             delete(table).where(table.c.device_id == device_id, table.c.day.in_(sorted(days)))
         )
-        full = [row for row in rows.values() if any(row[name] for name in INSIGHT_FIGURES)]
         if full:
-            connection.execute(table.insert(), sorted(full, key=lambda row: row["day"]))
+            connection.execute(table.insert(), full)
         kept += len(full)
     return kept
+
+
+def daily_insight_rows(
+    device_id: str,
+    days: Iterable[date],
+    sessions: Iterable[Sequence[Any]],
+    drill_events: Sequence[Any],
+    calendar: Calendar,
+) -> list[dict[str, Any]]:
+    """The DailyInsight rows of a desk's ``days`` that hold something, by day: from its
+    sessions ((started_at, ended_at, duration_s), those reaching into the days) and its
+    drill_step and drill_completed events (with ``boot_id``, ``type``, ``ts``, ``data``;
+    sorted by time, and those up to a circuit's longest run after the days)."""
+    rows = {day: {"device_id": device_id, "day": day, **_zeros()} for day in days}
+    for started, ended, length in sessions:
+        first_day = calendar.day_of(started)
+        if first_day in rows:
+            rows[first_day][bout_column(length)] += 1
+        for day, hour, seconds in calendar.hour_pieces(started, ended):
+            if day in rows:
+                rows[day][HOUR_COLUMNS[hour]] += seconds
+    _count_steps(calendar, drill_events, rows)
+    full = [row for row in rows.values() if any(row[name] for name in INSIGHT_FIGURES)]
+    return sorted(full, key=lambda row: row["day"])
 
 
 def _zeros() -> dict[str, float | int]:
@@ -283,26 +309,10 @@ def _zeros() -> dict[str, float | int]:
 
 
 def _count_steps(
-    connection: Connection,
-    calendar: Calendar,
-    device_id: str,
-    start: datetime,
-    end: datetime,
-    rows: dict[date, dict[str, Any]],
+    calendar: Calendar, events: Sequence[Any], rows: dict[date, dict[str, Any]]
 ) -> None:
     """Drill steps per day into ``rows``: each step but those whose circuit (the boot's next
     drill_completed within a circuit's longest run) was done on the chair."""
-    kinds = (EventType.DRILL_STEP.value, EventType.DRILL_COMPLETED.value)
-    events = connection.execute(
-        select(EventRow.boot_id, EventRow.seq, EventRow.type, EventRow.ts, EventRow.data)
-        .where(
-            EventRow.device_id == device_id,
-            EventRow.ts >= start,
-            EventRow.ts < end + timedelta(seconds=LONGEST_CIRCUIT_S),
-            EventRow.type.in_(kinds),
-        )
-        .order_by(EventRow.ts, EventRow.seq)
-    ).all()
     circuits: dict[str, list[Any]] = defaultdict(list)  # per boot, by time (and seq)
     for e in events:
         if e.type == EventType.DRILL_COMPLETED:
@@ -310,9 +320,9 @@ def _count_steps(
     ends = {boot: [as_utc(c.ts) for c in rows] for boot, rows in circuits.items()}
     longest = timedelta(seconds=LONGEST_CIRCUIT_S)
     for step in events:
-        at = as_utc(step.ts)
-        if step.type != EventType.DRILL_STEP or not start <= at < end:
+        if step.type != EventType.DRILL_STEP:
             continue
+        at = as_utc(step.ts)
         day = calendar.day_of(at)
         if day not in rows:
             continue

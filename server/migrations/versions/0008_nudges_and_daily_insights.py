@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("event_id", name=op.f("uq_nudges_event_id")),
     )
     op.create_index("ix_nudges_device_start", "nudges", ["device_id", "started_at"])
-    op.create_index("ix_nudges_day", "nudges", ["day", "stand_s"])
+    op.create_index("ix_nudges_day", "nudges", ["day", "stand_s", "drill_s"])
     op.create_table(
         "daily_insights",
         sa.Column("device_id", sa.String(length=64), nullable=False),
