@@ -10,11 +10,10 @@ are made that way and their derived rows (``derive.session_rows``, ``drill_rows`
 ``rollup_deltas``: the functions ingest uses) are copied to every desk under its own device
 id and event ids, then bulk-inserted (SQLite: executemany of values already converted by
 the columns' own SQLAlchemy types; PostgreSQL: COPY). Per desk: a year of DailyRollup,
-SittingSession and Drill rows, the Event rows of the last ``event_days`` days (today and the
-seat-state look-back) and a Device row (nine in ten online). The fleet's Insights page
-(its default four weeks) is timed too; its nudge funnel, exercise counts and pause lookups
-read raw events, of which the fleet has only those ``event_days``, so that figure is a
-lower bound for a fleet with four weeks of events.
+SittingSession, Drill, Nudge and DailyInsight rows (``insight_rows.nudges_of`` and
+``daily_insight_rows``, as ingest derives them), the Event rows of the last ``event_days``
+days (four weeks in the full run: the Insights page's default range) and a Device row (nine
+in ten online). The fleet's Insights page and one desk's are timed too (numbers and HTML).
 """
 
 from __future__ import annotations
@@ -352,6 +351,44 @@ def load_fleet(
     }
 
 
+def insights_runs(
+    engine: Engine, now: datetime, get: Callable[[str], None], runs: int, budget_s: float
+) -> dict[str, Any]:
+    """The Insights page's default range (four weeks to today) for the fleet and for one desk
+    in it: its numbers (``queries.insights.insights``) and the whole page over HTTP."""
+    from sqlalchemy.orm import Session
+
+    from sitwatch.server.queries.insights import insights
+    from sitwatch.server.queries.scope import ALL_DESKS
+
+    calendar = server_config("sqlite://").calendar
+    last = calendar.day_of(now)
+    first = last - timedelta(days=27)
+
+    def numbers(device_id: str | None) -> Callable[[], object]:
+        def work() -> object:
+            with Session(engine) as session:
+                return insights(
+                    session, ALL_DESKS, calendar, first, last, device_id=device_id, today=last
+                )
+
+        return work
+
+    found = numbers(None)()
+    return {
+        "fleet_insights": time_runs(numbers(None), runs, budget_s),
+        "fleet_insights_html": time_runs(lambda: get("/insights"), runs, budget_s),
+        "desk_insights": time_runs(numbers("fleet-0001"), runs, budget_s),
+        "desk_insights_html": time_runs(lambda: get("/insights?device=fleet-0001"), runs, budget_s),
+        "fleet_insights_figures": {
+            "nudges": found.funnel.nudges,
+            "stood_up": found.funnel.stood_up,
+            "bouts": sum(found.bouts),
+            "exercise_steps": sum(e.count for e in found.exercises),
+        },
+    }
+
+
 def query_plans(engine: Engine, now: datetime) -> dict[str, str]:
     """SQLite's plan for the fleet-wide range queries (whether they use an index)."""
     if engine.dialect.name != "sqlite":
@@ -389,7 +426,7 @@ def run(
     result["fleet_overview"] = time_runs(lambda: page(None), runs, budget_s)
     result["fleet_desk_page"] = time_runs(lambda: page("fleet-0001"), runs, budget_s)
     result["fleet_html"] = time_runs(lambda: get("/"), 3, budget_s / 3, least=3)
-    result["fleet_insights_html"] = time_runs(lambda: get("/insights"), 3, budget_s / 3, least=3)
+    result.update(insights_runs(engine, now, get, runs, budget_s))
     result["plans"] = query_plans(engine, now)
     engine.dispose()
     return result
