@@ -9,7 +9,7 @@ event changes them exactly as it would a rebuild:
   earliest new event onwards (that nudge is the one a new event can extend; every earlier
   one ended before it), unless that nudge's prompt was pruned (then from the new event).
   A prompt's place in a cycle depends only on its boot's previous prompt or ack within
-  ``CYCLE_MARGIN`` (a day), so the events read start a day earlier.
+  ``CYCLE_MARGIN`` (a day), so without such a nudge the events read start a day earlier.
   The rules are the funnel's (server/queries/insights.py's docstring); within a boot,
   events are taken in ``seq`` order, which assumes a desk's ``seq`` and times agree except
   between events stamped in the same millisecond.
@@ -159,7 +159,10 @@ def derive_nudges(connection: Connection, calendar: Calendar, since: Mapping[str
     if not since:
         return 0
     table: Table = Nudge.__table__  # type: ignore[assignment]
-    start = _recompute_from(connection, {d: as_utc(ts) for d, ts in since.items()})
+    start, anchored = _recompute_from(connection, {d: as_utc(ts) for d, ts in since.items()})
+    # From a stored nudge on, its first prompt begins the list (it began a nudge before and
+    # still does: nothing earlier changed); else a day before, for the prompt's predecessor.
+    read_from = {d: ts if d in anchored else ts - CYCLE_MARGIN for d, ts in start.items()}
     found = connection.execute(
         select(
             EventRow.device_id,
@@ -172,8 +175,8 @@ def derive_nudges(connection: Connection, calendar: Calendar, since: Mapping[str
         ).where(
             or_(
                 *(
-                    and_(EventRow.device_id == d, EventRow.ts >= ts - CYCLE_MARGIN)
-                    for d, ts in sorted(start.items())
+                    and_(EventRow.device_id == d, EventRow.ts >= ts)
+                    for d, ts in sorted(read_from.items())
                 )
             ),
             EventRow.type.in_([kind.value for kind in NUDGE_TYPES]),
@@ -205,10 +208,10 @@ def derive_nudges(connection: Connection, calendar: Calendar, since: Mapping[str
 
 def _recompute_from(
     connection: Connection, earliest: Mapping[str, datetime]
-) -> dict[str, datetime]:
+) -> tuple[dict[str, datetime], set[str]]:
     """Per desk, where its nudges must be recomputed from for events from ``earliest`` on:
     the start of its last nudge before then, unless that nudge's events were pruned (it
-    stays as it is: server/retention.py)."""
+    stays as it is: server/retention.py); and the desks where that is such a nudge."""
     last = dict(
         connection.execute(
             select(Nudge.device_id, func.max(Nudge.started_at))
@@ -238,8 +241,9 @@ def _recompute_from(
             )
         ).all()
         for device_id, started in kept:
-            start[device_id] = min(start[device_id], as_utc(started))
-    return start
+            start[device_id] = as_utc(started)
+        return start, {device_id for device_id, _ in kept}
+    return start, set()
 
 
 def nudge_starts(events: Iterable[Event], calendar: Calendar) -> dict[str, datetime]:
