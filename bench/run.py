@@ -50,7 +50,7 @@ class Plan:
     page_budget_s: float = 12.0
     fleet_desks: int = 1000
     fleet_templates: int = 8
-    fleet_event_days: int = 3
+    fleet_event_days: int = 28  # the Insights page's default four weeks of raw events
     idle_s: float = 60.0
     prompt_trials: int = 10
     presses: int = 20
@@ -352,14 +352,15 @@ def bench_stats(report: Report, plan: Plan, url: str, db: str) -> None:
             None,
         )
     )
-    report.add(
-        timing_figure(
-            f"stats.fleet_insights_html.{db}",
-            f"fleet Insights, 4 weeks ({plan.fleet_event_days} days of raw events): GET ({db})",
-            run["fleet_insights_html"],
-            None,
-        )
-    )
+    days = plan.fleet_event_days
+    for key, label, limit in (
+        ("fleet_insights", f"fleet Insights, 4 weeks ({days} days of raw events): numbers", 300),
+        ("fleet_insights_html", "fleet Insights, 4 weeks: whole page GET, HTML", 300),
+        ("desk_insights", "one desk's Insights inside that fleet: numbers", 20),
+        ("desk_insights_html", "one desk's Insights: whole page GET, HTML", None),
+    ):
+        extra = {"figures": run["fleet_insights_figures"]} if key == "fleet_insights" else None
+        report.add(timing_figure(f"stats.{key}.{db}", f"{label} ({db})", run[key], limit, extra))
 
 
 # --- device -------------------------------------------------------------------------------

@@ -10,11 +10,10 @@ are made that way and their derived rows (``derive.session_rows``, ``drill_rows`
 ``rollup_deltas``: the functions ingest uses) are copied to every desk under its own device
 id and event ids, then bulk-inserted (SQLite: executemany of values already converted by
 the columns' own SQLAlchemy types; PostgreSQL: COPY). Per desk: a year of DailyRollup,
-SittingSession and Drill rows, the Event rows of the last ``event_days`` days (today and the
-seat-state look-back) and a Device row (nine in ten online). The fleet's Insights page
-(its default four weeks) is timed too; its nudge funnel, exercise counts and pause lookups
-read raw events, of which the fleet has only those ``event_days``, so that figure is a
-lower bound for a fleet with four weeks of events.
+SittingSession, Drill, Nudge and DailyInsight rows (``insight_rows.nudges_of`` and
+``daily_insight_rows``, as ingest derives them), the Event rows of the last ``event_days``
+days (four weeks in the full run: the Insights page's default range) and a Device row (nine
+in ten online). The fleet's Insights page and one desk's are timed too (numbers and HTML).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from sqlalchemy import Engine, Table, func, select, text, update
 from workload import last_weekday
 
 from sitwatch.device.history import history
-from sitwatch.protocol import Event
+from sitwatch.protocol import Event, EventType
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine
 from sitwatch.server.ingest.derive import (
@@ -41,13 +40,27 @@ from sitwatch.server.ingest.derive import (
     rollup_deltas,
     session_rows,
 )
+from sitwatch.server.ingest.insight_rows import (
+    NUDGE_TYPES,
+    StoredEvent,
+    daily_insight_rows,
+    nudges_of,
+)
 from sitwatch.server.ingest.worker import Batch, store_batch
 from sitwatch.server.migrate import upgrade
-from sitwatch.server.models import DailyRollup, Device, Drill, SittingSession
+from sitwatch.server.models import (
+    DailyInsight,
+    DailyRollup,
+    Device,
+    Drill,
+    Nudge,
+    SittingSession,
+)
 from sitwatch.server.models import Event as EventRow
 
 YEAR_DAYS = 365
-STATS_TABLES = (DailyRollup, SittingSession, Drill, EventRow)
+STATS_TABLES = (DailyRollup, SittingSession, Drill, Nudge, DailyInsight, EventRow)
+FLEET_TABLES = ("daily_rollups", "sitting_sessions", "drills", "nudges", "daily_insights", "events")
 TEMPLATE_SEED = 11
 
 
@@ -189,6 +202,30 @@ def _converter(table: Table, engine: Engine, columns: list[str]) -> Callable[[di
     )
 
 
+def template_nudges(events: list[Event], calendar: Any) -> list[dict[str, Any]]:
+    """A desk-year's nudges, as ingest derives them (``insight_rows.nudges_of``)."""
+    stored = [
+        StoredEvent(e.id, e.boot_id, e.seq, e.type.value, e.ts, e.data)
+        for e in events
+        if e.type in NUDGE_TYPES
+    ]
+    return nudges_of(events[0].device_id, stored, calendar)
+
+
+def template_insights(events: list[Event], calendar: Any) -> list[dict[str, Any]]:
+    """A desk-year's DailyInsight rows, as ingest counts them (``daily_insight_rows``)."""
+    sessions = [(r["started_at"], r["ended_at"], r["duration_s"]) for r in session_rows(events)]
+    drills = sorted(
+        (e for e in events if e.type in (EventType.DRILL_STEP, EventType.DRILL_COMPLETED)),
+        key=lambda e: (e.ts, e.seq or 0),
+    )
+    days = {calendar.day_of(e.ts) for e in drills}
+    for started, ended, _length in sessions:
+        days.add(calendar.day_of(started))
+        days |= {day for day, _hour, _s in calendar.hour_pieces(started, ended)}
+    return daily_insight_rows(events[0].device_id, days, sessions, drills, calendar)
+
+
 class TemplateRows:
     """One tracker-made desk-year as converted tuples, ready to copy to other device ids."""
 
@@ -216,6 +253,8 @@ class TemplateRows:
             (DailyRollup, rollup_deltas(events, rules)),
             (SittingSession, session_rows(events)),
             (Drill, drill_rows(events)),
+            (Nudge, template_nudges(events, rules)),
+            (DailyInsight, template_insights(events, rules)),
             (EventRow, recent),
         ):
             table: Table = model.__table__  # type: ignore[assignment]
@@ -285,7 +324,7 @@ def load_fleet(
     _bulk_insert(engine, device_table, columns, [convert(row) for row in device_rows])
     chunk = 50
     for first in range(0, desks, chunk):
-        for name in ("daily_rollups", "sitting_sessions", "drills", "events"):
+        for name in FLEET_TABLES:
             table, columns, _rows = models[0].tables[name]
             rows: list[tuple] = []
             for n in range(first, min(desks, first + chunk)):
@@ -293,14 +332,14 @@ def load_fleet(
             _bulk_insert(engine, table, columns, rows)
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:  # what autovacuum would soon do (our tables only)
-            names = ", ".join(table.__tablename__ for table in (Device, *STATS_TABLES))
+            names = ", ".join(table.__table__.name for table in (Device, *STATS_TABLES))
             connection.execution_options(isolation_level="AUTOCOMMIT").execute(
                 text(f"ANALYZE {names}")
             )
     with engine.connect() as connection:
         counts = {
-            table.__tablename__: connection.scalar(select(func.count()).select_from(table))
-            for table in (Device, EventRow, SittingSession, Drill, DailyRollup)
+            table.__table__.name: connection.scalar(select(func.count()).select_from(table))
+            for table in (Device, *STATS_TABLES)
         }
     return {
         "desks": desks,
@@ -309,6 +348,44 @@ def load_fleet(
         "generate_seconds": generated_s,
         "load_seconds": time.perf_counter() - start - generated_s,
         "rows": counts,
+    }
+
+
+def insights_runs(
+    engine: Engine, now: datetime, get: Callable[[str], None], runs: int, budget_s: float
+) -> dict[str, Any]:
+    """The Insights page's default range (four weeks to today) for the fleet and for one desk
+    in it: its numbers (``queries.insights.insights``) and the whole page over HTTP."""
+    from sqlalchemy.orm import Session
+
+    from sitwatch.server.queries.insights import insights
+    from sitwatch.server.queries.scope import ALL_DESKS
+
+    calendar = server_config("sqlite://").calendar
+    last = calendar.day_of(now)
+    first = last - timedelta(days=27)
+
+    def numbers(device_id: str | None) -> Callable[[], object]:
+        def work() -> object:
+            with Session(engine) as session:
+                return insights(
+                    session, ALL_DESKS, calendar, first, last, device_id=device_id, today=last
+                )
+
+        return work
+
+    found = numbers(None)()
+    return {
+        "fleet_insights": time_runs(numbers(None), runs, budget_s),
+        "fleet_insights_html": time_runs(lambda: get("/insights"), runs, budget_s),
+        "desk_insights": time_runs(numbers("fleet-0001"), runs, budget_s),
+        "desk_insights_html": time_runs(lambda: get("/insights?device=fleet-0001"), runs, budget_s),
+        "fleet_insights_figures": {
+            "nudges": found.funnel.nudges,
+            "stood_up": found.funnel.stood_up,
+            "bouts": sum(found.bouts),
+            "exercise_steps": sum(e.count for e in found.exercises),
+        },
     }
 
 
@@ -349,7 +426,7 @@ def run(
     result["fleet_overview"] = time_runs(lambda: page(None), runs, budget_s)
     result["fleet_desk_page"] = time_runs(lambda: page("fleet-0001"), runs, budget_s)
     result["fleet_html"] = time_runs(lambda: get("/"), 3, budget_s / 3, least=3)
-    result["fleet_insights_html"] = time_runs(lambda: get("/insights"), 3, budget_s / 3, least=3)
+    result.update(insights_runs(engine, now, get, runs, budget_s))
     result["plans"] = query_plans(engine, now)
     engine.dispose()
     return result

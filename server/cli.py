@@ -83,7 +83,7 @@ def open_database(config: ServerConfig) -> Iterator[Engine]:
         fail(f"database {backend!r} is not supported: use sqlite:/// or postgresql+psycopg://")
     try:
         check_connection(engine)
-        upgrade(engine)
+        upgrade(engine, calendar=config.calendar)
     except DatabaseError as exc:
         engine.dispose()
         fail(str(exc))
@@ -544,8 +544,8 @@ def _why(exc: OSError | subprocess.CalledProcessError) -> str:
 @config_option
 @click.pass_context
 def rebuild_rollups(ctx: click.Context) -> None:
-    """Recompute every daily rollup from the stored events (after changing the time zone
-    or day_start_hour)."""
+    """Recompute every daily rollup, nudge and daily insight row from the stored events
+    (after changing the time zone or day_start_hour)."""
     from sitwatch.protocol import now_utc
     from sitwatch.server.ingest.derive import rebuild_all_rollups
     from sitwatch.server.retention import first_kept_day

@@ -22,6 +22,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
+from sitwatch.calendar import Calendar
 from sitwatch.server.models import POSTGRESQL_ONLY_INDEXES, Base
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -53,11 +54,13 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", calendar: Calendar | None = None) -> None:
     """Bring the database schema up to ``revision``. A database made by
     ``create_schema`` (all tables, no Alembic version) is stamped instead of re-created.
-    Safe when several servers start at once: on PostgreSQL they take turns (advisory lock)."""
+    Safe when several servers start at once: on PostgreSQL they take turns (advisory lock).
+    ``calendar``: the server's days, for migrations that derive rows by day (0008)."""
     config = alembic_config(engine)
+    config.attributes["calendar"] = calendar
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})

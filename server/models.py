@@ -1,6 +1,7 @@
 """Database tables (SQLAlchemy 2.0 typed models): devices and their answers to settings,
-raw events, derived sessions, drills, daily rollups, dashboard users, the desks linked
-to each user, each user's own daily goal and the audit log."""
+raw events, derived sessions, drills, nudges, daily rollups and daily insight figures,
+dashboard users, the desks linked to each user, each user's own daily goal and the audit
+log."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     Date,
     DateTime,
     Float,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     false,
@@ -26,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sitwatch.calendar import as_utc
+from sitwatch.drill import CIRCUIT
 
 # Named constraints, so later migrations can alter them (SQLite batch mode needs names).
 NAMING_CONVENTION = {
@@ -184,6 +188,71 @@ def empty_figures() -> dict[str, float | int]:
     """Every rollup figure at zero, of its column's type (0.0 for seconds, 0 for counts)."""
     columns = DailyRollup.__table__.columns
     return {name: columns[name].type.python_type() for name in ROLLUP_FIGURES}
+
+
+class Nudge(Base):
+    """One prompt cycle of the Insights' nudge funnel (server/queries/insights.py): a desk's
+    first audible prompt after its previous one was answered, and how many seconds later
+    its user first stood up and first did a drill that counts, before the desk's next nudge
+    (None: not before it). Derived at ingest from the events (``derive.derive_nudges``)."""
+
+    __tablename__ = "nudges"
+    __table_args__ = (
+        Index("ix_nudges_device_start", "device_id", "started_at"),
+        Index("ix_nudges_day", "day", "stand_s", "drill_s"),  # fleet-wide, all it reads
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)  # its first prompt
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    boot_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    day: Mapped[date] = mapped_column(Date)  # the local day of started_at
+    stand_s: Mapped[float | None] = mapped_column(Float)
+    drill_s: Mapped[float | None] = mapped_column(Float)
+
+
+# Sitting bouts by length, [low, high) in minutes; the last one is open-ended.
+BOUT_EDGES_MIN: tuple[tuple[int, int | None], ...] = (
+    (0, 15),
+    (15, 30),
+    (30, 60),
+    (60, 90),
+    (90, None),
+)
+BOUT_COLUMNS = tuple(
+    f"bouts_{lo}_{hi}" if hi is not None else f"bouts_{lo}_up" for lo, hi in BOUT_EDGES_MIN
+)
+HOUR_COLUMNS = tuple(f"seated_h{hour:02d}" for hour in range(24))
+OTHER_STEP = "other"
+EXERCISE_KEYS = (*(step.key for step in CIRCUIT), OTHER_STEP)
+STEP_COLUMNS = tuple(f"steps_{key}" for key in EXERCISE_KEYS)
+
+daily_insights = Table(
+    "daily_insights",
+    Base.metadata,
+    Column("device_id", String(64), ForeignKey("devices.id"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    *(Column(name, Integer, nullable=False, default=0) for name in BOUT_COLUMNS),
+    *(Column(name, Float, nullable=False, default=0.0) for name in HOUR_COLUMNS),
+    *(Column(name, Integer, nullable=False, default=0) for name in STEP_COLUMNS),
+    Index("ix_daily_insights_day", "day"),
+)
+
+
+class DailyInsight(Base):
+    """Per device and local day, what the Insights page sums over a range besides the
+    rollups: sitting bouts per length bucket (sessions counted to the day they started),
+    seated seconds per local clock hour (each session cut at hour boundaries and DST
+    changes, each piece counted to the day its hour is in) and drill steps the guided
+    circuit reached, per step (not those of a circuit done on the chair). Recounted at
+    ingest from sessions and events (``derive.recount_insights``)."""
+
+    __table__ = daily_insights
+
+
+INSIGHT_FIGURES = (*BOUT_COLUMNS, *HOUR_COLUMNS, *STEP_COLUMNS)
 
 
 class User(Base):

@@ -1,7 +1,8 @@
 """A person's data, for the GDPR's access and erasure (docs/privacy.md): everything stored
 about the desks linked to a user (desk rows and settings, the desks' answers to them, raw
-events, sessions, drills, daily rollups) and the account itself with its daily goal,
-exported as JSON or as CSV files in a zip; and erased, by desk or by person."""
+events, sessions, drills, nudges, daily rollups and daily insight figures) and the account
+itself with its daily goal, exported as JSON or as CSV files in a zip; and erased, by desk
+or by person."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from sitwatch.calendar import as_utc
 from sitwatch.server.members import desks_of, members_of
 from sitwatch.server.models import (
     ConfigResult,
+    DailyInsight,
     DailyRollup,
     DeskLink,
     Device,
     Drill,
     Event,
+    Nudge,
     PersonalGoal,
     SittingSession,
     User,
@@ -38,7 +41,9 @@ DESK_TABLES: tuple[type[Any], ...] = (
     Event,
     SittingSession,
     Drill,
+    Nudge,
     DailyRollup,
+    DailyInsight,
     ConfigResult,
     DeskLink,
     Device,
@@ -74,7 +79,9 @@ def export_of(session: Session, user: User) -> dict[str, Any]:
         "events": _rows(session, Event, desks),
         "sessions": _rows(session, SittingSession, desks),
         "drills": _rows(session, Drill, desks),
+        "nudges": _rows(session, Nudge, desks),
         "daily_rollups": _rows(session, DailyRollup, desks),
+        "daily_insights": _rows(session, DailyInsight, desks),
     }
     found["account"]["desks"] = sorted(desks)
     found["goal"] = _goal_rows(session, user)

@@ -47,3 +47,35 @@ class Calendar:
     def week_start(self, day: date) -> date:
         """Monday of ``day``'s week."""
         return day - timedelta(days=day.weekday())
+
+    def hour_pieces(self, start: datetime, end: datetime) -> list[tuple[date, int, float]]:
+        """[start, end) cut at local clock-hour boundaries and at UTC offset changes: per
+        piece, the day its hour counts to, the local clock hour (0-23) and its seconds. The
+        repeated hour of an autumn change yields two pieces of the same hour; the hour a
+        spring change skips, none."""
+        zone = self.zone
+        pieces: list[tuple[date, int, float]] = []
+        at, end = as_utc(start), as_utc(end)
+        while at < end:
+            local = at.astimezone(zone)
+            offset = local.utcoffset() or timedelta(0)
+            hour_start = local.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+            cut = min(end, (hour_start + timedelta(hours=1) - offset).replace(tzinfo=UTC))
+            if (cut.astimezone(zone).utcoffset() or timedelta(0)) != offset:
+                cut = _offset_change(zone, at, cut, offset)
+            day = (hour_start - self.day_start).date()
+            pieces.append((day, local.hour, (cut - at).total_seconds()))
+            at = cut
+        return pieces
+
+
+def _offset_change(zone: ZoneInfo, low: datetime, high: datetime, offset: timedelta) -> datetime:
+    """The first instant after ``low`` (which has ``offset``) and at most ``high`` (which
+    has another) with another offset, to the microsecond."""
+    while high - low > timedelta(microseconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(zone).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return high

@@ -25,7 +25,7 @@ from sitwatch.server.db import make_engine
 from sitwatch.server.ingest.derive import check_event, rebuild_all_rollups
 from sitwatch.server.ingest.worker import Batch, store_batch
 from sitwatch.server.migrate import upgrade
-from sitwatch.server.models import DailyRollup, Drill
+from sitwatch.server.models import DailyInsight, DailyRollup, Drill, Nudge
 from sitwatch.server.queries import insights, stats
 from sitwatch.server.queries.scope import ALL_DESKS
 from sitwatch.settings import TrackerSettings
@@ -83,7 +83,7 @@ def random_event(rng: random.Random, device_id: str) -> object:
     ts = datetime(2026, 3, 27, 0, tzinfo=UTC) + timedelta(seconds=rng.uniform(0, 4 * 86400))
     kind = rng.choice(
         [EventType.STOOD_UP, EventType.BREAK, EventType.PROMPT, EventType.PROMPT_ACK,
-         EventType.DRILL_COMPLETED, EventType.HEARTBEAT]
+         EventType.DRILL_COMPLETED, EventType.DRILL_STEP, EventType.HEARTBEAT]
     )  # fmt: skip
     data = {
         EventType.STOOD_UP: {"session_s": rng.uniform(0, 20000)},
@@ -94,9 +94,27 @@ def random_event(rng: random.Random, device_id: str) -> object:
             "guided": rng.random() < 0.5,
             **rng.choice([{}, {"verified": True}, {"verified": False}]),
         },
+        EventType.DRILL_STEP: {"index": 1, "step": rng.choice(["clams", "setup", "odd"])},
         EventType.HEARTBEAT: {},
     }[kind]
     return make_event(kind, ts, device_id, **data)
+
+
+def derived(engine: Engine, device_id: str) -> tuple[object, ...]:
+    """A desk's rollups, nudges and daily insight rows, as comparable values."""
+    with engine.connect() as connection:
+        nudges = connection.execute(
+            select(Nudge.event_id, Nudge.started_at, Nudge.day, Nudge.stand_s, Nudge.drill_s)
+            .where(Nudge.device_id == device_id)
+            .order_by(Nudge.event_id)
+        ).all()
+        daily = connection.execute(
+            select(DailyInsight.__table__)
+            .where(DailyInsight.__table__.c.device_id == device_id)
+            .order_by(DailyInsight.__table__.c.day)
+        ).all()
+    rounded = [tuple(round(v, 6) if isinstance(v, float) else v for v in row) for row in daily]
+    return snapshot(engine, device_id), [tuple(n) for n in nudges], rounded
 
 
 def snapshot(engine: Engine, device_id: str) -> dict[date, tuple[object, ...]]:
@@ -115,7 +133,7 @@ def snapshot(engine: Engine, device_id: str) -> dict[date, tuple[object, ...]]:
 
 @settings(max_examples=25, deadline=None, database=None)
 @given(seed=st.integers(0, 10**6), batch_size=st.integers(1, 40))
-def test_incremental_rollups_equal_a_rebuild_whatever_the_order_and_replays(
+def test_incremental_rollups_and_insights_equal_a_rebuild_whatever_the_order_and_replays(
     migrated_sqlite: Engine, seed: int, batch_size: int
 ) -> None:
     rng = random.Random(seed)
@@ -129,13 +147,15 @@ def test_incremental_rollups_equal_a_rebuild_whatever_the_order_and_replays(
             batch.events.setdefault(event.id, (event, check_event(event)))
         with migrated_sqlite.begin() as connection:
             store_batch(connection, batch, RULES, datetime.now(UTC))
-    incremental = snapshot(migrated_sqlite, device_id)
+    incremental = derived(migrated_sqlite, device_id)
     with migrated_sqlite.begin() as connection:
         rebuild_all_rollups(connection, RULES)
-    assert snapshot(migrated_sqlite, device_id) == incremental
-    assert sum(day[1] for day in incremental.values()) == sum(
+    assert derived(migrated_sqlite, device_id) == incremental
+    rollups, nudges, daily = incremental
+    assert sum(day[1] for day in rollups.values()) == sum(  # type: ignore[attr-defined]
         e.type is EventType.STOOD_UP for e in events
     )
+    assert nudges and daily  # type: ignore[truthy-bool]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

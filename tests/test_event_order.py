@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from web_fixtures import add_device, seeded_engine
 
 from sitwatch.calendar import Calendar
+from sitwatch.server.ingest.derive import rebuild_all_rollups
 from sitwatch.server.models import Device, Drill, Event
 from sitwatch.server.queries import insights, pauses, stats
 from sitwatch.server.queries.insights import Funnel
@@ -101,6 +102,8 @@ class DeskLog:
                         )
                     )
             s.commit()
+        with engine.begin() as connection:  # the nudges and rollups, as ingest derives them
+            rebuild_all_rollups(connection, CAL)
 
 
 def funnel(engine: Engine) -> Funnel:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, event
@@ -29,6 +28,7 @@ from web_fixtures import (
 
 from sitwatch.calendar import Calendar
 from sitwatch.server.config import ServerConfig, ServerConfigError, load_server_config
+from sitwatch.server.ingest.derive import rebuild_all_rollups
 from sitwatch.server.queries import insights
 from sitwatch.server.queries.insights import Funnel, Goals
 from sitwatch.server.queries.scope import ALL_DESKS, Scope
@@ -260,22 +260,31 @@ def test_an_empty_range_is_all_zeros(session: Session) -> None:
 # --- time zones ---------------------------------------------------------------------------------
 
 
-def test_offset_spans_are_cut_at_dst_changes() -> None:
-    berlin = ZoneInfo("Europe/Berlin")
-    start = datetime(2026, 10, 20, 2, 0, tzinfo=UTC)
-    end = datetime(2026, 10, 30, 3, 0, tzinfo=UTC)
-    change_ms = insights.epoch_ms(datetime(2026, 10, 25, 1, 0, tzinfo=UTC))
-    assert insights.offset_spans(berlin, start, end) == [
-        insights.OffsetSpan(insights.epoch_ms(start), change_ms, 2 * 3600_000),
-        insights.OffsetSpan(change_ms, insights.epoch_ms(end), 3600_000),
+def test_hour_pieces_are_cut_at_hour_boundaries_and_dst_changes() -> None:
+    """What ingest files under each clock hour of a day (models.DailyInsight)."""
+    berlin = Calendar("Europe/Berlin", 4)
+
+    def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, month, day, hour, minute, tzinfo=UTC)
+
+    saturday = date(2026, 10, 24)
+    # Autumn: 02:30-03:00 CEST, 02:00-03:00 CET (the hour again), 03:00-03:30 CET.
+    assert berlin.hour_pieces(utc(10, 25, 0, 30), utc(10, 25, 2, 30)) == [
+        (saturday, 2, 30 * MIN),
+        (saturday, 2, 60 * MIN),
+        (saturday, 3, 30 * MIN),
     ]
-    # A whole year: spring and autumn; and a zone with a 45-minute offset and no DST.
-    year = insights.offset_spans(
-        berlin, datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
-    )
-    assert [s.offset_ms // 60_000 for s in year] == [60, 120, 60]
-    nepal = insights.offset_spans(ZoneInfo("Asia/Kathmandu"), start, end)
-    assert [s.offset_ms // 60_000 for s in nepal] == [345]
+    # Spring: 01:30-02:00 CET, then 03:00-03:30 CEST; hour 2 never was.
+    assert berlin.hour_pieces(utc(3, 29, 0, 30), utc(3, 29, 1, 30)) == [
+        (date(2026, 3, 28), 1, 30 * MIN),
+        (date(2026, 3, 28), 3, 30 * MIN),
+    ]
+    # A zone 5 h 45 min ahead cuts at its own hours; from 04:00 on is the next day.
+    nepal = Calendar("Asia/Kathmandu", 4)
+    assert nepal.hour_pieces(utc(3, 28, 22, 0), utc(3, 28, 22, 30)) == [
+        (date(2026, 3, 28), 3, 15 * MIN),
+        (date(2026, 3, 29), 4, 15 * MIN),
+    ]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -314,6 +323,8 @@ def test_heatmap_and_days_across_dst_changes(empty_engine: Engine) -> None:
         add_event(s, "desk-z", "prompt_ack", utc(10, 25, 3, 43), how="stood_up", response_s=180)
         add_drill(s, "desk-z", utc(10, 25, 3, 50))
         s.commit()
+        with empty_engine.begin() as connection:  # what ingest derives from these rows
+            rebuild_all_rollups(connection, berlin)
         spring = insights.heatmap(s, ALL_DESKS, berlin, date(2026, 3, 27), date(2026, 3, 29))
         assert spring.seated_s[5][1] == 30 * MIN and spring.seated_s[5][3] == 30 * MIN
         assert spring.seated_s[5][2] == 0 and spring.peak_s == 30 * MIN

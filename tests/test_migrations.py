@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 from server_helpers import postgres_schema
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.orm import Session
+from web_fixtures import WEEK_FIRST, WEEK_LAST, seed_week_rows
 
+from sitwatch.calendar import Calendar
 from sitwatch.server.db import create_schema, make_engine
 from sitwatch.server.migrate import current_revision, head_revision, schema_drift, upgrade
 from sitwatch.server.models import Base
+from sitwatch.server.queries import insights
+from sitwatch.server.queries.scope import ALL_DESKS
 
 
 @pytest.fixture
@@ -115,3 +120,32 @@ def test_upgrade_on_postgres_matches_models() -> None:
             assert schema_drift(engine) == []
         finally:
             engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'sitwatch.db'}")
+        yield engine
+        engine.dispose()
+        return
+    with postgres_schema() as url:
+        engine = make_engine(url)
+        yield engine
+        engine.dispose()
+
+
+def test_an_upgrade_derives_the_nudges_and_daily_insights_of_stored_events(
+    any_engine: Engine,
+) -> None:
+    """0008 back-fills from the events, sessions and drills a server already holds, so the
+    Insights page shows what it showed before (tests/test_insights.py's week)."""
+    upgrade(any_engine, "0006")
+    seed_week_rows(any_engine)
+    upgrade(any_engine, calendar=Calendar("UTC", 4))
+    with Session(any_engine) as session:
+        found = insights.insights(session, ALL_DESKS, Calendar("UTC", 4), WEEK_FIRST, WEEK_LAST)
+    assert found.funnel == insights.Funnel(11, 4, 3, 22.5 * 60)
+    assert found.bouts == (2, 3, 6, 1, 6)
+    assert sum(e.count for e in found.exercises) == 13
+    assert sum(map(sum, found.heatmap.seated_s)) == (223 + 451 + 183 + 160) * 60

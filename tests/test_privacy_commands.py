@@ -26,11 +26,13 @@ from sitwatch.server.members import desks_of
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import (
     ConfigResult,
+    DailyInsight,
     DailyRollup,
     DeskLink,
     Device,
     Drill,
     Event,
+    Nudge,
     SittingSession,
     User,
 )
@@ -145,6 +147,10 @@ def test_roles_and_links_from_the_command_line(config: Path, cli_database: Engin
 
 def test_prune_deletes_old_events_and_keeps_the_history(config: Path, cli_database: Engine) -> None:
     two_desks(cli_database)
+    with cli_database.begin() as connection:  # as ingest derived them: nudges, insight rows
+        rebuild_all_rollups(connection, CALENDAR)
+    derived = (count(cli_database, Nudge), count(cli_database, DailyInsight))
+    assert derived == (4, 4)
     before = count(cli_database, Event)
     result = invoke(config, "prune")
     assert result.exit_code == 0, result.output
@@ -164,9 +170,11 @@ def test_prune_deletes_old_events_and_keeps_the_history(config: Path, cli_databa
         4,
         4,
     )
+    assert (count(cli_database, Nudge), count(cli_database, DailyInsight)) == derived
     # A rebuild recomputes only the days whose events are still all there.
     rebuilt = invoke(config, "rebuild-rollups")
     assert rebuilt.exit_code == 0 and "earlier days' events are pruned" in rebuilt.output
+    assert (count(cli_database, Nudge), count(cli_database, DailyInsight)) == derived
     with Session(cli_database) as session:
         prompts = session.execute(select(DailyRollup.day, DailyRollup.prompts)).all()
     assert sorted(p for _, p in prompts) == [1, 1, 1, 1]

@@ -383,8 +383,10 @@ def test_my_data_export_holds_my_desks_and_nobody_elses(three_desks: Engine) -> 
         "events.csv",
         "sessions.csv",
         "drills.csv",
+        "nudges.csv",
         "daily_rollups.csv",
         "goal.csv",
+        "daily_insights.csv",
     }
     events = archive.read("events.csv").decode().splitlines()
     assert events[0].startswith("event_id,device_id,") and len(events) == 1 + len(found["events"])

@@ -336,13 +336,19 @@ def guided_drill(
 
 def seed_week(engine: Engine) -> None:
     """Two desks, Monday 16 to Friday 20 November 2026 (times UTC), events as the tracker
-    sends them plus the derived session and drill rows; rollups rebuilt by ingest's own
-    ``rebuild_all_rollups``. What each day holds is spelled out next to the expected
-    figures in tests/test_insights.py."""
-
+    sends them plus the derived session and drill rows (``seed_week_rows``); rollups,
+    nudges and daily insight rows rebuilt by ingest's own ``rebuild_all_rollups``. What
+    each day holds is spelled out next to the expected figures in tests/test_insights.py."""
     from sitwatch.calendar import Calendar
     from sitwatch.server.ingest.derive import rebuild_all_rollups
 
+    seed_week_rows(engine)
+    with engine.begin() as connection:
+        rebuild_all_rollups(connection, Calendar("UTC", 4))
+
+
+def seed_week_rows(engine: Engine) -> None:
+    """seed_week's events, sessions and drills, without anything derived from them."""
     mon, tue, wed, thu, fri = (WEEK_FIRST + timedelta(days=n) for n in range(5))
     with Session(engine) as s:
         add_device(s, "desk-a", "Desk A", last_seen=WEEK_NOW)
@@ -422,8 +428,6 @@ def seed_week(engine: Engine) -> None:
         prompt(s, "desk-b", at(fri, 11, 5), 2)
         ack(s, "desk-b", at(fri, 11, 40), "stood_up", 2100)
         s.commit()
-    with engine.begin() as connection:
-        rebuild_all_rollups(connection, Calendar("UTC", 4))
 
 
 # --- weeks of plausible office days from the real tracker, for the browser test ------------

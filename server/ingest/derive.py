@@ -1,4 +1,5 @@
-"""Derived tables from raw events: sitting sessions, drills and per-day rollups.
+"""Derived tables from raw events: sitting sessions, drills and per-day rollups, and (through
+server/ingest/insight_rows.py) the Insights page's nudges and daily insight rows.
 
 A drill row keeps whether it counts (``verified``, ``protocol.drill_counts``); the rollups
 count only those that do.
@@ -28,6 +29,14 @@ from sitwatch.protocol import (
     EventType,
     ProtocolError,
     drill_counts,
+)
+from sitwatch.server.ingest.insight_rows import (
+    NUDGE_TYPES,
+    derive_nudges,
+    insight_pairs,
+    nudge_starts,
+    rebuild_insights,
+    recount_insights,
 )
 from sitwatch.server.models import (
     ROLLUP_FIGURES,
@@ -173,8 +182,9 @@ def derive(
     calendar: Calendar,
     recount: Iterable[tuple[str, date]] = (),
 ) -> None:
-    """Sessions, drills and rollup figures for events that were just inserted; ``recount``:
-    (device, day) rollups to count again from the base tables (``take_synced_times``)."""
+    """Sessions, drills, rollup figures, nudges and daily insight rows for events that were
+    just inserted; ``recount``: (device, day) rows to count again from the base tables
+    (``take_synced_times``)."""
     for model, rows in (
         (SittingSession, session_rows(new_events)),
         (Drill, drill_rows(new_events)),
@@ -185,7 +195,14 @@ def derive(
     # Last, from the base tables as they now are. Another worker cannot change a desk's rows
     # meanwhile: a batch with a desk's events first updates its devices row (store_batch), which
     # holds off any other batch with that desk's events until this one commits.
+    recount = set(recount)
     recompute_rollups(connection, calendar, recount)
+    recount_insights(connection, calendar, recount | insight_pairs(new_events, calendar))
+    since = nudge_starts(new_events, calendar)
+    for device_id, day in recount:
+        start = calendar.bounds(day)[0]
+        since[device_id] = min(start, since.get(device_id, start))
+    derive_nudges(connection, calendar, since)
 
 
 def take_synced_times(
@@ -215,8 +232,9 @@ def take_synced_times(
             {(row["device_id"], row["day"]) for row in rollup_deltas([e], calendar)}
             for e in (old, new)
         ]
-        if days[0] != days[1]:
+        if days[0] != days[1] or new.type in NUDGE_TYPES:
             recount |= days[0] | days[1]
+        recount |= insight_pairs([old, new], calendar)  # hours and steps: the exact times
         corrected.append(new)
     if not corrected:
         return 0, []
@@ -305,9 +323,10 @@ def recompute_rollups(
 def rebuild_all_rollups(
     connection: Connection, calendar: Calendar, since: date | None = None
 ) -> int:
-    """Recompute every rollup (after changing the time zone or day start); returns the rows.
-    ``since``: only days from then on, as earlier days' events may have been pruned
-    (server/retention.py) and their rollups are all that is left of them."""
+    """Recompute every rollup, nudge and daily insight row (after changing the time zone or
+    day start); returns the rollup rows. ``since``: only days from then on, as earlier days'
+    events may have been pruned (server/retention.py) and their rollups are all that is
+    left of them."""
     pairs: set[tuple[str, date]] = set()
     for device_id, started in connection.execute(
         select(SittingSession.device_id, SittingSession.started_at)
@@ -325,4 +344,5 @@ def rebuild_all_rollups(
         pairs = {(device_id, day) for device_id, day in pairs if day >= since}
         connection.execute(rollups.delete().where(rollups.c.day >= since))
     recompute_rollups(connection, calendar, pairs)
+    rebuild_insights(connection, calendar, since)
     return len(pairs)
