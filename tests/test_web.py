@@ -311,6 +311,8 @@ def test_overview_shows_today_and_charts(logged_in: FlaskClient) -> None:
     assert 'data-figure="desks_in_use" data-value="2"' in body
     assert 'data-figure="drills" data-value="1.5"' in body  # (2 + 1) / 2
     assert "the average desk that sat that day" in body
+    # A drill streak is one person's: none over several people's desks.
+    assert "Longest stretch on any desk" in body and 'data-figure="streak_current"' not in body
     assert body.count('class="session"') == 4  # desk-a 3 + desk-b 1 finished
     assert body.count('class="session open"') == 1  # desk-a since 14:50
     assert body.count('<rect class="bar"') == 7 + 30
