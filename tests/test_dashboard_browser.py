@@ -6,9 +6,7 @@ heatmap too), keep screenshots for the README."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,11 +18,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
+from support.browser import launch, needs_chromium, serve
 from web_fixtures import PASSWORD, demo_events, make_app
-from werkzeug.serving import make_server
 
 from sitwatch import protocol
-from sitwatch.broker import Mosquitto, free_port
+from sitwatch.broker import Mosquitto
 from sitwatch.calendar import Calendar
 from sitwatch.drill import CIRCUIT
 from sitwatch.protocol import EventType, Status, drill_counts
@@ -33,7 +31,6 @@ from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.models import Device
 from sitwatch.server.web.filters import format_duration
 
-CHROMIUM = Path("/usr/bin/chromium")
 # The README's pictures: written to docs/ when SITWATCH_SCREENSHOTS=1 (to refresh them),
 # otherwise to a temporary folder, so a test run leaves the checkout as it was.
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -41,22 +38,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 NOW = datetime(2026, 11, 26, 15, 40, tzinfo=UTC)
 DESKS = {"desk-anna": "Anna's desk", "desk-ben": "Ben's standing desk", "desk-lab": "Lab bench"}
 SEED = 4  # a day on which two of the three desks are occupied at NOW
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None,
-        reason="needs Debian's chromium (/usr/bin/chromium) and the playwright package",
-    ),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 def expected_today(events: list[Any]) -> dict[str, Any]:
@@ -127,16 +110,7 @@ def ingest_through_mqtt(broker: Mosquitto, engine: Engine, events: list[Any]) ->
 @pytest.fixture
 def served(sqlite_with_user: Engine) -> Iterator[str]:
     """The app on a real HTTP server in a thread; yields its base URL."""
-    port = free_port()
-    server = make_server("127.0.0.1", port, make_app(sqlite_with_user, now=NOW), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
+    yield from serve(make_app(sqlite_with_user, now=NOW), "dashboard")
 
 
 def test_ingested_day_renders_in_chromium(
@@ -158,9 +132,7 @@ def test_ingested_day_renders_in_chromium(
         session.commit()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             dialogs: list[str] = []

@@ -10,9 +10,7 @@ day starts twelve hours from the test's hour, so no local day ends during it."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,33 +20,25 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import Engine
+from support.browser import launch, needs_chromium, serve
 from support.events import make_event
 from support.waiting import wait_until
 from web_fixtures import PASSWORD
-from werkzeug.serving import make_server
 
 from sitwatch import protocol
-from sitwatch.broker import Mosquitto, free_port
+from sitwatch.broker import Mosquitto
 from sitwatch.protocol import EventType, Status, now_utc
 from sitwatch.server.config import BrokerConfig, DatabaseConfig, ServerConfig
 from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.web.app import create_app
 from sitwatch.server.web.filters import format_duration
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DESK = "desk-live"
 POLL_S = 0.5
 WAIT_MS = 5000  # several polls
 SEATED_FOR = timedelta(minutes=62)  # formatted as the server does: 1 h 02 min
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None,
-        reason="needs Debian's chromium (/usr/bin/chromium) and the playwright package",
-    ),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture
@@ -93,16 +83,7 @@ def served(config: ServerConfig, sqlite_with_user: Engine) -> Iterator[str]:
         engine=sqlite_with_user,
         test_config={"TESTING": True, "SECRET_KEY": "test-secret", "SITWATCH_LIVE_POLL_S": POLL_S},
     )
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
+    yield from serve(app, "dashboard")
 
 
 def send_status(desk: mqtt.Client, worker: IngestWorker, state: str) -> None:
@@ -128,9 +109,7 @@ def test_an_open_page_follows_the_desk(
 
     send_status(desk, worker, "online")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch(playwright)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             page = context.new_page()

@@ -5,48 +5,21 @@ everything the page uses), and changes the goal through the form."""
 
 from __future__ import annotations
 
-import importlib.util
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from support.browser import launch, needs_chromium, serve
 from web_fixtures import PASSWORD, make_app, seed_personal, seeded_engine
-from werkzeug.serving import make_server
 
-from sitwatch.broker import free_port
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None,
-        reason="needs Debian's chromium (/usr/bin/chromium) and the playwright package",
-    ),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     with seeded_engine("sqlite", tmp_path, seed=seed_personal) as engine:
-        yield from _serve(engine)
-
-
-def _serve(engine: Engine) -> Iterator[str]:
-    port = free_port()
-    server = make_server("127.0.0.1", port, make_app(engine), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="personal", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
+        yield from serve(make_app(engine), "personal")
 
 
 def check_drawn(page: Any) -> None:
@@ -70,9 +43,7 @@ def test_the_personal_page_draws_its_chart_and_ring(served: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch(playwright)
         try:
             context = browser.new_context(viewport={"width": 1366, "height": 900})
             page = context.new_page()

@@ -7,29 +7,23 @@ stylesheet's palettes are checked for WCAG contrast by a pure helper."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from sqlalchemy import Engine
+from support.browser import launch, needs_chromium, serve
 from web_fixtures import PASSWORD, make_app, make_engine_for, seed_small
-from werkzeug.serving import make_server
 
-from sitwatch.broker import free_port
 from sitwatch.server.config import PrivacyConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
 STYLE = ROOT / "server" / "web" / "static" / "style.css"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PHONE = {"width": 390, "height": 844}
 WIDE = {"width": 1366, "height": 900}
 TOUCH_PX = 44  # WCAG 2.5.5 (AAA), Apple's and the issue's minimum on a phone
@@ -51,11 +45,6 @@ PAGES = (
     "/my-week",
 )
 NO_DESK_PAGES = ("/my-day", "/my-week")  # carol, a member with no desk: the empty state
-
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None,
-    reason="needs Debian's chromium (/usr/bin/chromium) and the playwright package",
-)
 
 
 # --- contrast, from the stylesheet's own variables ----------------------------------------
@@ -166,19 +155,6 @@ def axe_script() -> str:
     return Path(done.stdout.strip()).read_text(encoding="utf-8")
 
 
-def serve(app: Flask) -> Iterator[str]:
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="a11y", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
-
-
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """seed_small's three desks, admin alice with desk-a linked to her (her personal
@@ -215,9 +191,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+        launched = launch(playwright)
         yield launched
         launched.close()
 
