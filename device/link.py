@@ -30,6 +30,7 @@ from sitwatch.mqtt import (
     RECONNECT_MAX_S,
     CertificateError,
     MessageHandler,
+    Subscriber,
     Will,
     add_handler,
     address_of,
@@ -111,6 +112,7 @@ class MqttLink:
         self.rejected = 0  # messages on our topics that could not be used
         self._rejects = RejectLog(log, clock.monotonic)
         self._handlers: list[tuple[str, MessageHandler, str]] = []
+        self._subscriber = Subscriber(log)
         self._client = self._make_client()
 
     def _topic_handlers(self) -> list[tuple[str, MessageHandler, str]]:
@@ -147,6 +149,7 @@ class MqttLink:
         client.on_connect = self._when_connected
         client.on_connect_fail = self._when_connect_failed
         client.on_disconnect = self._when_disconnected
+        client.on_subscribe = self._when_subscribed
         client.on_message = self._when_other_message
         return client
 
@@ -245,7 +248,7 @@ class MqttLink:
             )
             return
         self._unreachable_logged = False
-        client.subscribe([(topic, 1) for topic, _handle, _what in self._handlers])
+        self._subscriber.subscribe(client, [(topic, 1) for topic, _h, _what in self._handlers])
         online = Status(
             state="online",
             boot_id=self.boot_id,
@@ -271,6 +274,12 @@ class MqttLink:
         self._wake.set()
         if self._desk is not None:
             self._desk.post_online(True)
+
+    def _when_subscribed(
+        self, client: mqtt.Client, userdata: object, mid: int, codes: list, properties: object
+    ) -> None:
+        # A refused ack subscription would leave every event unacked, resent forever.
+        self._subscriber.granted(client, mid, codes)
 
     def _when_connect_failed(self, client: mqtt.Client, userdata: object) -> None:
         if self._unreachable_logged:

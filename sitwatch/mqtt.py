@@ -205,6 +205,60 @@ class BrokerRotation:
         client._port = port  # noqa: SLF001
 
 
+SUBSCRIBE_RETRIES = 5  # per connection: a refusal for good (an ACL) comes back at once
+
+
+class Subscriber:
+    """Subscribes a client on each connection and asks again for the topic filters the
+    broker refused. A NATS node refuses (SUBACK 0x80) a QoS 1 subscription whose JetStream
+    consumer it could not create in time, e.g. while its cluster elects new leaders after
+    losing a node; the client stays connected and would never get that topic's messages
+    (a desk its acks, the ingest the events). Each refusal comes after NATS's own request
+    timeout; at most ``retries`` are asked again per connection, then it logs an error."""
+
+    def __init__(self, logger: logging.Logger, retries: int = SUBSCRIBE_RETRIES) -> None:
+        self._log = logger
+        self._retries = retries
+        self._left = retries
+        self._asked: dict[int, list[tuple[str, int]]] = {}
+
+    def subscribe(self, client: mqtt.Client, subscriptions: list[tuple[str, int]]) -> None:
+        """Subscribe on a new connection (from ``on_connect``), with a fresh allowance."""
+        self._left = self._retries
+        self._asked.clear()
+        self._ask(client, subscriptions)
+
+    def _ask(self, client: mqtt.Client, subscriptions: list[tuple[str, int]]) -> None:
+        rc, mid = client.subscribe(subscriptions)
+        if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._asked[mid] = subscriptions
+
+    def granted(self, client: mqtt.Client, mid: int, reason_codes: list[Any]) -> bool:
+        """From ``on_subscribe``: whether the broker granted every filter of request
+        ``mid``; the refused ones are asked for again (while retries last)."""
+        asked = self._asked.pop(mid, [])
+        refused = [sub for sub, code in zip(asked, reason_codes, strict=False) if code.is_failure]
+        if not refused and not any(code.is_failure for code in reason_codes):
+            return True
+        filters = ", ".join(topic for topic, _qos in refused) or "a topic"
+        if self._left <= 0 or not refused:
+            self._log.error(
+                "MQTT broker %s refused the subscription to %s: its messages will not arrive"
+                " until the next connection",
+                address_of(client),
+                filters,
+            )
+            return False
+        self._left -= 1
+        self._log.warning(
+            "MQTT broker %s refused the subscription to %s; asking again",
+            address_of(client),
+            filters,
+        )
+        self._ask(client, refused)
+        return False
+
+
 def address_of(client: mqtt.Client) -> str:
     """The broker ``client`` is connected to, or last tried, as ``host:port``."""
     return format_address(client.host, client.port)

@@ -17,13 +17,20 @@ from sqlalchemy import Engine
 from support.desks import LinkDesk
 from support.waiting import wait_until
 
-from sitwatch.broker import Mosquitto, NatsCluster, free_port
+from sitwatch.broker import Mosquitto, NatsCluster, NatsServer, free_port
 from sitwatch.clock import FakeClock
 from sitwatch.device.cli import Settings
 from sitwatch.device.cli import main as device_main
 from sitwatch.device.config import ConfigError, MqttConfig, parse_config
 from sitwatch.device.link import IDLE_WAKE_S
-from sitwatch.mqtt import MqttSettings, address_of, connect, make_client
+from sitwatch.mqtt import (
+    SUBSCRIBE_RETRIES,
+    MqttSettings,
+    Subscriber,
+    address_of,
+    connect,
+    make_client,
+)
 from sitwatch.server.config import ServerConfig, ServerConfigError, load_server_config
 
 log = logging.getLogger(__name__)
@@ -145,6 +152,45 @@ def test_no_broker_reachable_names_each_one() -> None:
         connect(client, settings, background=False)
     message = str(caught.value)
     assert all(f"127.0.0.1:{port} " in message for port in ports), message
+
+
+def test_a_refused_subscription_is_asked_again_then_one_error(
+    nats_broker: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A NATS node refuses a subscription (SUBACK 0x80) whose JetStream consumer it cannot
+    create while its cluster elects new leaders: a desk that took no notice stayed
+    connected without its acks for good (bench cluster.kill_ingest_node stalled with whole
+    outboxes queued). Here NATS refuses a filter with a space every time: the granted
+    filter stays, the refused one is asked for again, then one error line."""
+    settings = MqttSettings(host=nats_broker.host, port=nats_broker.port)
+    client = make_client(settings, "refused-subscription", logger=log)
+    subscriber = Subscriber(log)
+    answers: list[bool] = []
+    got: list[bytes] = []
+    client.on_message = lambda _c, _u, message: got.append(message.payload)
+    client.on_connect = lambda c, _u, _f, _r, _p: subscriber.subscribe(
+        c, [("sitwatch/refused/ack", 1), ("not allowed/ack", 1)]
+    )
+    client.on_subscribe = lambda c, _u, mid, codes, _p: answers.append(
+        subscriber.granted(c, mid, codes)
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger=log.name):
+            connect(client, settings, background=False)
+            wait_until(lambda: len(answers) == 1 + SUBSCRIBE_RETRIES, what="every answer")
+        assert answers == [False] * (1 + SUBSCRIBE_RETRIES)
+        asked = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(asked) == SUBSCRIBE_RETRIES, asked
+        assert all("'not allowed/ack'" not in line and "not allowed/ack;" in line for line in asked)
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and errors[0].exc_info is None, errors
+        assert "not allowed/ack: its messages will not arrive" in errors[0].getMessage()
+        client.publish("sitwatch/refused/ack", b"granted", qos=1)
+        wait_until(lambda: got, what="a message on the granted filter")
+        assert client.is_connected()
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 # --- a three-node NATS cluster ---------------------------------------------------------

@@ -32,6 +32,7 @@ from sitwatch.calendar import Calendar
 from sitwatch.mqtt import (
     RECONNECT_MAX_S,
     MessageHandler,
+    Subscriber,
     add_handler,
     address_of,
     connect,
@@ -258,6 +259,7 @@ class IngestWorker:
         self._probe_timer: threading.Timer | None = None
         self._probe_sent_at = 0.0
         self._rejects = RejectLog(log)
+        self._subscriber = Subscriber(log)
         self._client = self._make_client()
 
     # --- MQTT side (paho's network thread) ---------------------------------------------
@@ -314,7 +316,7 @@ class IngestWorker:
         ]
         if group and not self.share_confirmed.is_set():
             subscriptions.append((self._probe_filter, 1))
-        client.subscribe(subscriptions)
+        self._subscriber.subscribe(client, subscriptions)
         self.connected.set()
         self._outage_logged = False
         log.info(
@@ -350,11 +352,9 @@ class IngestWorker:
         next_one = " to the next broker" if len(self.config.mqtt.addresses) > 1 else ""
         log.warning("lost MQTT broker %s (%s); reconnecting%s", self.broker, reason, next_one)
 
-    def _when_subscribed(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
-        failed = [code for code in codes if code.is_failure]
-        if failed:
-            log.error("MQTT broker %s refused a subscription: %s", self.broker, failed)
-            return
+    def _when_subscribed(self, client: mqtt.Client, _u: Any, mid: int, codes: Any, _p: Any) -> None:
+        if not self._subscriber.granted(client, mid, codes):
+            return  # asked again (logged); subscribed once the broker grants it
         self.subscribed.set()
         if self.config.mqtt.share_group and not self.share_confirmed.is_set():
             self._send_probe()
