@@ -98,9 +98,24 @@ def page_timer(engine: Engine, url: str, now: datetime) -> Callable[[str | None]
         test_config={"TESTING": True, "SECRET_KEY": "bench", "SITWATCH_NOW": lambda: now},
     )
 
+    from flask_login import login_user
+    from sqlalchemy.orm import Session
+
+    from sitwatch.server.models import User
+    from sitwatch.server.web.auth import DashboardUser
+
+    # As an admin (every desk): with nobody logged in the page's scope holds no desk.
+    with Session(engine, expire_on_commit=False) as session:
+        admin = session.scalar(select(User).where(User.username == "bench-pages"))
+        if admin is None:
+            admin = User(username="bench-pages", password_hash="-", role="admin")
+            session.add(admin)
+            session.commit()
+
     def page(device_id: str | None) -> None:
         path = "/" if device_id is None else f"/devices/{device_id}"
         with app.test_request_context(path):
+            login_user(DashboardUser(admin))
             page_figures(device_id)
 
     return page
