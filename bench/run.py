@@ -30,11 +30,12 @@ import common
 import device_bench
 import ingest_bench
 import outage_bench
+import scale_bench
 import stats_bench
 from common import Figure, median_ms, p95_ms
 from workload import last_weekday
 
-SECTIONS = ("ingest", "stats", "device", "cluster")
+SECTIONS = ("ingest", "stats", "scale", "device", "cluster")
 RSS_TARGET_MB = 32  # the device agent's peak RSS (issue 16: the Pi's share)
 
 
@@ -57,6 +58,7 @@ class Plan:
     startup_trials: int = 5
     outage_desks: int = 1000
     outage_processes: int = 16  # the simulated desks' processes (each many MqttLinks)
+    scale_sizes: tuple[int, ...] = scale_bench.SIZES  # one PostgreSQL fleet grown through these
 
 
 FULL = Plan()
@@ -75,6 +77,7 @@ QUICK = Plan(
     startup_trials=3,
     outage_desks=50,
     outage_processes=2,
+    scale_sizes=(10, 40),
 )
 
 
@@ -363,6 +366,68 @@ def bench_stats(report: Report, plan: Plan, url: str, db: str) -> None:
         report.add(timing_figure(f"stats.{key}.{db}", f"{label} ({db})", run[key], limit, extra))
 
 
+SCALE_PAGES = (  # key, label, the raw figure's key or None
+    ("overview", "fleet overview: page numbers", "overview_raw"),
+    ("insights", "fleet Insights, 4 weeks: numbers", "insights_raw"),
+    ("desk_page", "one desk's page: numbers", "desk_page_raw"),
+    ("csv_week", "CSV export, the fleet's last 7 days: whole download", "csv_week_raw"),
+    ("csv_desk", "CSV export, one desk's year: whole download", None),
+    ("csv_first_chunk", "CSV export, the fleet's whole history: first chunk", None),
+)
+SCALE_LIMIT_MS = 500
+
+
+def bench_scale(report: Report, plan: Plan) -> None:
+    """One PostgreSQL fleet grown through ``plan.scale_sizes``: each page at each size with
+    its raw figure beside it, and how the time grows from one size to the next."""
+    with common.postgres_schema() as url:
+        run = scale_bench.run(
+            url,
+            sizes=plan.scale_sizes,
+            templates=plan.fleet_templates,
+            runs=plan.page_runs,
+            event_days=plan.fleet_event_days,
+            budget_s=plan.page_budget_s,
+        )
+    steps = run["steps"]
+    largest = steps[-1]["desks"]
+    for key, label, raw_key in SCALE_PAGES:
+        medians = [median_ms(step[key]) for step in steps]
+        growth = {
+            f"{a['desks']}->{b['desks']}": round(mb / ma, 2) if ma else None
+            for a, b, ma, mb in zip(steps, steps[1:], medians, medians[1:], strict=False)
+        }
+        for step, median in zip(steps, medians, strict=True):
+            desks = step["desks"]
+            extra: dict[str, Any] = {"desks": desks, "growth": growth, "now": run["now"]}
+            if raw_key is not None:
+                raw_ms = median_ms(step[raw_key])
+                extra["raw_ms"] = raw_ms
+                extra["raw_over_page"] = round(raw_ms / median, 1) if median else None
+            if key == "overview":
+                extra["load"] = step["load"]
+            if key == "insights":
+                extra["funnel_derived_vs_raw"] = step["checks"]
+            figure = timing_figure(
+                f"scale.{key}.{desks}",
+                f"{desks} desks x 1 year: {label} (postgresql)",
+                step[key],
+                SCALE_LIMIT_MS if desks == largest else None,
+                extra,
+            )
+            report.add(figure)
+            if raw_key is not None:
+                report.add(
+                    timing_figure(
+                        f"scale.{raw_key}.{desks}",
+                        f"{desks} desks: the same without the derived tables (raw)",
+                        step[raw_key],
+                        None,
+                        {"desks": desks},
+                    )
+                )
+
+
 # --- device -------------------------------------------------------------------------------
 
 
@@ -538,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
                         bench_stats(report, plan, url, "postgresql")
 
                 report.attempt("stats PostgreSQL", stats_postgres)
+        if "scale" in sections and pg_version is not None:
+            report.attempt("scale PostgreSQL", lambda: bench_scale(report, plan))
         if "device" in sections:
             bench_device(report, plan, workdir)
         if "cluster" in sections:

@@ -121,8 +121,9 @@ def page_timer(engine: Engine, url: str, now: datetime) -> Callable[[str | None]
     return page
 
 
-def html_timer(engine: Engine, url: str, now: datetime) -> Callable[[str], None]:
-    """GET of the rendered page through Flask's test client, logged in."""
+def html_timer(engine: Engine, url: str, now: datetime) -> Callable[[str], int]:
+    """GET of the rendered page (or a download) through Flask's test client, logged in; the
+    body is read whole, and its size returned."""
     from sqlalchemy.orm import Session
     from werkzeug.security import generate_password_hash
 
@@ -151,10 +152,11 @@ def html_timer(engine: Engine, url: str, now: datetime) -> Callable[[str], None]
     client = app.test_client()
     client.post("/login", data={"username": "bench", "password": "bench-pass"})
 
-    def get(path: str) -> None:
+    def get(path: str) -> int:
         answer = client.get(path)
         if answer.status_code != 200:
             raise RuntimeError(f"GET {path} answered {answer.status_code}")
+        return len(answer.get_data())
 
     return get
 
@@ -312,16 +314,33 @@ def _bulk_insert(engine: Engine, table: Table, columns: list[str], rows: list[tu
         raw.close()
 
 
-def load_fleet(
-    engine: Engine, desks: int, templates: int, now: datetime, event_days: int
-) -> dict[str, Any]:
-    start = time.perf_counter()
-    models = [
+def fleet_templates(
+    engine: Engine, templates: int, now: datetime, event_days: int
+) -> list[TemplateRows]:
+    """``templates`` tracker-made desk-years, converted for ``engine``'s driver."""
+    return [
         TemplateRows(engine, desk_year(f"tpl-{n}", now, seed=TEMPLATE_SEED + n), now, event_days)
         for n in range(templates)
     ]
+
+
+def load_fleet(
+    engine: Engine,
+    desks: int,
+    templates: int,
+    now: datetime,
+    event_days: int,
+    first: int = 0,
+    models: list[TemplateRows] | None = None,
+) -> dict[str, Any]:
+    """Desks ``first`` .. ``desks - 1`` (``fleet-0000`` ...), each a copy of one of the
+    template desk-years (made here unless ``models`` are given)."""
+    start = time.perf_counter()
+    if models is None:
+        models = fleet_templates(engine, templates, now, event_days)
+    templates = len(models)
     generated_s = time.perf_counter() - start
-    rng = random.Random(5)
+    rng = random.Random(5 + first)
     device_rows = [
         {
             "id": f"fleet-{n:04d}",
@@ -331,18 +350,18 @@ def load_fleet(
             "last_seen_at": now - timedelta(seconds=rng.uniform(0, 300)),
             "version": "0.1.0",
         }
-        for n in range(desks)
+        for n in range(first, desks)
     ]
     device_table: Table = Device.__table__  # type: ignore[assignment]
     columns = list(device_rows[0])
     convert = _converter(device_table, engine, columns)
     _bulk_insert(engine, device_table, columns, [convert(row) for row in device_rows])
     chunk = 50
-    for first in range(0, desks, chunk):
+    for low in range(first, desks, chunk):
         for name in FLEET_TABLES:
             table, columns, _rows = models[0].tables[name]
             rows: list[tuple] = []
-            for n in range(first, min(desks, first + chunk)):
+            for n in range(low, min(desks, low + chunk)):
                 rows += models[n % templates].rows_for(name, f"fleet-{n:04d}", f"{n:04d}")
             _bulk_insert(engine, table, columns, rows)
     if engine.dialect.name == "postgresql":
