@@ -36,7 +36,7 @@ from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine
 from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import upgrade
-from sitwatch.server.models import Device
+from sitwatch.server.models import ConfigResult, Device
 from sitwatch.server.models import Event as EventRow
 from sitwatch.settings import TrackerSettings
 
@@ -188,6 +188,14 @@ STATUS_FIELDS: dict[str, st.SearchStrategy] = {
     "boot_id": BAD_TEXT.filter(lambda v: v is not None) | st.just("b" * 65),
     "detail": BAD_TEXT.filter(lambda v: v is not None) | st.just("d" * 201),
 }
+# config/result: a reason of any length is cut, not refused; None is "no reason".
+CONFIG_RESULT_FIELDS: dict[str, st.SearchStrategy] = {
+    "accepted": BAD_NUMBERS.filter(lambda v: v not in (True, False)) | st.just("true"),
+    "reason": UNSTORABLE_TEXT | st.sampled_from([5, True, [], {}]),
+    "config_id": BAD_TEXT.filter(lambda v: v is not None) | st.just("a/b") | st.just("c" * 65),
+    "settings": st.sampled_from([[], "x", 5, True]),
+    "settings.grace_s": BAD_EXTRAS,
+}
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,7 @@ class Message:
     payload: bytes
     valid_id: str | None = None  # the event's id, for a valid event
     is_valid_status: bool = False
+    is_valid_result: bool = False
 
 
 @st.composite
@@ -238,6 +247,19 @@ def hostile_status(draw: st.DrawFn) -> Message:
 
 
 @st.composite
+def hostile_config_result(draw: st.DrawFn) -> Message:
+    body = {
+        "v": 1,
+        "accepted": True,
+        "reason": "applied",
+        "config_id": "0123456789abcdef",
+        "settings": {"grace_s": 42},
+    }
+    payload = broken(body, draw, CONFIG_RESULT_FIELDS)
+    return Message(protocol.topic("desk-a", protocol.CONFIG_RESULT), payload)
+
+
+@st.composite
 def hostile_topic(draw: st.DrawFn) -> Message:
     """A valid event on a topic whose device segment is not a device id."""
     segment = draw(st.sampled_from(["desk a", "é", "x" * 65, "<b>", ""]))
@@ -252,8 +274,21 @@ VALID_STATUS = Message(
     .encode(),
     is_valid_status=True,
 )
+VALID_RESULT = Message(
+    protocol.topic("desk-b", protocol.CONFIG_RESULT),
+    protocol.config_result_payload(
+        False, "grace_s: too large", answers="fedcba9876543210"
+    ).encode(),
+    is_valid_result=True,
+)
 MESSAGES = st.lists(
-    valid_event() | hostile_event() | hostile_status() | hostile_topic() | st.just(VALID_STATUS),
+    valid_event()
+    | hostile_event()
+    | hostile_status()
+    | hostile_config_result()
+    | hostile_topic()
+    | st.just(VALID_STATUS)
+    | st.just(VALID_RESULT),
     min_size=1,
     max_size=8,
 )
@@ -296,8 +331,9 @@ def test_hostile_values_cost_only_themselves_at_the_ingest(
 
         publish()
         valid_ids = {m.valid_id for m in sent if m.valid_id}
-        hostile = [m for m in sent if not m.valid_id and not m.is_valid_status]
+        hostile = [m for m in sent if not (m.valid_id or m.is_valid_status or m.is_valid_result)]
         assert valid_ids and len(hostile) > 50
+        assert any(m.topic.endswith(protocol.CONFIG_RESULT) for m in hostile)
         assert wait_until(lambda: worker.handled >= len(sent), timeout=15)
         wait_until(lambda: device.acked >= valid_ids, 10, "the valid events' acks")
         assert worker.rejected == len(hostile)
@@ -313,7 +349,18 @@ def test_hostile_values_cost_only_themselves_at_the_ingest(
     with migrated_database.connect() as connection:
         stored = list(connection.scalars(select(EventRow.event_id)))
         devices = {d.id: d for d in connection.execute(select(Device)).all()}
+        results = {r.device_id: r for r in connection.execute(select(ConfigResult)).all()}
     assert sorted(stored) == sorted(valid_ids | {e.id for e in after})
+    # No hostile config/result was kept for desk-a; the valid one was, for desk-b.
+    expected = {"desk-b"} if any(m.is_valid_result for m in sent) else set()
+    assert set(results) == expected
+    if expected:
+        row = results["desk-b"]
+        assert (row.accepted, row.reason, row.config_id) == (
+            False,
+            "grace_s: too large",
+            "fedcba9876543210",
+        )
     assert set(devices) == set(DESKS)
     # No hostile status changed desk-a; the valid one named desk-b.
     assert (devices["desk-a"].name, devices["desk-a"].version) == ("desk-a", None)

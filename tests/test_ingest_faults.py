@@ -324,9 +324,21 @@ def test_a_broker_outage_is_one_warning_not_one_per_reconnect_attempt(
             loud()
         )
 
-        private_broker.start()  # the next outage is reported again
+        private_broker.start()
         assert worker.wait_ready(timeout_s=10)
-        private_broker.stop()
+        # The same worker stores and acks after the outage, each event once.
+        desk = f"desk-{uuid.uuid4().hex[:8]}"
+        device = DevicePublisher(private_broker.host, private_broker.port, [desk])
+        events = heartbeats(desk, 20)
+        try:
+            device.publish(events)
+            assert device.resend_unacked(events, timeout=30)
+        finally:
+            device.close()
+        ids = stored_ids(migrated_sqlite)
+        assert sorted(ids) == sorted(e.id for e in events)  # each once, nothing else
+
+        private_broker.stop()  # the next outage is reported again
         assert wait_until(lambda: len(loud()) == 2)
     finally:
         worker.stop()
