@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 from stats_bench import (
+    bench_client,
     fleet_templates,
     html_timer,
     load_fleet,
@@ -163,20 +164,7 @@ def _once(work: Callable[[], object]) -> list[float]:
 def first_chunk(engine: Engine, url: str, now: datetime) -> Callable[[], None]:
     """Seconds to the first chunk of the fleet's whole CSV export (what a user waits for
     before the download starts); the rest of the stream is dropped."""
-    from sitwatch.server.web.app import create_app
-
-    get_app = create_app(
-        server_config(url),
-        engine=engine,
-        test_config={
-            "TESTING": True,
-            "SECRET_KEY": "bench",
-            "WTF_CSRF_ENABLED": False,
-            "SITWATCH_NOW": lambda: now,
-        },
-    )
-    client = get_app.test_client()
-    client.post("/login", data={"username": "bench", "password": "bench-pass"})
+    client = bench_client(engine, url, now)
 
     def work() -> None:
         answer = client.get("/api/v1/rollups.csv", buffered=False)

@@ -121,9 +121,9 @@ def page_timer(engine: Engine, url: str, now: datetime) -> Callable[[str | None]
     return page
 
 
-def html_timer(engine: Engine, url: str, now: datetime) -> Callable[[str], int]:
-    """GET of the rendered page (or a download) through Flask's test client, logged in; the
-    body is read whole, and its size returned."""
+def bench_client(engine: Engine, url: str, now: datetime) -> Any:
+    """Flask's test client of a dashboard on ``engine``, logged in as the admin "bench"
+    (made on first use)."""
     from sqlalchemy.orm import Session
     from werkzeug.security import generate_password_hash
 
@@ -131,14 +131,15 @@ def html_timer(engine: Engine, url: str, now: datetime) -> Callable[[str], int]:
     from sitwatch.server.web.app import create_app
 
     with Session(engine) as session:
-        session.add(
-            User(
-                username="bench",
-                password_hash=generate_password_hash("bench-pass"),
-                role="admin",  # sees every desk
+        if session.scalar(select(User).where(User.username == "bench")) is None:
+            session.add(
+                User(
+                    username="bench",
+                    password_hash=generate_password_hash("bench-pass"),
+                    role="admin",  # sees every desk
+                )
             )
-        )
-        session.commit()
+            session.commit()
     app = create_app(
         server_config(url),
         engine=engine,
@@ -151,6 +152,13 @@ def html_timer(engine: Engine, url: str, now: datetime) -> Callable[[str], int]:
     )
     client = app.test_client()
     client.post("/login", data={"username": "bench", "password": "bench-pass"})
+    return client
+
+
+def html_timer(engine: Engine, url: str, now: datetime) -> Callable[[str], int]:
+    """GET of the rendered page (or a download) through Flask's test client, logged in; the
+    body is read whole, and its size returned."""
+    client = bench_client(engine, url, now)
 
     def get(path: str) -> int:
         answer = client.get(path)
