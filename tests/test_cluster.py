@@ -273,14 +273,17 @@ def test_a_node_sigkilled_mid_burst_loses_nothing_and_stores_nothing_twice(
         gone = f"{killed.host}:{killed.port}"
         hit = [d.device_id for d in desks if on[d.device_id] == gone]
 
-        # Those that were on it go to a node still running, the others stay where they are.
+        # Those that were on it go to a node still running. The others may be dropped too:
+        # NATS keeps MQTT sessions in JetStream, and while the cluster elects new stream
+        # leaders a surviving node sometimes disconnects its clients ("Unspecified error");
+        # they then reconnect like the rest. Only the delivery is sitwatch's promise.
         def everyone_back() -> bool:
             ingest_back = worker.subscribed.is_set() and worker.broker != gone
             return ingest_back and all(d.link.is_connected and d.link.broker != gone for d in desks)
 
         wait_until(everyone_back, 60, "every client connected to a node still running")
-        moved = {d.device_id: d.link.broker for d in desks}
-        assert [d for d in moved if moved[d] != on[d]] == hit
+        # The desks on the lost node had to move (everyone_back: none is on it now).
+        assert bool(hit) == (victim != ingest_node), on
         # Acks the lost node held never arrive: one resend interval of the desks' own
         # clocks (and the sender's wake-up) makes those events due again.
         for desk in desks:
