@@ -373,10 +373,14 @@ def load_fleet(
                 rows += models[n % templates].rows_for(name, f"fleet-{n:04d}", f"{n:04d}")
             _bulk_insert(engine, table, columns, rows)
     if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:  # what autovacuum would soon do (our tables only)
+        # What autovacuum soon does to tables that only grow (PostgreSQL 13 and later vacuum
+        # them after inserts too): statistics for the planner, and the visibility map that
+        # lets index-only scans skip the table (without it the fleet's year of rollups read
+        # as an index-only scan took 190 ms instead of 75 ms). Our tables only.
+        with engine.connect() as connection:
             names = ", ".join(table.__table__.name for table in (Device, *STATS_TABLES))
             connection.execution_options(isolation_level="AUTOCOMMIT").execute(
-                text(f"ANALYZE {names}")
+                text(f"VACUUM ANALYZE {names}")
             )
     with engine.connect() as connection:
         counts = {

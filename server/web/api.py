@@ -225,9 +225,8 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _csv_figure(name: str, value: float) -> str | float:
-    """Seconds as whole seconds, counts as they are."""
-    return f"{value:.0f}" if name.endswith("_s") else value
+# Seconds as whole seconds, counts as they are.
+_CSV_WHOLE_SECONDS = tuple(name.endswith("_s") for name in _CSV_FIGURES)
 
 
 def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
@@ -235,6 +234,7 @@ def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
+        values = [getattr(row, name) for name in _CSV_FIGURES]
         writer.writerow(
             (
                 row.day.isoformat(),
@@ -242,7 +242,10 @@ def _csv_lines(rows: Iterator[stats.RollupRow]) -> Iterator[str]:
                 _csv_safe(row.device_name),
                 f"{row.seated_s:.0f}",
                 f"{row.seated_s / 60:.1f}",
-                *(_csv_figure(name, getattr(row, name)) for name in _CSV_FIGURES),
+                *(
+                    f"{value:.0f}" if whole else value
+                    for value, whole in zip(values, _CSV_WHOLE_SECONDS, strict=True)
+                ),
             )
         )
         if buffer.tell() > 64 * 1024:
