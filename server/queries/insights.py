@@ -68,7 +68,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from sitwatch.calendar import Calendar
@@ -240,14 +240,14 @@ def _funnel_figures(session: Session, r: _Range) -> _FunnelFigures:
     models.Nudge rows (derived at ingest; a few per desk and day).
 
     The medians (the middle time to stand, or the mean of the two middle ones, of the
-    nudges with a stand-up) are exact without reading every time to stand: the first
-    statement counts the nudges per day and whole second to stand (``models.stand_second``, read
-    in order from the ``ix_nudges_day`` index); the counts say in which second each
-    median's middle values lie, and the second statement reads only the times in those
-    seconds. (Reading all of them, about a million for a fleet of 10,000 desks over four
-    weeks, took over a second; SQLite has no median, and its window functions sorted a
-    fleet's rows three times over.) If the rows changed between the two statements the
-    counts no longer match and both are read again."""
+    nudges with a stand-up) are exact without reading every time to stand: one statement
+    counts the nudges per day and whole second to stand (``models.stand_second``, in the
+    order of the ``ix_nudges_day`` index); the counts say in which second each median's
+    middle times lie and at which place among that second's times, and a small lookup per
+    median reads just those (``_Tally.take_median``). Reading every time instead, about a
+    million for a fleet of 10,000 desks over four weeks, took over a second; SQLite has no
+    median, and its window functions sorted a fleet's rows three times over. If the rows
+    changed between the statements and a lookup finds nothing, all are read again."""
     where = (Nudge.day >= r.first, Nudge.day <= r.last, *r.on(Nudge.device_id))
     stood = and_(Nudge.stand_s.is_not(None), Nudge.stand_s <= STAND_WITHIN_S)
     counts = (
@@ -263,7 +263,7 @@ def _funnel_figures(session: Session, r: _Range) -> _FunnelFigures:
         .group_by(Nudge.day, stand_second(Nudge.stand_s))
         .order_by(Nudge.day, stand_second(Nudge.stand_s))
     )
-    for _attempt in range(3):  # two statements: a commit between them must not mix them
+    for _attempt in range(3):  # several statements: a commit between them must not mix them
         days: dict[date, _Tally] = {}
         for day, second, *counted in session.execute(counts):
             days.setdefault(day, _Tally()).add(day, second, tuple(counted))
@@ -274,9 +274,7 @@ def _funnel_figures(session: Session, r: _Range) -> _FunnelFigures:
         for tally in weeks.values():
             total.merge(tally)
         groups = [*days.values(), *weeks.values(), total]
-        wanted = {(day, bucket) for tally in groups for day, bucket in tally.middle_buckets()}
-        times = _stand_times(session, where, wanted)
-        if all([tally.take_times(times) for tally in groups]):  # every group takes its own
+        if all([tally.take_median(session, where) for tally in groups]):  # each its own
             break
     return _FunnelFigures(
         {day: tally.funnel() for day, tally in days.items()},
@@ -285,36 +283,11 @@ def _funnel_figures(session: Session, r: _Range) -> _FunnelFigures:
     )
 
 
-def _stand_times(
-    session: Session, where: tuple[Any, ...], wanted: set[tuple[date, int]]
-) -> dict[tuple[date, int], list[float]]:
-    """The times to stand of the nudges in the ``wanted`` (day, whole second) buckets,
-    sorted, by bucket."""
-    found: dict[tuple[date, int], list[float]] = {key: [] for key in wanted}
-    pairs = sorted(wanted)
-    for at in range(0, len(pairs), _BUCKETS_PER_QUERY):
-        chosen = pairs[at : at + _BUCKETS_PER_QUERY]
-        stmt = select(Nudge.day, stand_second(Nudge.stand_s), Nudge.stand_s).where(
-            *where,
-            or_(*(and_(Nudge.day == d, stand_second(Nudge.stand_s) == b) for d, b in chosen)),
-        )
-        for day, bucket, stand_s in session.execute(stmt):
-            found[(day, bucket)].append(stand_s)
-    for times in found.values():
-        times.sort()
-    return found
-
-
-# (day, second) buckets in one statement's OR: two bound parameters each, well under
-# SQLite's oldest limit (999).
-_BUCKETS_PER_QUERY = 400
-
-
 @dataclass
 class _Tally:
     """A group of nudges (a day, a week, the range): how many, stood up in time, drilled in
-    time, and how many times to stand fall in each whole second (``models.stand_second``) on each
-    day; ``take_times`` then finds the median from the times in the middle seconds."""
+    time, and how many times to stand fall in each whole second (``models.stand_second``)
+    on each day; ``take_median`` then reads the middle times."""
 
     nudges: int = 0
     stood_up: int = 0
@@ -340,45 +313,41 @@ class _Tally:
         for key, count in other.buckets.items():
             self.buckets[key] = self.buckets.get(key, 0) + count
 
-    def _ranks(self) -> tuple[int, ...]:
-        """The positions (from 0) of the middle time, or of the two middle ones."""
+    def _middle(self) -> list[tuple[int, list[date], int]]:
+        """Where the middle time (or the two middle ones) lies: per second that holds one,
+        the second, its days, and the places (from 0) of the middle times among that
+        second's times of those days in order."""
         n = sum(self.buckets.values())
-        return () if n == 0 else tuple(sorted({(n - 1) // 2, n // 2}))
-
-    def _walk(self) -> list[tuple[int, list[tuple[int, date]], int]]:
-        """Per middle rank: the second it lies in, that second's (second, day) buckets, and
-        how many times lie in lower seconds."""
-        by_second: dict[int, list[tuple[int, date]]] = {}
-        for second, day in self.buckets:
-            by_second.setdefault(second, []).append((second, day))
-        found = []
+        ranks = sorted({(n - 1) // 2, n // 2}) if n else []
+        days_of: dict[int, list[date]] = {}
+        for second, day in sorted(self.buckets):
+            days_of.setdefault(second, []).append(day)
+        found: list[tuple[int, list[date], int]] = []
         below = 0
-        ranks = list(self._ranks())
-        for second in sorted(by_second):
-            count = sum(self.buckets[key] for key in by_second[second])
+        for second, days in days_of.items():
+            count = sum(self.buckets[(second, day)] for day in days)
             while ranks and ranks[0] < below + count:
-                found.append((ranks.pop(0), by_second[second], below))
+                found.append((second, days, ranks.pop(0) - below))
             below += count
         return found
 
-    def middle_buckets(self) -> list[tuple[date, int]]:
-        """The (day, second) buckets that hold the middle time(s)."""
-        return [(day, second) for _rank, keys, _below in self._walk() for second, day in keys]
-
-    def take_times(self, times: dict[tuple[date, int], list[float]]) -> bool:
-        """The median from the times read for the middle buckets; False if they are not
-        as many as counted (the rows changed between the statements)."""
+    def take_median(self, session: Session, where: tuple[Any, ...]) -> bool:
+        """The median from the middle times, each read by its place in its second (the
+        index holds a day's times of a second in order); False if one is not there (the
+        rows changed since they were counted)."""
         values = []
-        for rank, keys, below in self._walk():
-            chosen: list[float] = []
-            for second, day in keys:
-                got = times.get((day, second), [])
-                if len(got) != self.buckets[(second, day)]:
-                    return False
-                chosen += got
-            chosen.sort()
-            values.append(chosen[rank - below])
-        self.median_s = None if not values else sum(values) / len(values)
+        for second, days, place in self._middle():
+            found = session.scalars(
+                select(Nudge.stand_s)
+                .where(*where, Nudge.day.in_(days), stand_second(Nudge.stand_s) == second)
+                .order_by(Nudge.stand_s)
+                .offset(place)
+                .limit(1)
+            ).first()
+            if found is None:
+                return False
+            values.append(found)
+        self.median_s = sum(values) / len(values) if values else None
         return True
 
     def funnel(self) -> Funnel:
