@@ -228,6 +228,8 @@ def test_the_typed_rollup_figures_are_the_models_columns() -> None:
     from sitwatch.server.models import ROLLUP_FIGURES
 
     assert tuple(f.name for f in fields(stats.RollupFigures)) == ROLLUP_FIGURES
+    # The export's row is made from the selected columns in this order.
+    assert stats.RollupRow._fields == ("day", "device_id", "device_name", *ROLLUP_FIGURES)
 
 
 def test_a_scope_of_one_desk_hides_the_other_desks(session: Session) -> None:
