@@ -228,7 +228,10 @@ def test_the_typed_rollup_figures_are_the_models_columns() -> None:
     from sitwatch.server.models import ROLLUP_FIGURES
 
     assert tuple(f.name for f in fields(stats.RollupFigures)) == ROLLUP_FIGURES
-    # The export's row is made from the selected columns in this order.
+    # Today's figures and the export's row are made from the selected columns in this order.
+    today = tuple(f.name for f in fields(stats.TodayFigures))
+    assert today[:5] == ("day", "devices", "devices_online", "devices_seated", "current_stretch_s")
+    assert today[5:] == tuple(name for name in ROLLUP_FIGURES if name != "longest_s")
     assert stats.RollupRow._fields == ("day", "device_id", "device_name", *ROLLUP_FIGURES)
 
 

@@ -42,6 +42,7 @@ from sitwatch.server.models import (
     empty_figures,
 )
 from sitwatch.server.queries.scope import Scope
+from sitwatch.server.sql import count_where
 
 # A "seated" event older than this no longer makes a device "seated now": a seat that has
 # reported nobody standing up for two days is a stuck sensor, not a person. It also bounds
@@ -225,28 +226,31 @@ def today_by_device(
     ``states``: seat_states' answer for the same devices and time, if at hand."""
     now = as_utc(now)  # a caller's naive time is UTC
     day = calendar.day_of(now)
+    # A stored row's figures have their column's type and no NULL; they are passed in
+    # TodayFigures' own order (test_stats checks it): a fleet's today is 10,000 of them.
+    columns = [DailyRollup.__table__.c[name] for name in _TODAY_FIGURES]
     rollups = {
-        row.device_id: row
+        row[0]: tuple(row[1:])
         for row in session.execute(
-            select(DailyRollup.device_id, *_ROLLUP_COLUMNS).where(
+            select(DailyRollup.device_id, *columns).where(
                 DailyRollup.day == day, *scope.on(DailyRollup.device_id, device_id)
             )
         )
     }
-    figures = {}
+    zeros = tuple(empty_figures()[name] for name in _TODAY_FIGURES)
     if states is None:
         states = seat_states(session, scope, now, offline_after_s, device_id)
-    for dev_id, state in states.items():
-        found = _figures_of(rollups.get(dev_id))
-        figures[dev_id] = TodayFigures(
-            day=day,
-            devices=1,
-            devices_online=int(state.is_online),
-            devices_seated=int(state.is_seated),
-            current_stretch_s=state.stretch_s(now),
-            **{name: found[name] for name in _TODAY_FIGURES},
+    return {
+        dev_id: TodayFigures(
+            day,
+            1,
+            int(state.is_online),
+            int(state.is_seated),
+            state.stretch_s(now),
+            *rollups.get(dev_id, zeros),
         )
-    return figures
+        for dev_id, state in states.items()
+    }
 
 
 def combine_today(day: date, per_device: Sequence[TodayFigures]) -> TodayFigures:
@@ -398,31 +402,39 @@ class AverageDay:
 def daily_average_series(
     session: Session, scope: Scope, first: date, last: date
 ) -> list[AverageDay]:
-    """daily_series over the scope's desks, per desk that sat each day (seated_s > 0)."""
-    totals = daily_series(session, scope, first, last)
+    """daily_series over the scope's desks, per desk that sat each day (seated_s > 0): one
+    read of the range's rollups for the sums and the desks that sat."""
+    if last < first:
+        return []
+    if (last - first).days >= MAX_RANGE_DAYS:
+        raise ValueError(f"range too long: {first} to {last} (at most {MAX_RANGE_DAYS} days)")
     stmt = (
-        select(DailyRollup.day, func.count())
+        select(
+            DailyRollup.day,
+            func.sum(DailyRollup.seated_s),
+            func.sum(DailyRollup.drills),
+            count_where(DailyRollup.seated_s > 0),
+        )
         .where(
             DailyRollup.day >= first,
             DailyRollup.day <= last,
-            DailyRollup.seated_s > 0,
             *scope.on(DailyRollup.device_id),
         )
         .group_by(DailyRollup.day)
     )
-    sat = {day: desks for day, desks in session.execute(stmt)}
+    found = {day: (seated, drills, desks) for day, seated, drills, desks in session.execute(stmt)}
     averages = []
-    for total in totals:
-        desks = sat.get(total.day, 0)
+    for day in (first + timedelta(days=i) for i in range((last - first).days + 1)):
+        seated, drills, desks = found.get(day, (0, 0, 0))
         if not desks:
-            averages.append(AverageDay(day=total.day, desks=0))
+            averages.append(AverageDay(day=day, desks=0))
             continue
         averages.append(
             AverageDay(
-                day=total.day,
+                day=day,
                 desks=desks,
-                seated_s=total.seated_s / desks,
-                drills=round(total.drills / desks, 1),
+                seated_s=float(seated) / desks,
+                drills=round(int(drills) / desks, 1),
             )
         )
     return averages
