@@ -415,6 +415,11 @@ def bench_scale(report: Report, plan: Plan) -> None:
                 SCALE_LIMIT_MS if desks == largest else None,
                 extra,
             )
+            if key == "insights":  # the derived funnel says what the raw events say
+                figure.checks = {
+                    f"{name} derived = raw": derived == raw
+                    for name, (derived, raw) in step["checks"].items()
+                }
             report.add(figure)
             if raw_key is not None:
                 report.add(

@@ -20,6 +20,7 @@ stand-up and drill events and runs ingest's own nudge derivation (``nudges_of``)
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -112,9 +113,10 @@ def raw_csv(engine: Engine, now: datetime) -> object:
     return len(sessions), len(counts)
 
 
-def raw_funnel(engine: Engine, now: datetime) -> tuple[int, int]:
+def raw_funnel(engine: Engine, now: datetime) -> tuple[int, int, float | None]:
     """The fleet's four-week nudge funnel from raw events: the range's prompt, ack,
-    stand-up and drill events (the derivation's inputs) through ingest's ``nudges_of``."""
+    stand-up and drill events (the derivation's inputs) through ingest's ``nudges_of``:
+    nudges, stood up in time, and the median time to stand over every time."""
     calendar = server_config("sqlite://").calendar
     last = calendar.day_of(now)
     start = calendar.bounds(last - timedelta(days=INSIGHT_DAYS - 1))[0]
@@ -132,6 +134,7 @@ def raw_funnel(engine: Engine, now: datetime) -> tuple[int, int]:
         .order_by(EventRow.device_id, EventRow.ts)
     )
     nudges = stood = 0
+    stands: list[float] = []
     with Session(engine) as session:
         desk: str | None = None
         events: list[StoredEvent] = []
@@ -144,6 +147,8 @@ def raw_funnel(engine: Engine, now: datetime) -> tuple[int, int]:
                 nudges += 1
                 stand = row["stand_s"]
                 stood += stand is not None and stand <= STAND_WITHIN_S
+                if stand is not None:
+                    stands.append(stand)
 
         for device_id, *fields in session.execute(stmt.execution_options(yield_per=5000)):
             if device_id != desk:
@@ -151,7 +156,7 @@ def raw_funnel(engine: Engine, now: datetime) -> tuple[int, int]:
                 desk, events = device_id, []
             events.append(StoredEvent(*fields))
         count()
-    return nudges, stood
+    return nudges, stood, statistics.median(stands) if stands else None
 
 
 def _once(work: Callable[[], object]) -> list[float]:
@@ -234,6 +239,7 @@ def run(
             "checks": {  # the funnel from the derived table and from raw events
                 "funnel_nudges": (found.funnel.nudges, raw_found[0]),
                 "funnel_stood_up": (found.funnel.stood_up, raw_found[1]),
+                "funnel_median_to_stand_s": (found.funnel.median_to_stand_s, raw_found[2]),
             },
         }
         steps.append(step)

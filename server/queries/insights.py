@@ -68,7 +68,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from sitwatch.calendar import Calendar
@@ -243,10 +243,10 @@ def _funnel_figures(session: Session, r: _Range) -> _FunnelFigures:
     nudges with a stand-up) are exact without reading every time to stand: one statement
     counts the nudges per day and whole second to stand (``models.stand_second``, in the
     order of the ``ix_nudges_day`` index); the counts say in which second each median's
-    middle times lie and at which place among that second's times, and a small lookup per
-    median reads just those (``_Tally.take_median``). Reading every time instead, about a
-    million for a fleet of 10,000 desks over four weeks, took over a second; SQLite has no
-    median, and its window functions sorted a fleet's rows three times over. If the rows
+    middle times lie and at which place among that second's times, and one statement of a
+    lookup per middle time reads just those (``_middle_times``). Reading every time instead,
+    about a million for a fleet of 10,000 desks over four weeks, took over a second; SQLite
+    has no median, and its window functions sorted a fleet's rows three times over. If the rows
     changed between the statements and a lookup finds nothing, all are read again."""
     where = (Nudge.day >= r.first, Nudge.day <= r.last, *r.on(Nudge.device_id))
     stood = and_(Nudge.stand_s.is_not(None), Nudge.stand_s <= STAND_WITHIN_S)
@@ -274,13 +274,65 @@ def _funnel_figures(session: Session, r: _Range) -> _FunnelFigures:
         for tally in weeks.values():
             total.merge(tally)
         groups = [*days.values(), *weeks.values(), total]
-        if all([tally.take_median(session, where) for tally in groups]):  # each its own
+        if sum(total.buckets.values()) <= _READ_ALL_UP_TO:  # a desk or a few: one read
+            by_day = _all_times(session, where)
+            if all([tally.take_all(by_day) for tally in groups]):
+                break
+            continue
+        wanted = [(tally, place) for tally in groups for place in tally.middle()]
+        found = _middle_times(session, where, [place for _tally, place in wanted])
+        taken: dict[int, list[float | None]] = {id(tally): [] for tally in groups}
+        for (tally, _place), value in zip(wanted, found, strict=True):
+            taken[id(tally)].append(value)
+        if all([tally.take_median(taken[id(tally)]) for tally in groups]):  # each its own
             break
     return _FunnelFigures(
         {day: tally.funnel() for day, tally in days.items()},
         {monday: tally.funnel() for monday, tally in weeks.items()},
         total.funnel(),
     )
+
+
+def _middle_times(
+    session: Session, where: tuple[Any, ...], places: list[tuple[int, list[date], int]]
+) -> list[float | None]:
+    """The time to stand at each (second, days, place) of ``places`` (None where there is
+    none), each read from the index by its place among its second's times, all in one
+    statement (UNION ALL; a lookup each was a round trip each: one desk's four weeks are
+    some fifty medians' times)."""
+    found: list[float | None] = [None] * len(places)
+    for at in range(0, len(places), _LOOKUPS_PER_QUERY):
+        parts = []
+        for n, (second, days, place) in enumerate(places[at : at + _LOOKUPS_PER_QUERY], at):
+            one = (
+                select(literal(n).label("n"), Nudge.stand_s)
+                .where(*where, Nudge.day.in_(days), stand_second(Nudge.stand_s) == second)
+                .order_by(Nudge.stand_s)
+                .offset(place)
+                .limit(1)
+                .subquery()
+            )
+            parts.append(select(one.c.n, one.c.stand_s))
+        for n, stand_s in session.execute(union_all(*parts)):
+            found[n] = stand_s
+    return found
+
+
+# Lookups in one UNION ALL: SQLite's default limit on a compound SELECT is 500 terms.
+_LOOKUPS_PER_QUERY = 200
+# Up to this many times to stand in the range, they are all read in one statement instead:
+# planning some fifty lookups cost one desk's four weeks more (PostgreSQL: 20 ms against
+# 7 ms) than reading its few hundred times.
+_READ_ALL_UP_TO = 5000
+
+
+def _all_times(session: Session, where: tuple[Any, ...]) -> dict[date, list[float]]:
+    """Every time to stand in the range, by day."""
+    found: dict[date, list[float]] = {}
+    stmt = select(Nudge.day, Nudge.stand_s).where(*where, Nudge.stand_s.is_not(None))
+    for day, stand_s in session.execute(stmt):
+        found.setdefault(day, []).append(stand_s)
+    return found
 
 
 @dataclass
@@ -313,9 +365,9 @@ class _Tally:
         for key, count in other.buckets.items():
             self.buckets[key] = self.buckets.get(key, 0) + count
 
-    def _middle(self) -> list[tuple[int, list[date], int]]:
-        """Where the middle time (or the two middle ones) lies: per second that holds one,
-        the second, its days, and the places (from 0) of the middle times among that
+    def middle(self) -> list[tuple[int, list[date], int]]:
+        """Where the middle time (or the two middle ones) lies: per middle time, its whole
+        second, that second's days in the group, and its place (from 0) among that
         second's times of those days in order."""
         n = sum(self.buckets.values())
         ranks = sorted({(n - 1) // 2, n // 2}) if n else []
@@ -331,23 +383,23 @@ class _Tally:
             below += count
         return found
 
-    def take_median(self, session: Session, where: tuple[Any, ...]) -> bool:
-        """The median from the middle times, each read by its place in its second (the
-        index holds a day's times of a second in order); False if one is not there (the
-        rows changed since they were counted)."""
-        values = []
-        for second, days, place in self._middle():
-            found = session.scalars(
-                select(Nudge.stand_s)
-                .where(*where, Nudge.day.in_(days), stand_second(Nudge.stand_s) == second)
-                .order_by(Nudge.stand_s)
-                .offset(place)
-                .limit(1)
-            ).first()
-            if found is None:
-                return False
-            values.append(found)
-        self.median_s = sum(values) / len(values) if values else None
+    def take_all(self, by_day: dict[date, list[float]]) -> bool:
+        """The median from every time of the group's days; False if they are not as many
+        as counted (the rows changed since)."""
+        times = sorted(t for day in {day for _s, day in self.buckets} for t in by_day.get(day, []))
+        if len(times) != sum(self.buckets.values()):
+            return False
+        n = len(times)
+        self.median_s = None if n == 0 else (times[(n - 1) // 2] + times[n // 2]) / 2
+        return True
+
+    def take_median(self, values: list[float | None]) -> bool:
+        """The median from the middle times read for ``middle()``; False if one was not
+        there (the rows changed since they were counted)."""
+        if any(value is None for value in values):
+            return False
+        times = [value for value in values if value is not None]
+        self.median_s = sum(times) / len(times) if times else None
         return True
 
     def funnel(self) -> Funnel:
