@@ -89,8 +89,10 @@ class DevicePublisher:
                 if info.rc == mqtt.MQTT_ERR_SUCCESS:
                     info.wait_for_publish(5)
 
-    def publish_raw(self, topic: str, payload: bytes | str, qos: int = 1) -> None:
-        self.client.publish(topic, payload, qos=qos).wait_for_publish(5)
+    def publish_raw(
+        self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False
+    ) -> None:
+        self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(5)
 
     def resend_unacked(self, events: list[Event], timeout: float = 8.0, every: float = 1.0) -> bool:
         """Like the device outbox: resend what is not acked yet, every ``every`` seconds,

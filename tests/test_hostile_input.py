@@ -551,13 +551,15 @@ def test_an_agent_that_fails_to_pause_costs_only_that_command(
         assert wait_until(lambda: link.is_connected, timeout=10)
         # Settings applied prove the link's subscriptions (one SUBSCRIBE) are in place:
         # "connected" comes before the broker's SUBACK, and a command sent earlier is lost.
+        # The settings are retained, as the server sends them, so they arrive whenever the
+        # subscription does (sent plain they could beat the SUBACK and be lost: seen once).
         config_topic = protocol.topic(device_id, protocol.CONFIG)
-        server.publish_raw(config_topic, protocol.config_payload({"grace_s": 41}))
+        server.publish_raw(config_topic, protocol.config_payload({"grace_s": 41}), retain=True)
         assert wait_until(lambda: [s.grace_s for s in calls.applied] == [41], timeout=10)
         pause = protocol.PauseCommand(pause_s=600, until=clock.wall() + timedelta(minutes=10))
         for _ in range(3):
             server.publish_raw(command_topic, pause.to_json())
-        server.publish_raw(config_topic, protocol.config_payload({"grace_s": 42}))
+        server.publish_raw(config_topic, protocol.config_payload({"grace_s": 42}), retain=True)
         assert wait_until(lambda: [s.grace_s for s in calls.applied] == [41, 42], timeout=10)
         outbox.add(make_event(device_id=device_id))
         link.notify()
