@@ -77,6 +77,9 @@ class Device(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Last settings published to the device's retained config topic (a TrackerSettings dump).
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The latest stored seated/stood_up event's type and time, kept by ingest (server/seat.py).
+    seat_type: Mapped[str | None] = mapped_column(String(32))
+    seat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConfigResult(Base):

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from sitwatch.calendar import Calendar, as_utc
-from sitwatch.server.models import Event
+from sitwatch.server.models import Device, Event
 
 
 def events_cutoff(now: datetime, keep_days: int) -> datetime | None:
@@ -33,5 +33,9 @@ def prune_events(session: Session, now: datetime, keep_days: int) -> int:
     if cutoff is None:
         return 0
     result = session.execute(delete(Event).where(Event.ts < cutoff))
+    # A desk whose latest seat event went has no stored seat event left (server/seat.py).
+    session.execute(
+        update(Device).where(Device.seat_at < cutoff).values(seat_type=None, seat_at=None)
+    )
     session.flush()
     return result.rowcount  # type: ignore[attr-defined]

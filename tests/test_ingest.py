@@ -274,6 +274,12 @@ def test_out_of_order_and_replayed_arrival_gives_the_same_rollups(
         device.publish(part)
         assert wait_until(lambda part=part: device.acked >= {e.id for e in part})
     assert rollups(migrated_sqlite, desk) == EXPECTED_DAYS
+    # The seat state on the devices row is the latest seat event by time, not by arrival.
+    with migrated_sqlite.connect() as connection:
+        kept = connection.execute(
+            select(Device.seat_type, Device.seat_at).where(Device.id == desk)
+        ).one()
+    assert tuple(kept) == ("stood_up", local(3, 4, 30))
     with (
         migrated_sqlite.begin() as connection
     ):  # the incremental rows equal a rebuild from raw rows

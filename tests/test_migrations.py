@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from server_helpers import postgres_schema
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.orm import Session
@@ -13,7 +14,13 @@ from web_fixtures import WEEK_FIRST, WEEK_LAST, seed_week_rows
 
 from sitwatch.calendar import Calendar
 from sitwatch.server.db import create_schema, make_engine
-from sitwatch.server.migrate import current_revision, head_revision, schema_drift, upgrade
+from sitwatch.server.migrate import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    schema_drift,
+    upgrade,
+)
 from sitwatch.server.models import Base
 from sitwatch.server.queries import insights
 from sitwatch.server.queries.scope import ALL_DESKS
@@ -139,10 +146,21 @@ def test_an_upgrade_derives_the_nudges_and_daily_insights_of_stored_events(
     any_engine: Engine,
 ) -> None:
     """0008 back-fills from the events, sessions and drills a server already holds, so the
-    Insights page shows what it showed before (tests/test_insights.py's week)."""
-    upgrade(any_engine, "0006")
+    Insights page shows what it showed before (tests/test_insights.py's week), and 0010
+    each desk's seat state. The week is stored at head (the fixtures write today's rows),
+    then the schema goes down to 0006, which drops what 0008 to 0010 derive."""
+    upgrade(any_engine)
     seed_week_rows(any_engine)
+    seats = "SELECT id, seat_type, seat_at FROM devices ORDER BY id"
+    with any_engine.connect() as connection:
+        stored_seats = connection.execute(text(seats)).all()
+    assert len(stored_seats) == 2 and all(row.seat_type and row.seat_at for row in stored_seats)
+    command.downgrade(alembic_config(any_engine), "0006")
+    assert not inspect(any_engine).has_table("nudges")
+    assert "seat_at" not in {c["name"] for c in inspect(any_engine).get_columns("devices")}
     upgrade(any_engine, calendar=Calendar("UTC", 4))
+    with any_engine.connect() as connection:
+        assert connection.execute(text(seats)).all() == stored_seats
     with Session(any_engine) as session:
         found = insights.insights(session, ALL_DESKS, Calendar("UTC", 4), WEEK_FIRST, WEEK_LAST)
     assert found.funnel == insights.Funnel(11, 4, 3, 22.5 * 60)

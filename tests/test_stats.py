@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 from web_fixtures import NOW, TODAY, add_device, add_event, add_rollup, at, seeded_engine
 
 from sitwatch.calendar import Calendar
+from sitwatch.server import seat
+from sitwatch.server.models import Device
 from sitwatch.server.queries import stats
 from sitwatch.server.queries.scope import ALL_DESKS, Scope
+from sitwatch.server.retention import prune_events
 
 CAL = Calendar("UTC", 4)
 OFFLINE_S = 900
@@ -171,28 +174,60 @@ def test_day_timeline(session: Session) -> None:
     assert yesterday.bars == []
 
 
-@pytest.mark.parametrize("three_desks", ["sqlite"], indirect=True)  # SQLite's EXPLAIN QUERY PLAN
-def test_current_state_query_uses_the_device_time_index(
-    three_desks: Engine, session: Session
-) -> None:
-    """The "seated now" lookup must walk the (device_id, ts) index per device, never scan
-    the events table (a fleet has millions of rows)."""
+def _statements(engine: Engine, run: Callable[[], object]) -> list[tuple[str, Any]]:
     seen: list[tuple[str, Any]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
         seen.append((statement, parameters))
 
-    event.listen(three_desks, "before_cursor_execute", capture)
+    event.listen(engine, "before_cursor_execute", capture)
     try:
-        stats.seat_states(session, ALL_DESKS, NOW, OFFLINE_S)
+        run()
     finally:
-        event.remove(three_desks, "before_cursor_execute", capture)
-    statement, parameters = next((s, p) for s, p in seen if "LIMIT" in s)
+        event.remove(engine, "before_cursor_execute", capture)
+    return seen
+
+
+@pytest.mark.parametrize("three_desks", ["sqlite"], indirect=True)  # SQLite's EXPLAIN QUERY PLAN
+def test_the_seat_state_is_read_off_the_devices_and_kept_through_the_index(
+    three_desks: Engine, session: Session
+) -> None:
+    """ "Seated now" reads one devices row per desk, no event (a fleet has millions); the
+    lookup that keeps it (at ingest, for the desks a batch touched) walks the (device_id,
+    ts) index per desk, never scans the events table."""
+    read = _statements(three_desks, lambda: stats.seat_states(session, ALL_DESKS, NOW, OFFLINE_S))
+    assert len(read) == 1 and "events" not in read[0][0], read
+    kept = _statements(three_desks, lambda: seat.refresh(session.connection(), ["desk-a"]))
+    statement, parameters = kept[0]
     with three_desks.connect() as connection:
         plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
     details = " | ".join(str(row[-1]) for row in plan)
     assert "ix_events_device_ts" in details, details
     assert "SCAN events" not in details, details
+
+
+def test_a_seat_event_dated_ahead_of_now_does_not_pin_the_state(session: Session) -> None:
+    """The devices row keeps the latest stored seat event, even one a clock slightly ahead
+    dated after now; until then the state is the latest up to now (and a stand-up dated
+    ahead does not end a stretch in progress yet)."""
+    before = stats.seat_states(session, ALL_DESKS, NOW, OFFLINE_S)["desk-a"]
+    assert before.is_seated
+    add_event(session, "desk-a", "stood_up", NOW + timedelta(seconds=30), session_s=60.0)
+    session.commit()
+    assert stats.seat_states(session, ALL_DESKS, NOW, OFFLINE_S)["desk-a"] == before
+    later = NOW + timedelta(minutes=1)
+    assert not stats.seat_states(session, ALL_DESKS, later, OFFLINE_S)["desk-a"].is_seated
+
+
+def test_pruned_seat_events_leave_no_seat_state(session: Session) -> None:
+    """Retention that deletes a desk's latest seat event deletes every earlier one too: the
+    devices row keeps nothing of them (as a rebuild from the events would)."""
+    prune_events(session, NOW + timedelta(days=30), keep_days=7)
+    session.commit()
+    kept = session.execute(select(Device.id, Device.seat_type, Device.seat_at)).all()
+    assert kept and all(row.seat_type is None and row.seat_at is None for row in kept)
+    seat.refresh(session.connection())
+    assert session.execute(select(Device.id, Device.seat_type, Device.seat_at)).all() == kept
 
 
 def test_device_statuses_offline_after_silence(session: Session) -> None:

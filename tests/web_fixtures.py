@@ -24,6 +24,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from sitwatch.server import seat
 from sitwatch.server.config import (
     BrokerConfig,
     DatabaseConfig,
@@ -150,6 +151,8 @@ def add_device(
 
 
 def add_event(session: Session, device_id: str, kind: str, ts: datetime, **data: Any) -> None:
+    """A stored event; a seated or stood_up one also sets its desk's seat state, as ingest
+    does (server/seat.py)."""
     session.add(
         Event(
             event_id=_id(),
@@ -164,6 +167,9 @@ def add_event(session: Session, device_id: str, kind: str, ts: datetime, **data:
             received_at=ts,
         )
     )
+    if kind in seat.SEAT_TYPES:
+        session.flush()
+        seat.refresh(session.connection(), [device_id])
 
 
 def add_session(session: Session, device_id: str, start: datetime, minutes: float) -> None:

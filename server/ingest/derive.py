@@ -30,6 +30,7 @@ from sitwatch.protocol import (
     ProtocolError,
     drill_counts,
 )
+from sitwatch.server import seat
 from sitwatch.server.ingest.insight_rows import (
     NUDGE_TYPES,
     derive_nudges,
@@ -182,9 +183,9 @@ def derive(
     calendar: Calendar,
     recount: Iterable[tuple[str, date]] = (),
 ) -> None:
-    """Sessions, drills, rollup figures, nudges and daily insight rows for events that were
-    just inserted; ``recount``: (device, day) rows to count again from the base tables
-    (``take_synced_times``)."""
+    """Sessions, drills, rollup figures, nudges, daily insight rows and the seat state for
+    events that were just inserted; ``recount``: (device, day) rows to count again from the
+    base tables (``take_synced_times``)."""
     for model, rows in (
         (SittingSession, session_rows(new_events)),
         (Drill, drill_rows(new_events)),
@@ -203,6 +204,7 @@ def derive(
         start = calendar.bounds(day)[0]
         since[device_id] = min(start, since.get(device_id, start))
     derive_nudges(connection, calendar, since)
+    seat.refresh(connection, seat.touched_by(new_events) | {device_id for device_id, _ in recount})
 
 
 def take_synced_times(
@@ -323,10 +325,10 @@ def recompute_rollups(
 def rebuild_all_rollups(
     connection: Connection, calendar: Calendar, since: date | None = None
 ) -> int:
-    """Recompute every rollup, nudge and daily insight row (after changing the time zone or
-    day start); returns the rollup rows. ``since``: only days from then on, as earlier days'
-    events may have been pruned (server/retention.py) and their rollups are all that is
-    left of them."""
+    """Recompute every rollup, nudge and daily insight row and every seat state (after
+    changing the time zone or day start); returns the rollup rows. ``since``: only days
+    from then on, as earlier days' events may have been pruned (server/retention.py) and
+    their rollups are all that is left of them."""
     pairs: set[tuple[str, date]] = set()
     for device_id, started in connection.execute(
         select(SittingSession.device_id, SittingSession.started_at)
@@ -345,4 +347,5 @@ def rebuild_all_rollups(
         connection.execute(rollups.delete().where(rollups.c.day >= since))
     recompute_rollups(connection, calendar, pairs)
     rebuild_insights(connection, calendar, since)
+    seat.refresh(connection)
     return len(pairs)

@@ -4,8 +4,9 @@ the JSON API and the CSV export show.
 Every query takes a SQLAlchemy Session and the viewer's ``Scope`` (the desks the viewer may
 see: ``scope.ALL_DESKS`` or a set) and aggregates in the database: days, weeks and
 months come from DailyRollup (one row per device and local day, kept by ingest), a day's
-timeline from SittingSession, prompts and the seat's current state from Event. Python only
-walks results that are already small (one row per device or per day), never raw rows.
+timeline from SittingSession and prompts from Event, the seat's current state from Device
+(kept by ingest: server/seat.py). Python only walks results that are already small (one
+row per device or per day), never raw rows.
 
 A "day" is a local day in ``Calendar.timezone`` that starts at ``Calendar.day_start_hour``
 (04:00 by default, so a late night counts to the day it started); a session counts to the
@@ -27,10 +28,11 @@ from functools import cached_property
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
 from sitwatch.calendar import Calendar, as_utc
 from sitwatch.protocol import EventType
+from sitwatch.server import seat
 from sitwatch.server.models import (
     ROLLUP_FIGURES,
     ROLLUP_SUMS,
@@ -139,53 +141,44 @@ def seat_states(
 ) -> dict[str, SeatState]:
     """Whether each device's seat is occupied now, from its latest seated/stood_up event.
 
-    One query: per device, correlated lookups of that latest event's type and time walk the
-    (device_id, ts) index backwards from the newest row, so the cost grows with the number
-    of devices, not with the size of the events table. (Joining the events table on the
-    latest event's id instead made PostgreSQL hash the whole table: 125 ms at 250,000
-    events, against 22 ms for these two lookups.)"""
+    That event's type and time are on the devices row (kept by ingest: server/seat.py), so
+    a fleet costs one row per desk. A desk whose latest is dated after now (its clock
+    slightly ahead) takes the latest up to now from its events instead: a stored future
+    event must not pin the state. An event older than ``STATE_LOOKBACK`` sets nothing."""
     now = as_utc(now)  # a caller's naive time is UTC
-
-    def latest(column: InstrumentedAttribute[Any], *ties: Any) -> Any:
-        return (
-            select(column)
-            .where(
-                Event.device_id == Device.id,
-                Event.ts >= now - STATE_LOOKBACK,
-                # Nothing dated after now: a stored future event must not pin the state.
-                Event.ts <= now,
-                Event.type.in_((EventType.SEATED.value, EventType.STOOD_UP.value)),
-            )
-            .order_by(Event.ts.desc(), *ties)
-            .limit(1)
-            .correlate(Device)
-            .scalar_subquery()
-        )
-
     rows = session.execute(
-        select(
-            Device.id,
-            Device.online,
-            Device.last_seen_at,
-            # Of two stamped alike, the later in the outbox's seq (a stand and the next
-            # sitting down can share a millisecond); the row id is the order a batch was
-            # stored in. Both rows have the same time, so its lookup needs no tie-break
-            # (SQLite sorts past the index for one).
-            latest(Event.type, Event.seq.desc().nulls_last(), Event.id.desc()).label("type"),
-            latest(Event.ts).label("ts"),
-        )
+        select(Device.id, Device.online, Device.last_seen_at, Device.seat_type, Device.seat_at)
         .where(*scope.on(Device.id, device_id))
         .order_by(Device.id)
-    )
+    ).all()
+    ahead = [row.id for row in rows if row.seat_at is not None and row.seat_at > now]
+    latest = {row.id: (row.seat_type, row.seat_at) for row in rows}
+    if ahead:
+        latest.update(
+            (row.id, (row.type, row.ts))
+            for row in session.execute(
+                select(
+                    Device.id,
+                    seat.latest(Event.type, until=now).label("type"),
+                    seat.latest(Event.ts, until=now).label("ts"),
+                ).where(Device.id.in_(ahead))
+            )
+        )
     states = {}
     for row in rows:
         online = is_online(bool(row.online), row.last_seen_at, now, offline_after_s)
-        seated = online and row.type == EventType.SEATED.value
+        kind, ts = latest[row.id]
+        seated = (
+            online
+            and kind == EventType.SEATED.value
+            and ts is not None
+            and ts >= now - STATE_LOOKBACK
+        )
         states[row.id] = SeatState(
             device_id=row.id,
             is_online=online,
             is_seated=seated,
-            seated_since=row.ts if seated else None,
+            seated_since=ts if seated else None,
         )
     return states
 
