@@ -32,7 +32,7 @@ from workload import last_weekday
 
 from sitwatch.device.history import history
 from sitwatch.protocol import Event, EventType
-from sitwatch.server import seat
+from sitwatch.server import fleet_days, seat
 from sitwatch.server.config import ServerConfig
 from sitwatch.server.db import make_engine
 from sitwatch.server.ingest.derive import (
@@ -373,8 +373,9 @@ def load_fleet(
             for n in range(low, min(desks, low + chunk)):
                 rows += models[n % templates].rows_for(name, f"fleet-{n:04d}", f"{n:04d}")
             _bulk_insert(engine, table, columns, rows)
-    with engine.begin() as connection:  # as ingest keeps it (server/seat.py)
+    with engine.begin() as connection:  # as ingest keeps them (server/seat.py, fleet_days.py)
         seat.refresh(connection, [row["id"] for row in device_rows])
+        fleet_days.refresh(connection, None)
     if engine.dialect.name == "postgresql":
         # What autovacuum soon does to tables that only grow (PostgreSQL 13 and later vacuum
         # them after inserts too): statistics for the planner, and the visibility map that

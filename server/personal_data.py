@@ -19,6 +19,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from sitwatch.calendar import as_utc
+from sitwatch.server import fleet_days
 from sitwatch.server.members import desks_of, members_of
 from sitwatch.server.models import (
     ConfigResult,
@@ -139,11 +140,13 @@ class Erased:
 def erase_desk(session: Session, device_id: str) -> dict[str, int]:
     """Delete every row about one desk (flushed, not committed); rows deleted per table."""
     counts: dict[str, int] = {}
+    days = set(session.scalars(select(DailyRollup.day).where(DailyRollup.device_id == device_id)))
     for model in DESK_TABLES:
         table: Table = model.__table__
         column = table.c.id if model is Device else table.c.device_id
         result = session.execute(delete(table).where(column == device_id))
         counts[table.name] = result.rowcount  # type: ignore[attr-defined]
+    fleet_days.refresh(session.connection(), days)  # the fleet's records without the desk
     session.flush()
     return counts
 

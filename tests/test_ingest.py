@@ -27,6 +27,8 @@ from sitwatch.server.ingest.worker import IngestWorker
 from sitwatch.server.migrate import upgrade
 from sitwatch.server.models import ROLLUP_FIGURES, DailyRollup, Device, Drill, SittingSession
 from sitwatch.server.models import Event as EventRow
+from sitwatch.server.queries import stats
+from sitwatch.server.queries.scope import ALL_DESKS, Scope
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -246,6 +248,16 @@ EXPECTED_DAYS = {
 }
 
 
+def assert_fleet_days_agree(engine: Engine) -> list[stats.RecordDay]:
+    """The fleet's rows per day, kept by ingest batch by batch (server/fleet_days.py), equal
+    a count over every desk's rollups; returns them."""
+    with session_factory(engine)() as session:
+        kept = stats.record_days(session, ALL_DESKS)
+        desks = Scope.of(session.scalars(select(Device.id)))
+        assert kept and kept == stats.record_days(session, desks)
+    return kept
+
+
 def test_scripted_day_rolls_up_to_hand_checked_figures(
     migrated_sqlite: Engine, worker: IngestWorker, device: DevicePublisher, desk: str
 ) -> None:
@@ -280,6 +292,12 @@ def test_out_of_order_and_replayed_arrival_gives_the_same_rollups(
             select(Device.seat_type, Device.seat_at).where(Device.id == desk)
         ).one()
     assert tuple(kept) == ("stood_up", local(3, 4, 30))
+    assert [
+        (d.day.day, d.drills, d.longest_s) for d in assert_fleet_days_agree(migrated_sqlite)
+    ] == [
+        (2, 1, 18000.0),
+        (3, 0, 0.0),
+    ]
     with (
         migrated_sqlite.begin() as connection
     ):  # the incremental rows equal a rebuild from raw rows

@@ -17,7 +17,14 @@ import pytest
 from server_helpers import DevicePublisher, heartbeats, postgres_schema
 from sqlalchemy import Engine
 from support.waiting import wait_until
-from test_ingest import EXPECTED_DAYS, ingest_config, rollups, scripted_day, stored_ids
+from test_ingest import (
+    EXPECTED_DAYS,
+    assert_fleet_days_agree,
+    ingest_config,
+    rollups,
+    scripted_day,
+    stored_ids,
+)
 from test_systemd_units import SYSTEMD_DIR, VENV_BIN, exec_start, load_unit, words
 
 from sitwatch.broker import Mosquitto
@@ -67,6 +74,33 @@ def test_two_workers_share_the_fleet_into_postgres(broker: Mosquitto, pg_engine:
     assert all(worker.stored > 0 for worker in workers)
     assert sum(w.stored for w in workers) == len(events)
     assert sum(w.db_errors for w in workers) == 0
+
+
+def test_two_workers_keep_the_fleets_days_together(broker: Mosquitto, pg_engine: Engine) -> None:
+    """Two workers on a shared subscription store the same days of different desks at once:
+    their batches take turns on each day's fleet row (server/fleet_days.py), so the rows
+    equal a count over the rollups, and no batch fails."""
+    group = f"pg{uuid.uuid4().hex[:6]}"
+    workers = [
+        start_worker(broker, pg_engine, f"ingest-{group}-{n}", share_group=group) for n in (1, 2)
+    ]
+    desks = [f"desk-{uuid.uuid4().hex[:6]}" for _ in range(8)]
+    device = DevicePublisher(broker.host, broker.port, desks)
+    events = [e for d in desks for e in scripted_day(d)]
+    try:
+        device.publish(events)
+        assert wait_until(lambda: device.acked >= {e.id for e in events})
+    finally:
+        device.close()
+        for worker in workers:
+            worker.stop()
+    assert all(worker.stored > 0 for worker in workers)
+    assert sum(w.db_errors for w in workers) == 0
+    days = assert_fleet_days_agree(pg_engine)
+    assert [(d.day, d.drills, d.longest_s) for d in days] == [
+        (date(2026, 3, 2), len(desks), 18000.0),
+        (date(2026, 3, 3), 0, 0.0),
+    ]
 
 
 def test_scripted_day_rollups_on_postgres(broker: Mosquitto, pg_engine: Engine) -> None:

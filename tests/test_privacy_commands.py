@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
+from test_ingest import assert_fleet_days_agree
 from web_fixtures import add_device, add_drill, add_event, add_rollup, add_session
 
 from sitwatch.calendar import Calendar
@@ -237,6 +238,8 @@ def test_erase_asks_for_yes_then_removes_a_desk(config: Path, cli_database: Engi
         assert count(cli_database, model, device_id="desk-1") == 0, model
         assert model is DeskLink or count(cli_database, model, device_id="desk-2") > 0
     assert count(cli_database, Device, id="desk-1") == 0 and count(cli_database, User) == 1
+    # The fleet's records hold nothing of the erased desk: its days were counted again.
+    assert [d.drills for d in assert_fleet_days_agree(cli_database)] == [1, 1]
 
 
 def test_erase_a_person_keeps_a_desk_shared_with_someone_else(

@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from sitwatch.server import seat
+from sitwatch.server import fleet_days, seat
 from sitwatch.server.config import (
     BrokerConfig,
     DatabaseConfig,
@@ -201,7 +201,11 @@ def add_drill(session: Session, device_id: str, ts: datetime, verified: bool | N
 
 
 def add_rollup(session: Session, device_id: str, day: date, **figures: float) -> None:
+    """A stored rollup row, and the fleet's row of its day counted again, as ingest does
+    (server/fleet_days.py)."""
     session.add(DailyRollup(device_id=device_id, day=day, **{**empty_figures(), **figures}))
+    session.flush()
+    fleet_days.refresh(session.connection(), [day])
 
 
 def at(day: date, hour: int, minute: int = 0) -> datetime:

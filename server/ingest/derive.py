@@ -30,7 +30,7 @@ from sitwatch.protocol import (
     ProtocolError,
     drill_counts,
 )
-from sitwatch.server import seat
+from sitwatch.server import fleet_days, seat
 from sitwatch.server.ingest.insight_rows import (
     NUDGE_TYPES,
     derive_nudges,
@@ -183,16 +183,17 @@ def derive(
     calendar: Calendar,
     recount: Iterable[tuple[str, date]] = (),
 ) -> None:
-    """Sessions, drills, rollup figures, nudges, daily insight rows and the seat state for
-    events that were just inserted; ``recount``: (device, day) rows to count again from the
-    base tables (``take_synced_times``)."""
+    """Sessions, drills, rollup figures (and the fleet's per day), nudges, daily insight
+    rows and the seat state for events that were just inserted; ``recount``: (device, day)
+    rows to count again from the base tables (``take_synced_times``)."""
     for model, rows in (
         (SittingSession, session_rows(new_events)),
         (Drill, drill_rows(new_events)),
     ):
         if rows:
             insert_rows(connection, model.__table__, rows, _keep_first)
-    add_to_rollups(connection, rollup_deltas(new_events, calendar))
+    deltas = rollup_deltas(new_events, calendar)
+    add_to_rollups(connection, deltas)
     # Last, from the base tables as they now are. Another worker cannot change a desk's rows
     # meanwhile: a batch with a desk's events first updates its devices row (store_batch), which
     # holds off any other batch with that desk's events until this one commits.
@@ -205,6 +206,8 @@ def derive(
         since[device_id] = min(start, since.get(device_id, start))
     derive_nudges(connection, calendar, since)
     seat.refresh(connection, seat.touched_by(new_events) | {device_id for device_id, _ in recount})
+    # Last: every batch locks its fleet rows after all its other rows (server/fleet_days.py).
+    fleet_days.update(connection, deltas, {day for _, day in recount})
 
 
 def take_synced_times(
@@ -325,10 +328,10 @@ def recompute_rollups(
 def rebuild_all_rollups(
     connection: Connection, calendar: Calendar, since: date | None = None
 ) -> int:
-    """Recompute every rollup, nudge and daily insight row and every seat state (after
-    changing the time zone or day start); returns the rollup rows. ``since``: only days
-    from then on, as earlier days' events may have been pruned (server/retention.py) and
-    their rollups are all that is left of them."""
+    """Recompute every rollup, fleet day, nudge and daily insight row and every seat state
+    (after changing the time zone or day start); returns the rollup rows. ``since``: only
+    days from then on, as earlier days' events may have been pruned (server/retention.py)
+    and their rollups are all that is left of them."""
     pairs: set[tuple[str, date]] = set()
     for device_id, started in connection.execute(
         select(SittingSession.device_id, SittingSession.started_at)
@@ -348,4 +351,5 @@ def rebuild_all_rollups(
     recompute_rollups(connection, calendar, pairs)
     rebuild_insights(connection, calendar, since)
     seat.refresh(connection)
+    fleet_days.refresh(connection, None)
     return len(pairs)

@@ -40,6 +40,7 @@ from sitwatch.server.models import (
     Device,
     Drill,
     Event,
+    FleetDay,
     SittingSession,
     empty_figures,
 )
@@ -513,16 +514,23 @@ class RecordDay:
 
 
 def record_days(session: Session, scope: Scope, device_id: str | None = None) -> list[RecordDay]:
-    """Every stored day of the scope, in order: one row per day whatever the number of desks
-    (read from the (day, drills, longest_s) index for a fleet, the primary key for a desk),
-    shared by the longest stretch and the streaks."""
-    rows = session.execute(
-        select(DailyRollup.day, func.sum(DailyRollup.drills), func.max(DailyRollup.longest_s))
-        .where(*scope.on(DailyRollup.device_id, device_id))
-        .group_by(DailyRollup.day)
-        .order_by(DailyRollup.day)
-    )
-    return [RecordDay(day, int(drills or 0), float(longest or 0)) for day, drills, longest in rows]
+    """Every stored day of the scope, in order, shared by the longest stretch and the
+    streaks: for every desk the fleet's rows (models.FleetDay, kept by ingest), otherwise
+    one row per day from the rollups (the (day, drills, longest_s) index for a team, the
+    primary key for a desk)."""
+    if scope.device_ids is None and device_id is None:
+        stmt = select(FleetDay.day, FleetDay.drills, FleetDay.longest_s).order_by(FleetDay.day)
+    else:
+        stmt = (
+            select(DailyRollup.day, func.sum(DailyRollup.drills), func.max(DailyRollup.longest_s))
+            .where(*scope.on(DailyRollup.device_id, device_id))
+            .group_by(DailyRollup.day)
+            .order_by(DailyRollup.day)
+        )
+    return [
+        RecordDay(day, int(drills or 0), float(longest or 0))
+        for day, drills, longest in session.execute(stmt)
+    ]
 
 
 def longest_stretch(
