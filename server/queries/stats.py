@@ -48,8 +48,7 @@ from sitwatch.server.queries.scope import Scope
 from sitwatch.server.sql import count_where
 
 # A "seated" event older than this no longer makes a device "seated now": a seat that has
-# reported nobody standing up for two days is a stuck sensor, not a person. It also bounds
-# the rows the current-state query reads.
+# reported nobody standing up for two days is a stuck sensor, not a person.
 STATE_LOOKBACK = timedelta(days=2)
 # Longest range the per-day queries accept (the API rejects more), about 5 years.
 MAX_RANGE_DAYS = 5 * 366
