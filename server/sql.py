@@ -14,12 +14,13 @@ the DB-API ``executemany``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ColumnElement,
     Connection,
     CursorResult,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     column,
     extract,
     func,
+    or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSON
@@ -122,6 +124,28 @@ def on_devices(
     elif device_id is None and seek_each:
         terms.append(column.in_(select(Device.id)))
     return tuple(terms)
+
+
+def desk_terms(
+    desks: int, term: Callable[[Callable[[str], BindParameter[Any]]], ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """``term`` for each of ``desks`` desks, OR'd: ``term`` gets a function that names its
+    parameters, so that desk ``n``'s ``"from"`` is bound as ``from_n`` (``desk_values``).
+
+    Made for statements kept per number of desks (``functools.lru_cache``): building the
+    terms of a batch's 20 desks anew for each statement took ingest longer than running it
+    (1.5 ms against 0.2 ms for one SELECT on SQLite)."""
+
+    def terms_of(n: int) -> ColumnElement[bool]:
+        return term(lambda name: bindparam(f"{name}_{n}"))
+
+    return or_(*(terms_of(n) for n in range(desks)))
+
+
+def desk_values(desks: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The parameters of a ``desk_terms`` statement: the ``n``-th desk's ``name`` as
+    ``name_n``."""
+    return {f"{name}_{n}": value for n, desk in enumerate(desks) for name, value in desk.items()}
 
 
 def dialect_insert(connection: Connection, table: Any) -> Any:
