@@ -350,6 +350,8 @@ def recount_insights(
 
 
 _insights = DailyInsight.__table__.c
+# Every figure at zero, of its column's type (0.0 for seconds, 0 for counts).
+_ZEROS = {name: _insights[name].type.python_type() for name in INSIGHT_FIGURES}
 _sessions = SittingSession.__table__.c
 _DELETE_INSIGHTS = delete(DailyInsight.__table__).where(
     _insights.device_id == bindparam("b_desk"), _insights.day == bindparam("b_day")
@@ -413,7 +415,7 @@ def daily_insight_rows(
     sessions ((started_at, ended_at, duration_s), those reaching into the days) and its
     drill_step and drill_completed events (with ``boot_id``, ``type``, ``ts``, ``data``;
     sorted by time, and those up to a circuit's longest run after the days)."""
-    rows = {day: {"device_id": device_id, "day": day, **_zeros()} for day in days}
+    rows = {day: {"device_id": device_id, "day": day, **_ZEROS} for day in days}
     for started, ended, length in sessions:
         first_day = calendar.day_of(started)
         if first_day in rows:
@@ -424,11 +426,6 @@ def daily_insight_rows(
     _count_steps(calendar, drill_events, rows)
     full = [row for row in rows.values() if any(row[name] for name in INSIGHT_FIGURES)]
     return sorted(full, key=lambda row: row["day"])
-
-
-def _zeros() -> dict[str, float | int]:
-    columns = DailyInsight.__table__.columns
-    return {name: columns[name].type.python_type() for name in INSIGHT_FIGURES}
 
 
 def _count_steps(
