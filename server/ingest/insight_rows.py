@@ -25,7 +25,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Select, Table, and_, bindparam, delete, func, select
@@ -46,7 +45,7 @@ from sitwatch.server.models import (
     SittingSession,
 )
 from sitwatch.server.models import Event as EventRow
-from sitwatch.server.sql import desk_terms, desk_values
+from sitwatch.server.sql import DeskStatement, desk_terms
 
 # A prompt more than this after its boot's previous prompt or ack begins a new nudge.
 CYCLE_MARGIN = timedelta(days=1)
@@ -61,8 +60,6 @@ NUDGE_TYPES = (
     EventType.STOOD_UP,
     EventType.DRILL_COMPLETED,
 )
-# Statements kept per number of desks in a batch (sql.desk_terms), for each kind.
-STATEMENTS_KEPT = 64
 _KNOWN_STEPS = frozenset(key for key in EXERCISE_KEYS if key != OTHER_STEP)
 
 
@@ -160,16 +157,15 @@ def derive_nudges(connection: Connection, calendar: Calendar, since: Mapping[str
     """Recompute the nudges of each desk in ``since`` that its events from that time on can
     change; returns how many rows were written. A few statements for all the desks (one per
     desk and step cost an ingest batch of 20 desks three times its other work), each kept
-    per number of desks (``sql.desk_terms``)."""
+    per number of desks (``sql.DeskStatement``)."""
     if not since:
         return 0
     start, anchored = _recompute_from(connection, {d: as_utc(ts) for d, ts in since.items()})
     # From a stored nudge on, its first prompt begins the list (it began a nudge before and
     # still does: nothing earlier changed); else a day before, for the prompt's predecessor.
     read_from = {d: ts if d in anchored else ts - CYCLE_MARGIN for d, ts in start.items()}
-    found = connection.execute(
-        _nudge_events(len(read_from)),
-        desk_values({"desk": d, "from": ts} for d, ts in sorted(read_from.items())),
+    found = _nudge_events.execute(
+        connection, [{"desk": d, "from": ts} for d, ts in sorted(read_from.items())]
     )
     events: dict[str, list[StoredEvent]] = defaultdict(list)
     for device_id, *rest in found:
@@ -195,7 +191,7 @@ _DELETE_NUDGES = delete(Nudge.__table__).where(
 )
 
 
-@lru_cache(maxsize=STATEMENTS_KEPT)
+@DeskStatement
 def _nudge_events(desks: int) -> Select[Any]:
     """What the nudge rules read of each desk's events from a time on."""
     return select(
@@ -212,7 +208,7 @@ def _nudge_events(desks: int) -> Select[Any]:
     )
 
 
-@lru_cache(maxsize=STATEMENTS_KEPT)
+@DeskStatement
 def _last_nudges(desks: int) -> Select[Any]:
     """Each desk's last nudge before a time."""
     return (
@@ -227,7 +223,7 @@ def _last_nudges(desks: int) -> Select[Any]:
     )
 
 
-@lru_cache(maxsize=STATEMENTS_KEPT)
+@DeskStatement
 def _kept_nudges(desks: int) -> Select[Any]:
     """Which of these nudges (a desk's, started at a time) still have their prompt."""
     return (
@@ -248,17 +244,15 @@ def _recompute_from(
     the start of its last nudge before then, unless that nudge's events were pruned (it
     stays as it is: server/retention.py); and the desks where that is such a nudge."""
     last = dict(
-        connection.execute(
-            _last_nudges(len(earliest)),
-            desk_values({"desk": d, "before": ts} for d, ts in sorted(earliest.items())),
+        _last_nudges.execute(
+            connection, [{"desk": d, "before": ts} for d, ts in sorted(earliest.items())]
         ).all()
     )
     start = dict(earliest)
     if not last:
         return start, set()
-    kept = connection.execute(
-        _kept_nudges(len(last)),
-        desk_values({"desk": d, "at": ts} for d, ts in sorted(last.items())),
+    kept = _kept_nudges.execute(
+        connection, [{"desk": d, "at": ts} for d, ts in sorted(last.items())]
     ).all()
     for device_id, started in kept:
         start[device_id] = as_utc(started)
@@ -304,7 +298,7 @@ def recount_insights(
     connection: Connection, calendar: Calendar, pairs: Iterable[tuple[str, date]]
 ) -> int:
     """Recount the daily insight rows of ``pairs`` ((device_id, day)) from the sessions and
-    drill events, in a few statements for all the desks (``sql.desk_terms``); returns how
+    drill events, in a few statements for all the desks (``sql.DeskStatement``); returns how
     many rows hold something."""
     days_of: dict[str, set[date]] = defaultdict(set)
     for device_id, day in pairs:
@@ -316,19 +310,18 @@ def recount_insights(
         for d, days in sorted(days_of.items())
     ]
     sessions: dict[str, list[Any]] = defaultdict(list)
-    for device_id, *row in connection.execute(
-        _sessions_reaching(len(spans)),
-        desk_values(
+    for device_id, *row in _sessions_reaching.execute(
+        connection,
+        [
             {"desk": d, "earliest": start - LONGEST_SESSION, "start": start, "end": end}
             for d, start, end in spans
-        ),
+        ],
     ):
         sessions[device_id].append(row)
     drills: dict[str, list[Any]] = defaultdict(list)
     circuit = timedelta(seconds=LONGEST_CIRCUIT_S)
-    for row in connection.execute(
-        _drill_events(len(spans)),
-        desk_values({"desk": d, "start": start, "end": end + circuit} for d, start, end in spans),
+    for row in _drill_events.execute(
+        connection, [{"desk": d, "start": start, "end": end + circuit} for d, start, end in spans]
     ):
         drills[row.device_id].append(row)
     full = [
@@ -358,7 +351,7 @@ _DELETE_INSIGHTS = delete(DailyInsight.__table__).where(
 )
 
 
-@lru_cache(maxsize=STATEMENTS_KEPT)
+@DeskStatement
 def _sessions_reaching(desks: int) -> Select[Any]:
     """Each desk's sessions reaching into [start, end) (none is longer than
     LONGEST_SESSION, so none began before ``earliest``)."""
@@ -377,7 +370,7 @@ def _sessions_reaching(desks: int) -> Select[Any]:
     )
 
 
-@lru_cache(maxsize=STATEMENTS_KEPT)
+@DeskStatement
 def _drill_events(desks: int) -> Select[Any]:
     """Each desk's drill_step and drill_completed events in [start, end), by time."""
     return (
