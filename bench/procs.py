@@ -56,7 +56,7 @@ def ingest(
 
     from sitwatch.server.config import ServerConfig
     from sitwatch.server.db import make_engine
-    from sitwatch.server.ingest.worker import IngestWorker
+    from sitwatch.server.ingest.worker import IngestWorker, freeze_startup_objects
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     config = ServerConfig.model_validate(
@@ -73,7 +73,9 @@ def ingest(
         }
     )
     engine = make_engine(url)
-    worker = IngestWorker(config, engine, client_id=client_id).start()
+    worker = IngestWorker(config, engine, client_id=client_id)
+    freeze_startup_objects()  # as the sitwatch-server ingest and run commands do
+    worker.start()
     if not worker.wait_ready(10):
         sys.exit("ingest: not subscribed")
     print("ready", flush=True)

@@ -105,6 +105,9 @@ class Report:
 
 # --- ingest -------------------------------------------------------------------------------
 
+# Ingest's share of the broker's ceiling to reach (issue 16, item 4; 0.5 before it).
+INGEST_TARGET = 0.8
+
 
 def ingest_checks(run: dict[str, Any]) -> dict[str, bool]:
     count = run.get("events", 0)
@@ -194,9 +197,10 @@ def bench_ingest(report: Report, plan: Plan, workdir: Path, pg_ok: bool, end: da
                     checks.get("every worker took a share", True) and share
                 )
         ratio = found["rate"] / limit["rate"] if found["rate"] and limit["rate"] else None
-        fast = ratio is not None and ratio >= 0.5
+        fast = ratio is not None and ratio >= INGEST_TARGET
         if key in targeted:
-            target, passed = ">= 50% of ceiling", fast and all(checks.values())
+            target = f">= {INGEST_TARGET:.0%} of ceiling"
+            passed = fast and all(checks.values())
         else:  # no speed target, but losing or doubling events is still a failure
             target, passed = None, None if all(checks.values()) else False
         report.add(

@@ -14,15 +14,17 @@ the DB-API ``executemany``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ColumnElement,
     Connection,
     CursorResult,
+    Executable,
     Table,
     bindparam,
     case,
@@ -30,6 +32,7 @@ from sqlalchemy import (
     column,
     extract,
     func,
+    or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSON
@@ -122,6 +125,55 @@ def on_devices(
     elif device_id is None and seek_each:
         terms.append(column.in_(select(Device.id)))
     return tuple(terms)
+
+
+# Up to this many desks, a DeskStatement keeps its statements (one per power of two).
+KEPT_DESK_SLOTS = 256
+
+
+def desk_terms(
+    desks: int, term: Callable[[Callable[[str], BindParameter[Any]]], ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    """``term`` for each of ``desks`` desks, OR'd: ``term`` gets a function that names its
+    parameters, so that desk ``n``'s ``"from"`` is bound as ``from_n``."""
+
+    def terms_of(n: int) -> ColumnElement[bool]:
+        return term(lambda name: bindparam(f"{name}_{n}"))
+
+    return or_(*(terms_of(n) for n in range(desks)))
+
+
+class DeskStatement:
+    """A statement with one ``desk_terms`` term per desk (``build(slots)`` makes it for
+    ``slots`` desks), run with each desk's parameters (``execute``).
+
+    Building the terms of a batch's 20 desks anew for each statement took ingest longer
+    than running it (1.5 ms against 0.2 ms for one SELECT on SQLite), so statements are kept:
+    one per power of two up to KEPT_DESK_SLOTS desks, the slots beyond the batch's desks
+    bound to NULL, which matches no row (a few MB at most; a bigger batch's is built anew)."""
+
+    def __init__(self, build: Callable[[int], Executable]) -> None:
+        self._build = build
+        self._kept: dict[int, Executable] = {}
+
+    def execute(
+        self, connection: Connection, desks: Sequence[Mapping[str, Any]]
+    ) -> CursorResult[Any]:
+        """Run it with ``desks[n]``'s values as desk ``n``'s parameters (by name)."""
+        slots = 1 << max(len(desks) - 1, 0).bit_length()
+        if slots > KEPT_DESK_SLOTS:
+            slots = len(desks)
+        statement = self._kept.get(slots)
+        if statement is None:
+            statement = self._build(slots)
+            if slots <= KEPT_DESK_SLOTS:
+                self._kept[slots] = statement
+        values = {
+            f"{name}_{n}": value for n, desk in enumerate(desks) for name, value in desk.items()
+        }
+        names = list(desks[0]) if desks else []
+        values |= {f"{name}_{n}": None for n in range(len(desks), slots) for name in names}
+        return connection.execute(statement, values)
 
 
 def dialect_insert(connection: Connection, table: Any) -> Any:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
+
+_HOUR = timedelta(hours=1)
 
 
 def as_utc(ts: datetime) -> datetime:
@@ -25,18 +28,21 @@ class Calendar:
     timezone: str = "UTC"
     day_start_hour: int = 4
 
-    @property
+    # Kept once made (a frozen dataclass takes them in its __dict__): ingest asks for the
+    # day of every event and of every piece of every session it recounts.
+    @cached_property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)  # ZoneInfo caches instances per key
+        return ZoneInfo(self.timezone)
 
-    @property
+    @cached_property
     def day_start(self) -> timedelta:
         """How far after local midnight a day starts."""
         return timedelta(hours=self.day_start_hour)
 
     def day_of(self, ts: datetime) -> date:
         """The local day ``ts`` counts to (before day_start_hour: the day before)."""
-        return (as_utc(ts).astimezone(self.zone) - self.day_start).date()
+        local = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts  # naive: UTC (as_utc)
+        return (local.astimezone(self.zone) - self.day_start).date()
 
     def bounds(self, day: date) -> tuple[datetime, datetime]:
         """UTC start (inclusive) and end (exclusive) of local ``day``."""
@@ -53,17 +59,17 @@ class Calendar:
         piece, the day its hour counts to, the local clock hour (0-23) and its seconds. The
         repeated hour of an autumn change yields two pieces of the same hour; the hour a
         spring change skips, none."""
-        zone = self.zone
+        zone, day_start = self.zone, self.day_start
         pieces: list[tuple[date, int, float]] = []
         at, end = as_utc(start), as_utc(end)
         while at < end:
             local = at.astimezone(zone)
             offset = local.utcoffset() or timedelta(0)
             hour_start = local.replace(minute=0, second=0, microsecond=0, tzinfo=None)
-            cut = min(end, (hour_start + timedelta(hours=1) - offset).replace(tzinfo=UTC))
+            cut = min(end, (hour_start + _HOUR - offset).replace(tzinfo=UTC))
             if (cut.astimezone(zone).utcoffset() or timedelta(0)) != offset:
                 cut = _offset_change(zone, at, cut, offset)
-            day = (hour_start - self.day_start).date()
+            day = (hour_start - day_start).date()
             pieces.append((day, local.hour, (cut - at).total_seconds()))
             at = cut
         return pieces

@@ -176,7 +176,9 @@ class _PahoLog(logging.LoggerAdapter[logging.Logger]):
         if level >= logging.ERROR and str(msg).startswith("Caught exception"):
             super().log(logging.ERROR, msg, *args, exc_info=True, **kwargs)
             return
-        super().log(logging.DEBUG, msg, *args, **kwargs)
+        # paho logs every message in and every PUBACK out: with DEBUG off, one check.
+        if self.logger.isEnabledFor(logging.DEBUG):
+            super().log(logging.DEBUG, msg, *args, **kwargs)
 
 
 class BrokerRotation:

@@ -21,6 +21,7 @@ from sitwatch.calendar import Calendar
 from sitwatch.clock import FakeClock
 from sitwatch.device.tracker import SittingTracker
 from sitwatch.protocol import Event, EventType, ProtocolError
+from sitwatch.server import sql
 from sitwatch.server.db import make_engine
 from sitwatch.server.ingest.derive import check_event, rebuild_all_rollups
 from sitwatch.server.ingest.worker import Batch, store_batch
@@ -156,6 +157,30 @@ def test_incremental_rollups_and_insights_equal_a_rebuild_whatever_the_order_and
         e.type is EventType.STOOD_UP for e in events
     )
     assert nudges and daily  # type: ignore[truthy-bool]
+
+
+@pytest.mark.parametrize("kept_slots", [sql.KEPT_DESK_SLOTS, 2])
+def test_batches_of_several_desks_derive_each_desk_as_a_rebuild(
+    migrated_sqlite: Engine, monkeypatch: pytest.MonkeyPatch, kept_slots: int
+) -> None:
+    # Five desks a batch: their statements have room for eight, three bound to NULL; kept
+    # for two desks at most, the five-desk ones are built for five.
+    monkeypatch.setattr(sql, "KEPT_DESK_SLOTS", kept_slots)
+    rng = random.Random(kept_slots)
+    desks = [f"multi-{kept_slots}-{n}" for n in range(5)]
+    events = [random_event(rng, device_id) for device_id in desks for _ in range(40)]
+    rng.shuffle(events)
+    for start in range(0, len(events), 50):
+        batch = Batch()
+        for event in events[start : start + 50]:
+            batch.events[event.id] = (event, check_event(event))
+        with migrated_sqlite.begin() as connection:
+            store_batch(connection, batch, RULES, datetime.now(UTC))
+    incremental = {device_id: derived(migrated_sqlite, device_id) for device_id in desks}
+    with migrated_sqlite.begin() as connection:
+        rebuild_all_rollups(connection, RULES)
+    assert {device_id: derived(migrated_sqlite, device_id) for device_id in desks} == incremental
+    assert all(nudges and daily for _rollups, nudges, daily in incremental.values())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

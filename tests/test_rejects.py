@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from sitwatch.clock import FakeClock
+from sitwatch.mqtt import _PahoLog
 from sitwatch.protocol import ProtocolError
 from sitwatch.rejects import MAX_SOURCES, RejectLog, reason_of
 
@@ -82,3 +83,24 @@ def test_a_flood_of_source_names_shares_one_entry(caplog: pytest.LogCaptureFixtu
 def test_a_long_reason_is_cut() -> None:
     assert len(reason_of(ProtocolError("x" * 10_000))) == 300
     assert reason_of(ValueError()) == "ValueError"
+
+
+def test_paho_logs_at_debug_but_a_callback_exception_as_an_error_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    paho = _PahoLog(log.getChild("paho"))
+    caplog.set_level(logging.DEBUG, logger=log.name)
+    paho.log(logging.ERROR, "failed to receive on socket: %s", "reset")
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        paho.log(logging.ERROR, "Caught exception in on_message: %s", exc)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.DEBUG, "failed to receive on socket: reset"),
+        (logging.ERROR, "Caught exception in on_message: boom"),
+    ]
+    assert caplog.records[1].exc_info is not None and caplog.records[1].exc_info[0] is ValueError
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger=log.name)
+    paho.log(logging.DEBUG, "Received PUBLISH (m%d)", 1)
+    assert caplog.records == []

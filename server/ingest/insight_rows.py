@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, func, or_, select
+from sqlalchemy import Connection, Select, Table, and_, bindparam, delete, func, select
 
 from sitwatch.calendar import Calendar, as_utc
 from sitwatch.drill import CIRCUIT
@@ -45,6 +45,7 @@ from sitwatch.server.models import (
     SittingSession,
 )
 from sitwatch.server.models import Event as EventRow
+from sitwatch.server.sql import DeskStatement, desk_terms
 
 # A prompt more than this after its boot's previous prompt or ack begins a new nudge.
 CYCLE_MARGIN = timedelta(days=1)
@@ -155,32 +156,16 @@ def _within(row: StoredEvent, start: StoredEvent, following: StoredEvent | None)
 def derive_nudges(connection: Connection, calendar: Calendar, since: Mapping[str, datetime]) -> int:
     """Recompute the nudges of each desk in ``since`` that its events from that time on can
     change; returns how many rows were written. A few statements for all the desks (one per
-    desk and step cost an ingest batch of 20 desks three times its other work)."""
+    desk and step cost an ingest batch of 20 desks three times its other work), each kept
+    per number of desks (``sql.DeskStatement``)."""
     if not since:
         return 0
-    table: Table = Nudge.__table__  # type: ignore[assignment]
     start, anchored = _recompute_from(connection, {d: as_utc(ts) for d, ts in since.items()})
     # From a stored nudge on, its first prompt begins the list (it began a nudge before and
     # still does: nothing earlier changed); else a day before, for the prompt's predecessor.
     read_from = {d: ts if d in anchored else ts - CYCLE_MARGIN for d, ts in start.items()}
-    found = connection.execute(
-        select(
-            EventRow.device_id,
-            EventRow.event_id,
-            EventRow.boot_id,
-            EventRow.seq,
-            EventRow.type,
-            EventRow.ts,
-            EventRow.data,
-        ).where(
-            or_(
-                *(
-                    and_(EventRow.device_id == d, EventRow.ts >= ts)
-                    for d, ts in sorted(read_from.items())
-                )
-            ),
-            EventRow.type.in_([kind.value for kind in NUDGE_TYPES]),
-        )
+    found = _nudge_events.execute(
+        connection, [{"desk": d, "from": ts} for d, ts in sorted(read_from.items())]
     )
     events: dict[str, list[StoredEvent]] = defaultdict(list)
     for device_id, *rest in found:
@@ -192,18 +177,64 @@ def derive_nudges(connection: Connection, calendar: Calendar, since: Mapping[str
         if row["started_at"] >= start[device_id]
     ]
     connection.execute(
-        delete(table).where(
-            or_(
-                *(
-                    and_(table.c.device_id == d, table.c.started_at >= ts)
-                    for d, ts in sorted(start.items())
-                )
+        _DELETE_NUDGES, [{"b_desk": d, "b_from": ts} for d, ts in sorted(start.items())]
+    )
+    if rows:
+        connection.execute(Nudge.__table__.insert(), rows)
+    return len(rows)
+
+
+_nudges = Nudge.__table__.c
+_events = EventRow.__table__.c
+_DELETE_NUDGES = delete(Nudge.__table__).where(
+    _nudges.device_id == bindparam("b_desk"), _nudges.started_at >= bindparam("b_from")
+)
+
+
+@DeskStatement
+def _nudge_events(desks: int) -> Select[Any]:
+    """What the nudge rules read of each desk's events from a time on."""
+    return select(
+        _events.device_id,
+        _events.event_id,
+        _events.boot_id,
+        _events.seq,
+        _events.type,
+        _events.ts,
+        _events.data,
+    ).where(
+        desk_terms(desks, lambda p: and_(_events.device_id == p("desk"), _events.ts >= p("from"))),
+        _events.type.in_([kind.value for kind in NUDGE_TYPES]),
+    )
+
+
+@DeskStatement
+def _last_nudges(desks: int) -> Select[Any]:
+    """Each desk's last nudge before a time."""
+    return (
+        select(_nudges.device_id, func.max(_nudges.started_at))
+        .where(
+            desk_terms(
+                desks,
+                lambda p: and_(_nudges.device_id == p("desk"), _nudges.started_at < p("before")),
+            )
+        )
+        .group_by(_nudges.device_id)
+    )
+
+
+@DeskStatement
+def _kept_nudges(desks: int) -> Select[Any]:
+    """Which of these nudges (a desk's, started at a time) still have their prompt."""
+    return (
+        select(_nudges.device_id, _nudges.started_at)
+        .join(EventRow.__table__, _events.event_id == _nudges.event_id)
+        .where(
+            desk_terms(
+                desks, lambda p: and_(_nudges.device_id == p("desk"), _nudges.started_at == p("at"))
             )
         )
     )
-    if rows:
-        connection.execute(table.insert(), rows)
-    return len(rows)
 
 
 def _recompute_from(
@@ -213,37 +244,19 @@ def _recompute_from(
     the start of its last nudge before then, unless that nudge's events were pruned (it
     stays as it is: server/retention.py); and the desks where that is such a nudge."""
     last = dict(
-        connection.execute(
-            select(Nudge.device_id, func.max(Nudge.started_at))
-            .where(
-                or_(
-                    *(
-                        and_(Nudge.device_id == d, Nudge.started_at < ts)
-                        for d, ts in sorted(earliest.items())
-                    )
-                )
-            )
-            .group_by(Nudge.device_id)
+        _last_nudges.execute(
+            connection, [{"desk": d, "before": ts} for d, ts in sorted(earliest.items())]
         ).all()
     )
     start = dict(earliest)
-    if last:
-        kept = connection.execute(
-            select(Nudge.device_id, Nudge.started_at)
-            .join(EventRow, EventRow.event_id == Nudge.event_id)
-            .where(
-                or_(
-                    *(
-                        and_(Nudge.device_id == d, Nudge.started_at == ts)
-                        for d, ts in sorted(last.items())
-                    )
-                )
-            )
-        ).all()
-        for device_id, started in kept:
-            start[device_id] = as_utc(started)
-        return start, {device_id for device_id, _ in kept}
-    return start, set()
+    if not last:
+        return start, set()
+    kept = _kept_nudges.execute(
+        connection, [{"desk": d, "at": ts} for d, ts in sorted(last.items())]
+    ).all()
+    for device_id, started in kept:
+        start[device_id] = as_utc(started)
+    return start, {device_id for device_id, _ in kept}
 
 
 def nudge_starts(events: Iterable[Event], calendar: Calendar) -> dict[str, datetime]:
@@ -285,64 +298,30 @@ def recount_insights(
     connection: Connection, calendar: Calendar, pairs: Iterable[tuple[str, date]]
 ) -> int:
     """Recount the daily insight rows of ``pairs`` ((device_id, day)) from the sessions and
-    drill events, in a few statements for all the desks; returns how many rows hold
-    something."""
+    drill events, in a few statements for all the desks (``sql.DeskStatement``); returns how
+    many rows hold something."""
     days_of: dict[str, set[date]] = defaultdict(set)
     for device_id, day in pairs:
         days_of[device_id].add(day)
     if not days_of:
         return 0
-    table: Table = DailyInsight.__table__  # type: ignore[assignment]
-    spans = {
-        d: (calendar.bounds(min(days))[0], calendar.bounds(max(days))[1])
+    spans = [
+        (d, calendar.bounds(min(days))[0], calendar.bounds(max(days))[1])
         for d, days in sorted(days_of.items())
-    }
+    ]
     sessions: dict[str, list[Any]] = defaultdict(list)
-    for device_id, *row in connection.execute(
-        select(
-            SittingSession.device_id,
-            SittingSession.started_at,
-            SittingSession.ended_at,
-            SittingSession.duration_s,
-        ).where(
-            or_(
-                *(
-                    and_(
-                        SittingSession.device_id == d,
-                        SittingSession.started_at >= start - LONGEST_SESSION,
-                        SittingSession.started_at < end,
-                        SittingSession.ended_at > start,
-                    )
-                    for d, (start, end) in spans.items()
-                )
-            )
-        )
+    for device_id, *row in _sessions_reaching.execute(
+        connection,
+        [
+            {"desk": d, "earliest": start - LONGEST_SESSION, "start": start, "end": end}
+            for d, start, end in spans
+        ],
     ):
         sessions[device_id].append(row)
     drills: dict[str, list[Any]] = defaultdict(list)
-    for row in connection.execute(
-        select(
-            EventRow.device_id,
-            EventRow.boot_id,
-            EventRow.seq,
-            EventRow.type,
-            EventRow.ts,
-            EventRow.data,
-        )
-        .where(
-            or_(
-                *(
-                    and_(
-                        EventRow.device_id == d,
-                        EventRow.ts >= start,
-                        EventRow.ts < end + timedelta(seconds=LONGEST_CIRCUIT_S),
-                    )
-                    for d, (start, end) in spans.items()
-                )
-            ),
-            EventRow.type.in_((EventType.DRILL_STEP.value, EventType.DRILL_COMPLETED.value)),
-        )
-        .order_by(EventRow.ts, EventRow.seq)
+    circuit = timedelta(seconds=LONGEST_CIRCUIT_S)
+    for row in _drill_events.execute(
+        connection, [{"desk": d, "start": start, "end": end + circuit} for d, start, end in spans]
     ):
         drills[row.device_id].append(row)
     full = [
@@ -351,18 +330,71 @@ def recount_insights(
         for row in daily_insight_rows(d, days, sessions[d], drills[d], calendar)
     ]
     connection.execute(
-        delete(table).where(
-            or_(
-                *(
-                    and_(table.c.device_id == d, table.c.day.in_(sorted(days)))
-                    for d, days in sorted(days_of.items())
-                )
-            )
-        )
+        _DELETE_INSIGHTS,
+        [
+            {"b_desk": d, "b_day": day}
+            for d, days in sorted(days_of.items())
+            for day in sorted(days)
+        ],
     )
     if full:
-        connection.execute(table.insert(), full)
+        connection.execute(DailyInsight.__table__.insert(), full)
     return len(full)
+
+
+_insights = DailyInsight.__table__.c
+# Every figure at zero, of its column's type (0.0 for seconds, 0 for counts).
+_ZEROS = {name: _insights[name].type.python_type() for name in INSIGHT_FIGURES}
+_sessions = SittingSession.__table__.c
+_DELETE_INSIGHTS = delete(DailyInsight.__table__).where(
+    _insights.device_id == bindparam("b_desk"), _insights.day == bindparam("b_day")
+)
+
+
+@DeskStatement
+def _sessions_reaching(desks: int) -> Select[Any]:
+    """Each desk's sessions reaching into [start, end) (none is longer than
+    LONGEST_SESSION, so none began before ``earliest``)."""
+    return select(
+        _sessions.device_id, _sessions.started_at, _sessions.ended_at, _sessions.duration_s
+    ).where(
+        desk_terms(
+            desks,
+            lambda p: and_(
+                _sessions.device_id == p("desk"),
+                _sessions.started_at >= p("earliest"),
+                _sessions.started_at < p("end"),
+                _sessions.ended_at > p("start"),
+            ),
+        )
+    )
+
+
+@DeskStatement
+def _drill_events(desks: int) -> Select[Any]:
+    """Each desk's drill_step and drill_completed events in [start, end), by time."""
+    return (
+        select(
+            _events.device_id,
+            _events.boot_id,
+            _events.seq,
+            _events.type,
+            _events.ts,
+            _events.data,
+        )
+        .where(
+            desk_terms(
+                desks,
+                lambda p: and_(
+                    _events.device_id == p("desk"),
+                    _events.ts >= p("start"),
+                    _events.ts < p("end"),
+                ),
+            ),
+            _events.type.in_((EventType.DRILL_STEP.value, EventType.DRILL_COMPLETED.value)),
+        )
+        .order_by(_events.ts, _events.seq)
+    )
 
 
 def daily_insight_rows(
@@ -376,7 +408,7 @@ def daily_insight_rows(
     sessions ((started_at, ended_at, duration_s), those reaching into the days) and its
     drill_step and drill_completed events (with ``boot_id``, ``type``, ``ts``, ``data``;
     sorted by time, and those up to a circuit's longest run after the days)."""
-    rows = {day: {"device_id": device_id, "day": day, **_zeros()} for day in days}
+    rows = {day: {"device_id": device_id, "day": day, **_ZEROS} for day in days}
     for started, ended, length in sessions:
         first_day = calendar.day_of(started)
         if first_day in rows:
@@ -387,11 +419,6 @@ def daily_insight_rows(
     _count_steps(calendar, drill_events, rows)
     full = [row for row in rows.values() if any(row[name] for name in INSIGHT_FIGURES)]
     return sorted(full, key=lambda row: row["day"])
-
-
-def _zeros() -> dict[str, float | int]:
-    columns = DailyInsight.__table__.columns
-    return {name: columns[name].type.python_type() for name in INSIGHT_FIGURES}
 
 
 def _count_steps(

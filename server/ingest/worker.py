@@ -10,6 +10,7 @@ duplicates are acked again and a batch that failed to commit is not acked at all
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -188,6 +189,25 @@ def store_batch(
         log.info("%d events stored with an unsynced clock took a synced copy's time", corrected)
     derive(connection, [e for e in events if e.id in new_ids], calendar, recount)
     return new_ids
+
+
+# The cyclic collector's thresholds for a process that ingests (Python's are 700, 10, 10):
+# a batch keeps thousands of messages, events and rows alive until it is stored, and with
+# the default they were walked again every few hundred allocations, and by the middle
+# generation every few thousand.
+GC_THRESHOLDS = (5000, 100, 10)
+
+
+def freeze_startup_objects() -> None:
+    """For a process that ingests, once it has started up: what exists by then (modules,
+    the models' metadata, the engine) lives as long as the process, and frozen it is no
+    longer walked by each of the cyclic collector's full collections; and the collector
+    runs less often (GC_THRESHOLDS). Under the bench's load (20,000 events, a quiet
+    machine) the collector took 0.33-0.43 s of the worker's CPU, 0.18-0.21 s frozen, and
+    0.06-0.08 s frozen with these thresholds."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _source_of(topic_name: str) -> str:
