@@ -200,9 +200,6 @@ def run(ctx: click.Context) -> None:
         # A worker that gives up (no shared subscriptions) stops the dashboard as Ctrl-C would.
         worker.when_failed = lambda _reason: _thread.interrupt_main()
         _stop_on_sigterm()
-        from sitwatch.server.ingest.worker import freeze_startup_objects
-
-        freeze_startup_objects()
         worker.start()
         try:
             _serve_web(config, engine)
@@ -223,9 +220,6 @@ def ingest(ctx: click.Context) -> None:
     with open_database(config) as engine:
         _stop_on_sigterm()
         worker = _ingest_worker(config, engine)
-        from sitwatch.server.ingest.worker import freeze_startup_objects
-
-        freeze_startup_objects()
         worker.run_forever()
         if worker.failure:
             fail(worker.failure)
