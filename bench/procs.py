@@ -56,7 +56,7 @@ def ingest(
 
     from sitwatch.server.config import ServerConfig
     from sitwatch.server.db import make_engine
-    from sitwatch.server.ingest.worker import IngestWorker, freeze_startup_objects
+    from sitwatch.server.ingest.worker import IngestWorker
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     config = ServerConfig.model_validate(
@@ -74,7 +74,6 @@ def ingest(
     )
     engine = make_engine(url)
     worker = IngestWorker(config, engine, client_id=client_id)
-    freeze_startup_objects()  # as the sitwatch-server ingest and run commands do
     worker.start()
     if not worker.wait_ready(10):
         sys.exit("ingest: not subscribed")
